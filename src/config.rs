@@ -1,0 +1,436 @@
+//! Typed configuration: a TOML file, then `ZENDESK_IVR_<SECTION>__<KEY>` environment
+//! overrides (e.g. `ZENDESK_IVR_SIP__LISTEN=127.0.0.1:5080`).
+//!
+//! Every key has a sane default, so an empty file is a valid configuration for a lab.
+//! `config/zendesk-ivr.example.toml` documents every key.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The environment prefix for overrides. Sections and keys are split by `__`.
+pub const ENV_PREFIX: &str = "ZENDESK_IVR_";
+
+/// Why a configuration could not be loaded. The message names the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration error: {0}")]
+    Invalid(String),
+    #[error("configuration key `{key}`: {reason}")]
+    Key { key: &'static str, reason: String },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(err: figment::Error) -> Self {
+        // figment's own message names the key path ("for key `sip.listen`"); keep every
+        // error of a multi-error report.
+        let all: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        ConfigError::Invalid(all.join("; "))
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub media: MediaConfig,
+    pub zendesk: ZendeskConfig,
+    pub transfer: TransferConfig,
+    pub routing: RoutingConfig,
+    pub outbox: OutboxConfig,
+    pub admin: AdminConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// Address for both UDP and TCP.
+    pub listen: SocketAddr,
+    /// Host or IP written into Via/Contact/SDP when `listen` is a wildcard address.
+    pub public_host: Option<String>,
+    /// Sources whose P-Asserted-Identity is trusted for the caller ID (IP addresses).
+    pub trusted_sources: Vec<IpAddr>,
+    /// Region used to read national numbers as E.164 (ISO 3166 code, e.g. "NO").
+    pub default_region: String,
+    /// RFC 3261 timer base values, in milliseconds.
+    pub t1_ms: u64,
+    pub t2_ms: u64,
+    pub t4_ms: u64,
+    /// RFC 4028 session timer: interval we ask for, and the least we accept.
+    pub session_expires_s: u32,
+    pub min_se_s: u32,
+    /// Send 180 Ringing before answering.
+    pub send_ringing: bool,
+    /// Largest SIP message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Most concurrent calls; past it, new INVITEs get 503 with Retry-After.
+    pub max_calls: usize,
+    pub user_agent: String,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            public_host: None,
+            trusted_sources: Vec::new(),
+            default_region: "US".into(),
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+            session_expires_s: 1800,
+            min_se_s: 90,
+            send_ringing: true,
+            max_message_bytes: 65_535,
+            max_calls: 2000,
+            user_agent: concat!("zendesk-ivr/", env!("CARGO_PKG_VERSION")).into(),
+        }
+    }
+}
+
+impl SipConfig {
+    pub fn t1(&self) -> Duration {
+        Duration::from_millis(self.t1_ms)
+    }
+    pub fn t2(&self) -> Duration {
+        Duration::from_millis(self.t2_ms)
+    }
+    pub fn t4(&self) -> Duration {
+        Duration::from_millis(self.t4_ms)
+    }
+}
+
+/// A codec name as written in config, in preference order.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum CodecName {
+    Pcmu,
+    Pcma,
+    Opus,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// RTP port range "LOW-HIGH" (even ports are used for RTP, the next odd for RTCP).
+    pub rtp_ports: String,
+    /// Codecs offered and accepted, most preferred first.
+    pub codecs: Vec<CodecName>,
+    /// Hang up after this long with no RTP while not on hold (0 disables).
+    pub rtp_timeout_s: u64,
+    /// Music played while a caller waits for an agent in bridge mode.
+    pub hold_music: PathBuf,
+    /// Folder of static WAV prompts.
+    pub prompts_dir: PathBuf,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            rtp_ports: "30000-30999".into(),
+            codecs: vec![CodecName::Pcmu, CodecName::Pcma, CodecName::Opus],
+            rtp_timeout_s: 30,
+            hold_music: PathBuf::from("audio/defaultmusic_on_hold.wav"),
+            prompts_dir: PathBuf::from("audio"),
+        }
+    }
+}
+
+impl MediaConfig {
+    /// The RTP port range as numbers, checked.
+    pub fn rtp_port_range(&self) -> Result<(u16, u16), ConfigError> {
+        let err = |reason: &str| ConfigError::Key {
+            key: "media.rtp_ports",
+            reason: format!("{reason} (got {:?}, want e.g. \"30000-30999\")", self.rtp_ports),
+        };
+        let (lo, hi) = self
+            .rtp_ports
+            .split_once('-')
+            .ok_or_else(|| err("expected LOW-HIGH"))?;
+        let lo: u16 = lo.trim().parse().map_err(|_| err("LOW is not a port"))?;
+        let hi: u16 = hi.trim().parse().map_err(|_| err("HIGH is not a port"))?;
+        if lo == 0 || lo >= hi {
+            return Err(err("LOW must be non-zero and below HIGH"));
+        }
+        Ok((lo, hi))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZendeskConfig {
+    /// `https://<subdomain>.zendesk.com`, or any base URL (the simulator in labs).
+    pub url: String,
+    /// Agent email for API-token auth (`{email}/token:{api_token}`).
+    pub email: Option<String>,
+    /// The API token. Prefer `api_token_file` or the environment over the file.
+    pub api_token: Option<String>,
+    /// A file holding the API token (trailing white space is trimmed).
+    pub api_token_file: Option<PathBuf>,
+    /// An OAuth bearer token, used instead of email/token when set.
+    pub oauth_token: Option<String>,
+    /// One deadline for the whole data dip (user search + ticket search).
+    pub deadline_ms: u64,
+    /// Ticket search sort field (`updated_at`, `created_at`, `priority`, ...).
+    pub sort_by: String,
+    /// Repeat-caller cache.
+    pub cache_ttl_s: u64,
+    pub cache_size: usize,
+    /// Open a ticket for callers with no user or no unsolved ticket.
+    pub create_ticket_for_unknown: bool,
+    /// Circuit breaker: consecutive failures that open it, and how long it stays open.
+    pub breaker_failures: u32,
+    pub breaker_open_s: u64,
+}
+
+impl Default for ZendeskConfig {
+    fn default() -> Self {
+        ZendeskConfig {
+            url: "http://127.0.0.1:8089".into(),
+            email: None,
+            api_token: None,
+            api_token_file: None,
+            oauth_token: None,
+            deadline_ms: 1500,
+            sort_by: "updated_at".into(),
+            cache_ttl_s: 30,
+            cache_size: 10_000,
+            create_ticket_for_unknown: false,
+            breaker_failures: 5,
+            breaker_open_s: 30,
+        }
+    }
+}
+
+impl ZendeskConfig {
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferMode {
+    #[default]
+    Refer,
+    Bridge,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransferConfig {
+    pub mode: TransferMode,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Where agent calls go by default (a SIP URI).
+    pub default_queue: String,
+    /// Where callers with an urgent or high priority ticket go.
+    pub priority_queue: String,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            default_queue: "sip:support@127.0.0.1:5070".into(),
+            priority_queue: "sip:priority@127.0.0.1:5070".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// SQLite database of post-call comments waiting to be posted.
+    pub path: PathBuf,
+    /// Attempts before an entry goes to the dead-letter table.
+    pub max_attempts: u32,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig { path: PathBuf::from("zendesk-ivr-outbox.sqlite"), max_attempts: 20 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `/metrics`, `/healthz`, `/readyz`. Empty disables the admin listener.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))) }
+    }
+}
+
+impl Config {
+    /// Defaults, then the TOML file (if any), then `ZENDESK_IVR_*` from the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::from_figment(Self::figment(file).merge(Env::prefixed(ENV_PREFIX).split("__")))
+    }
+
+    /// Like [`Config::load`] with an explicit environment (for tests and tools).
+    pub fn load_with_env<'a>(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Config, ConfigError> {
+        let mut figment = Self::figment(file);
+        for (name, value) in env {
+            if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
+                let key = rest.to_ascii_lowercase().replace("__", ".");
+                let value: figment::value::Value = value
+                    .parse()
+                    .unwrap_or_else(|_| figment::value::Value::from(value.to_string()));
+                figment = figment.merge((key, value));
+            }
+        }
+        Self::from_figment(figment)
+    }
+
+    fn figment(file: Option<&Path>) -> Figment {
+        let figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => figment.merge(Toml::file_exact(path)),
+            None => figment,
+        }
+    }
+
+    fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks that go beyond types: ranges, regions, URLs.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.media.rtp_port_range()?;
+        if self.media.codecs.is_empty() {
+            return Err(ConfigError::Key {
+                key: "media.codecs",
+                reason: "at least one codec is needed".into(),
+            });
+        }
+        if self.sip.default_region.parse::<phonenumber::country::Id>().is_err() {
+            return Err(ConfigError::Key {
+                key: "sip.default_region",
+                reason: format!("{:?} is not an ISO 3166 region code", self.sip.default_region),
+            });
+        }
+        if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
+            return Err(ConfigError::Key {
+                key: "sip.t2_ms",
+                reason: "T1 must be non-zero and T2 at least T1".into(),
+            });
+        }
+        if !(self.zendesk.url.starts_with("http://") || self.zendesk.url.starts_with("https://")) {
+            return Err(ConfigError::Key {
+                key: "zendesk.url",
+                reason: format!("{:?} is not an http(s) URL", self.zendesk.url),
+            });
+        }
+        if self.zendesk.deadline_ms == 0 {
+            return Err(ConfigError::Key {
+                key: "zendesk.deadline_ms",
+                reason: "must be above zero".into(),
+            });
+        }
+        for (key, uri) in [
+            ("routing.default_queue", &self.routing.default_queue),
+            ("routing.priority_queue", &self.routing.priority_queue),
+        ] {
+            if !(uri.starts_with("sip:") || uri.starts_with("sips:")) {
+                return Err(ConfigError::Key {
+                    key,
+                    reason: format!("{uri:?} is not a SIP URI"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = Config::load_with_env(None, []).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.zendesk.deadline_ms, 1500);
+    }
+
+    #[test]
+    fn example_file_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/zendesk-ivr.example.toml");
+        let config = Config::load_with_env(Some(&path), []).unwrap();
+        assert_eq!(config.sip.default_region, "NO");
+        assert_eq!(config.transfer.mode, TransferMode::Refer);
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let file = write("[sip]\nlisten = \"127.0.0.1:5070\"\n[zendesk]\ndeadline_ms = 900\n");
+        let config = Config::load_with_env(
+            Some(file.path()),
+            [
+                ("ZENDESK_IVR_SIP__LISTEN", "127.0.0.1:5080"),
+                ("ZENDESK_IVR_TRANSFER__MODE", "bridge"),
+                ("UNRELATED", "x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.sip.listen, "127.0.0.1:5080".parse().unwrap());
+        assert_eq!(config.zendesk.deadline_ms, 900);
+        assert_eq!(config.transfer.mode, TransferMode::Bridge);
+    }
+
+    #[test]
+    fn bad_value_names_the_key() {
+        let file = write("[sip]\nlisten = \"not an address\"\n");
+        let err = Config::load_with_env(Some(file.path()), []).unwrap_err().to_string();
+        assert!(err.contains("sip.listen"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let file = write("[zendesk]\ndeadline = 5\n");
+        let err = Config::load_with_env(Some(file.path()), []).unwrap_err().to_string();
+        assert!(err.contains("deadline"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        for (text, key) in [
+            ("[media]\nrtp_ports = \"40000-30000\"\n", "media.rtp_ports"),
+            ("[sip]\ndefault_region = \"XX\"\n", "sip.default_region"),
+            ("[zendesk]\nurl = \"ftp://x\"\n", "zendesk.url"),
+            ("[routing]\ndefault_queue = \"queue\"\n", "routing.default_queue"),
+        ] {
+            let file = write(text);
+            let err = Config::load_with_env(Some(file.path()), []).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let err = Config::load_with_env(Some(Path::new("/nonexistent/zendesk-ivr.toml")), []);
+        assert!(err.is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! zendesk-ivr: a caller-aware SIP/RTP IVR.
+//!
+//! The layout follows `ARCHITECTURE.md` (kept in the team's shared folder): sans-IO protocol
+//! cores (`sip::message`, `sip::transaction`, `sip::dialog`, `sdp`, `media::{codec,pacer,dtmf}`)
+//! and one runtime layer that owns sockets, the clock, files and HTTP.
+
+pub mod config;
+pub mod media;
+pub mod outbox;
+pub mod sdp;
+pub mod sip;
+pub mod zendesk;

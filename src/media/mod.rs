@@ -1,0 +1,6 @@
+//! Media: codecs, prompts, pacing, DTMF, per-call RTP sessions and bridging.
+
+pub mod codec;
+pub mod dtmf;
+pub mod pacer;
+pub mod prompt;

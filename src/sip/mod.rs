@@ -1,0 +1,6 @@
+//! SIP: message framing and parsing, transactions, dialogs, and the transports.
+
+pub mod ani;
+pub mod dialog;
+pub mod message;
+pub mod transaction;
