@@ -50,8 +50,8 @@ pub struct Config {
 pub struct SipConfig {
     /// Address for both UDP and TCP.
     pub listen: SocketAddr,
-    /// Host or IP written into Via/Contact/SDP when `listen` is a wildcard address.
-    pub public_host: Option<String>,
+    /// IP written into Via/Contact/SDP; needed when `listen` is a wildcard address.
+    pub public_ip: Option<IpAddr>,
     /// Sources whose P-Asserted-Identity is trusted for the caller ID (IP addresses).
     pub trusted_sources: Vec<IpAddr>,
     /// Region used to read national numbers as E.164 (ISO 3166 code, e.g. "NO").
@@ -75,8 +75,8 @@ pub struct SipConfig {
 impl Default for SipConfig {
     fn default() -> Self {
         SipConfig {
-            listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
-            public_host: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            public_ip: None,
             trusted_sources: Vec::new(),
             default_region: "US".into(),
             t1_ms: 500,
@@ -93,6 +93,10 @@ impl Default for SipConfig {
 }
 
 impl SipConfig {
+    /// The IP that peers reach us on: `public_ip`, else the listen address.
+    pub fn advertised_ip(&self) -> IpAddr {
+        self.public_ip.unwrap_or(self.listen.ip())
+    }
     pub fn t1(&self) -> Duration {
         Duration::from_millis(self.t1_ms)
     }
@@ -313,6 +317,16 @@ impl Config {
     /// Checks that go beyond types: ranges, regions, URLs.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.media.rtp_port_range()?;
+        if self.sip.listen.ip().is_unspecified() && self.sip.public_ip.is_none() {
+            return Err(ConfigError::Key {
+                key: "sip.public_ip",
+                reason: format!(
+                    "needed when sip.listen ({}) is a wildcard address, so that Contact and SDP \
+                     carry an address callers can reach",
+                    self.sip.listen
+                ),
+            });
+        }
         if self.media.codecs.is_empty() {
             return Err(ConfigError::Key {
                 key: "media.codecs",
@@ -421,6 +435,7 @@ mod tests {
             ("[sip]\ndefault_region = \"XX\"\n", "sip.default_region"),
             ("[zendesk]\nurl = \"ftp://x\"\n", "zendesk.url"),
             ("[routing]\ndefault_queue = \"queue\"\n", "routing.default_queue"),
+            ("[sip]\nlisten = \"0.0.0.0:5060\"\n", "sip.public_ip"),
         ] {
             let file = write(text);
             let err = Config::load_with_env(Some(file.path()), []).unwrap_err().to_string();

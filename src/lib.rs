@@ -4,9 +4,11 @@
 //! cores (`sip::message`, `sip::transaction`, `sip::dialog`, `sdp`, `media::{codec,pacer,dtmf}`)
 //! and one runtime layer that owns sockets, the clock, files and HTTP.
 
+pub mod call;
 pub mod config;
 pub mod media;
 pub mod outbox;
 pub mod sdp;
+pub mod server;
 pub mod sip;
 pub mod zendesk;

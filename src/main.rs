@@ -15,6 +15,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the endpoint.
+    Run {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// How long to let calls finish on SIGTERM/SIGINT before exiting.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        drain: std::time::Duration,
+    },
     /// Validate the configuration file (and the environment overrides).
     Check {
         #[arg(long, short)]
@@ -28,10 +36,22 @@ fn init_tracing() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 fn main() -> anyhow::Result<()> {
     init_tracing();
     let cli = Cli::parse();
     match cli.command {
+        Command::Run { config, drain } => {
+            let config = Config::load(config.as_deref()).context("loading the configuration")?;
+            runtime()?.block_on(zendesk_ivr::server::run(config, drain))?;
+            Ok(())
+        }
         Command::Check { config } => {
             let config = Config::load(config.as_deref()).context("loading the configuration")?;
             println!("configuration OK: SIP on {}, Zendesk at {}", config.sip.listen, config.zendesk.url);

@@ -4,3 +4,4 @@ pub mod codec;
 pub mod dtmf;
 pub mod pacer;
 pub mod prompt;
+pub mod rtp_ports;

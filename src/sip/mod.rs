@@ -2,5 +2,7 @@
 
 pub mod ani;
 pub mod dialog;
+pub mod endpoint;
 pub mod message;
 pub mod transaction;
+pub mod transport;

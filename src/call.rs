@@ -1,0 +1,84 @@
+//! The per-call driver (runtime layer): one task per call, in a tracing span that carries
+//! the Call-ID. It reads the caller ID, takes RTP ports, answers, and follows the call's
+//! events until it ends.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::config::Config;
+use crate::media::rtp_ports::RtpPorts;
+use crate::sip::ani::{self, Ani, CallerId};
+use crate::sip::dialog::CallEvent;
+use crate::sip::endpoint::{Command, EndpointHandle, IncomingCall};
+
+/// What every call shares.
+#[derive(Clone)]
+pub struct CallContext {
+    pub config: Arc<Config>,
+    pub endpoint: EndpointHandle,
+    pub rtp_ports: RtpPorts,
+}
+
+/// How a call went, for logs and (later) the post-call comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSummary {
+    pub call_id: String,
+    pub ani: Ani,
+    pub answered: bool,
+    pub end: String,
+}
+
+/// Runs one call to its end.
+pub async fn run(ctx: CallContext, incoming: IncomingCall) -> CallSummary {
+    let span = info_span!("call", call_id = %incoming.call_id);
+    drive(ctx, incoming).instrument(span).await
+}
+
+async fn drive(ctx: CallContext, mut incoming: IncomingCall) -> CallSummary {
+    let sip = &ctx.config.sip;
+    let source: IpAddr = incoming.source.addr.ip();
+    let ani = ani::caller_id(&incoming.invite, source, &sip.trusted_sources, &sip.default_region);
+    match &ani.caller {
+        CallerId::Number(n) => info!(caller = %n.e164, source = ?ani.source, "incoming call"),
+        CallerId::Anonymous => info!("incoming call from a withheld number"),
+        CallerId::NotANumber(user) => info!(caller = %user, "incoming call from a non-numeric caller"),
+    }
+    let mut summary = CallSummary {
+        call_id: incoming.call_id.clone(),
+        ani,
+        answered: false,
+        end: String::new(),
+    };
+    let call = incoming.call;
+    let rtp = match ctx.rtp_ports.allocate().await {
+        Ok(sockets) => sockets,
+        Err(err) => {
+            warn!(%err, "no RTP port; rejecting the call");
+            ctx.endpoint.send(Command::Reject { call, status: 503 });
+            summary.end = "rejected: no RTP port".into();
+            return summary;
+        }
+    };
+    ctx.endpoint.send(Command::Accept { call, local_rtp: rtp.rtp_addr() });
+    while let Some(event) = incoming.events.recv().await {
+        match event {
+            CallEvent::Established { media, .. } => {
+                summary.answered = true;
+                info!(codec = ?media.codec.name, remote = ?media.remote_rtp, "call established");
+            }
+            CallEvent::MediaChanged { media, .. } => {
+                info!(direction = ?media.direction, remote = ?media.remote_rtp, "media changed");
+            }
+            CallEvent::Terminated { reason, .. } => {
+                info!(?reason, "call ended");
+                summary.end = format!("{reason:?}");
+                break;
+            }
+            other => debug!(event = ?other, "call event"),
+        }
+    }
+    drop(rtp);
+    summary
+}

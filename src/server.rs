@@ -1,0 +1,128 @@
+//! Wires the endpoint together (runtime layer): transports, the SIP core task, the RTP
+//! port pool and one task per call; graceful draining on shutdown.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+use crate::call::{self, CallContext};
+use crate::config::{Config, ConfigError};
+use crate::media::rtp_ports::RtpPorts;
+use crate::sip::dialog::{Ua, UaConfig};
+use crate::sip::endpoint::{self, Command, EndpointHandle};
+use crate::sip::message::Limits;
+use crate::sip::transaction::{TimerConfig, TransactionLayer};
+use crate::sip::transport::Transports;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen for SIP on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+}
+
+/// A running endpoint.
+pub struct RunningServer {
+    sip_addr: SocketAddr,
+    endpoint: EndpointHandle,
+    /// Calls in progress.
+    active: watch::Receiver<usize>,
+}
+
+impl RunningServer {
+    /// Where SIP (UDP and TCP) listens; with port 0 in the config, the port chosen.
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.sip_addr
+    }
+
+    /// Calls in progress.
+    pub fn active_calls(&self) -> usize {
+        *self.active.borrow()
+    }
+
+    /// Stops taking calls (INVITE and OPTIONS get 503) and waits up to `grace` for the
+    /// calls in progress to end. Returns the number still up when the wait ended.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        self.endpoint.send(Command::Drain(true));
+        let mut active = self.active.clone();
+        let _ = tokio::time::timeout(grace, active.wait_for(|n| *n == 0)).await;
+        self.active_calls()
+    }
+}
+
+/// Binds the sockets and starts the endpoint.
+pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+    config.validate()?;
+    let config = Arc::new(config);
+    let sip = &config.sip;
+    let (inbound_tx, inbound_rx) = mpsc::channel(4096);
+    let limits = Limits { max_message_bytes: sip.max_message_bytes, ..Limits::default() };
+    let transports = Transports::bind(sip.listen, limits, inbound_tx)
+        .await
+        .map_err(|source| ServerError::Bind { addr: sip.listen, source })?;
+    let sip_addr = transports.local_addr();
+    let timers = TimerConfig { t1: sip.t1(), t2: sip.t2(), t4: sip.t4() };
+    let ua = Ua::new(UaConfig {
+        contact_user: "ivr".into(),
+        local_host: sip.advertised_ip().to_string(),
+        local_port: sip_addr.port(),
+        user_agent: sip.user_agent.clone(),
+        codecs: config.media.codecs.clone(),
+        session_expires: sip.session_expires_s,
+        min_se: sip.min_se_s,
+        send_ringing: sip.send_ringing,
+        max_calls: sip.max_calls,
+        timers,
+    });
+    let (endpoint, mut calls) =
+        endpoint::spawn(transports, inbound_rx, TransactionLayer::new(timers), ua);
+    let (low, high) = config.media.rtp_port_range()?;
+    let rtp_ports = RtpPorts::new(sip.listen.ip(), sip.advertised_ip(), low, high);
+    let (active_tx, active) = watch::channel(0usize);
+    let active_tx = Arc::new(active_tx);
+    let ctx = CallContext { config: config.clone(), endpoint: endpoint.clone(), rtp_ports };
+    tokio::spawn(async move {
+        while let Some(incoming) = calls.recv().await {
+            active_tx.send_modify(|n| *n += 1);
+            metrics::gauge!("calls_active").increment(1.0);
+            let (ctx, active_tx) = (ctx.clone(), active_tx.clone());
+            tokio::spawn(async move {
+                call::run(ctx, incoming).await;
+                active_tx.send_modify(|n| *n -= 1);
+                metrics::gauge!("calls_active").decrement(1.0);
+            });
+        }
+    });
+    info!(%sip_addr, "SIP endpoint listening on UDP and TCP");
+    Ok(RunningServer { sip_addr, endpoint, active })
+}
+
+/// Runs until SIGINT or SIGTERM, then drains for up to `grace`.
+pub async fn run(config: Config, grace: Duration) -> Result<(), ServerError> {
+    let server = start(config).await?;
+    shutdown_signal().await;
+    info!(calls = server.active_calls(), "shutting down: draining calls");
+    let left = server.drain(grace).await;
+    info!(left, "stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,212 @@
+//! The SIP endpoint task (runtime layer): one task owns the sans-IO transaction layer and
+//! UA core, feeds them parsed messages, commands from calls and timer expiries, and carries
+//! out what they ask for (transmit, deliver call events).
+//!
+//! SIP signalling is light next to media, so one task serves every call; parsing happens
+//! on the transport tasks.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::sip::dialog::{CallEvent, CallHandle, Ua, UaAction};
+use crate::sip::transaction::{Peer, TransactionLayer};
+use crate::sip::transport::{Inbound, Transports};
+
+/// What a call (or the server) asks the endpoint to do.
+#[derive(Debug)]
+pub enum Command {
+    Accept { call: CallHandle, local_rtp: SocketAddr },
+    Reject { call: CallHandle, status: u16 },
+    Hangup { call: CallHandle },
+    Refer { call: CallHandle, target: String },
+    Drain(bool),
+}
+
+/// A new call for the server to take on: its first event and the stream of later ones.
+pub struct IncomingCall {
+    pub call: CallHandle,
+    pub call_id: String,
+    pub invite: rsip::Request,
+    pub source: Peer,
+    pub events: mpsc::UnboundedReceiver<CallEvent>,
+}
+
+/// The endpoint's command channel, cloned into every call.
+#[derive(Clone)]
+pub struct EndpointHandle {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl EndpointHandle {
+    /// Sends a command; false if the endpoint has stopped.
+    pub fn send(&self, command: Command) -> bool {
+        self.commands.send(command).is_ok()
+    }
+}
+
+/// Starts the endpoint task. New calls arrive on the returned receiver.
+pub fn spawn(
+    transports: Transports,
+    inbound: mpsc::Receiver<Inbound>,
+    transactions: TransactionLayer,
+    ua: Ua,
+) -> (EndpointHandle, mpsc::Receiver<IncomingCall>) {
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let (calls_tx, calls_rx) = mpsc::channel(1024);
+    let endpoint = Endpoint {
+        transports,
+        transactions,
+        ua,
+        calls: HashMap::new(),
+        new_calls: calls_tx,
+    };
+    tokio::spawn(endpoint.run(inbound, commands_rx));
+    (EndpointHandle { commands: commands_tx }, calls_rx)
+}
+
+struct Endpoint {
+    transports: Transports,
+    transactions: TransactionLayer,
+    ua: Ua,
+    calls: HashMap<CallHandle, mpsc::UnboundedSender<CallEvent>>,
+    new_calls: mpsc::Sender<IncomingCall>,
+}
+
+impl Endpoint {
+    async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) {
+        loop {
+            self.flush().await;
+            let deadline = match (self.transactions.poll_timeout(), self.ua.poll_timeout()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                message = inbound.recv() => match message {
+                    Some(Inbound { message, peer }) => self.handle_message(message, peer),
+                    None => return,
+                },
+                command = commands.recv() => match command {
+                    Some(command) => self.handle_command(command),
+                    None => return,
+                },
+                () = sleep => {
+                    let now = Instant::now();
+                    self.transactions.handle_timeout(now);
+                    self.ua.handle_timeout(now);
+                }
+            }
+        }
+    }
+
+    fn handle_message(&mut self, message: rsip::SipMessage, peer: Peer) {
+        let now = Instant::now();
+        match message {
+            rsip::SipMessage::Request(request) => {
+                self.transactions.handle_request(now, request, peer)
+            }
+            rsip::SipMessage::Response(response) => {
+                self.transactions.handle_response(now, response, peer)
+            }
+        }
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        let now = Instant::now();
+        let result = match command {
+            Command::Accept { call, local_rtp } => self.ua.accept(now, call, local_rtp),
+            Command::Reject { call, status } => self.ua.reject(now, call, status),
+            Command::Hangup { call } => self.ua.hangup(now, call),
+            Command::Refer { call, target } => self.ua.refer(now, call, &target),
+            Command::Drain(draining) => {
+                self.ua.set_draining(draining);
+                Ok(())
+            }
+        };
+        if let Err(err) = result {
+            debug!(%err, "call command not carried out");
+        }
+    }
+
+    /// Runs the cores until they have nothing more to say.
+    async fn flush(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(transmit) = self.transactions.poll_transmit() {
+                progressed = true;
+                let bytes: Vec<u8> = transmit.message.into();
+                self.transports.send(transmit.peer, Bytes::from(bytes)).await;
+            }
+            while let Some(event) = self.transactions.poll_event() {
+                progressed = true;
+                self.ua.handle_event(Instant::now(), event);
+            }
+            while let Some(action) = self.ua.poll_action() {
+                progressed = true;
+                self.carry_out(action).await;
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    async fn carry_out(&mut self, action: UaAction) {
+        let now = Instant::now();
+        match action {
+            UaAction::Respond { id, response } => {
+                if let Err(err) = self.transactions.respond(now, &id, response) {
+                    debug!(%err, "response not sent");
+                }
+            }
+            UaAction::Send { request, dest } => {
+                if request.method == rsip::Method::Ack {
+                    let bytes: Vec<u8> = rsip::SipMessage::Request(request).into();
+                    self.transports.send(dest, Bytes::from(bytes)).await;
+                } else if let Err(err) = self.transactions.send_request(now, request, dest) {
+                    warn!(%err, "request not sent");
+                }
+            }
+            UaAction::Event(event) => self.deliver(event).await,
+        }
+    }
+
+    async fn deliver(&mut self, event: CallEvent) {
+        match event {
+            CallEvent::Incoming { call, call_id, invite, source } => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                self.calls.insert(call, tx);
+                let incoming = IncomingCall { call, call_id, invite, source, events: rx };
+                if self.new_calls.try_send(incoming).is_err() {
+                    self.calls.remove(&call);
+                    let _ = self.ua.reject(Instant::now(), call, 503);
+                }
+            }
+            CallEvent::Terminated { call, reason } => {
+                if let Some(tx) = self.calls.remove(&call) {
+                    let _ = tx.send(CallEvent::Terminated { call, reason });
+                }
+            }
+            other => {
+                let call = other.call();
+                if let Some(tx) = self.calls.get(&call) {
+                    let _ = tx.send(other);
+                }
+            }
+        }
+    }
+}

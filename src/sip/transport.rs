@@ -1,0 +1,245 @@
+//! UDP and TCP sockets for SIP (the runtime layer).
+//!
+//! Received bytes are framed and parsed here, on the receiving task, so the SIP core task
+//! only ever sees parsed messages. Messages that fail to parse are answered (400/505...)
+//! from here when a response can be built, else dropped and logged.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::sip::message::{self, Framed, Limits, StreamFramer, Transport};
+use crate::sip::transaction::Peer;
+
+/// How long an outbound TCP connect may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages queued for one TCP connection before sends to it are dropped.
+const TCP_QUEUE: usize = 256;
+/// Idle TCP connections are closed after this long with no traffic either way.
+const TCP_IDLE: Duration = Duration::from_secs(600);
+
+/// A parsed message and where it came from.
+#[derive(Debug)]
+pub struct Inbound {
+    pub message: rsip::SipMessage,
+    pub peer: Peer,
+}
+
+type ConnectionMap = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>>;
+
+/// The SIP sockets: one UDP socket and one TCP listener on the same address.
+#[derive(Clone)]
+pub struct Transports {
+    udp: Arc<UdpSocket>,
+    tcp: ConnectionMap,
+    limits: Limits,
+    inbound: mpsc::Sender<Inbound>,
+    local: SocketAddr,
+}
+
+impl Transports {
+    /// Binds UDP and TCP on `listen` (port 0 picks one port free for both) and starts the
+    /// receive tasks. Parsed messages go to `inbound`.
+    pub async fn bind(
+        listen: SocketAddr,
+        limits: Limits,
+        inbound: mpsc::Sender<Inbound>,
+    ) -> io::Result<Transports> {
+        let (udp, tcp) = bind_pair(listen).await?;
+        let local = udp.local_addr()?;
+        let transports = Transports {
+            udp: Arc::new(udp),
+            tcp: Arc::default(),
+            limits,
+            inbound,
+            local,
+        };
+        tokio::spawn(transports.clone().udp_loop());
+        tokio::spawn(transports.clone().accept_loop(tcp));
+        Ok(transports)
+    }
+
+    /// The address both transports listen on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Sends one message. UDP goes out at once; TCP goes over the existing connection to
+    /// the peer, or a new one.
+    pub async fn send(&self, peer: Peer, bytes: Bytes) {
+        match peer.transport {
+            Transport::Udp => {
+                if let Err(err) = self.udp.send_to(&bytes, peer.addr).await {
+                    debug!(%err, dest = %peer.addr, "UDP send failed");
+                }
+            }
+            Transport::Tcp => self.send_tcp(peer.addr, bytes),
+        }
+    }
+
+    fn send_tcp(&self, addr: SocketAddr, bytes: Bytes) {
+        let existing = self.tcp.lock().ok().and_then(|map| map.get(&addr).cloned());
+        if let Some(tx) = existing {
+            if tx.try_send(bytes).is_err() {
+                warn!(dest = %addr, "TCP connection queue full or closed; message dropped");
+            }
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => {
+                    let tx = this.register(stream, addr);
+                    let _ = tx.try_send(bytes);
+                }
+                Ok(Err(err)) => debug!(%err, dest = %addr, "TCP connect failed"),
+                Err(_) => debug!(dest = %addr, "TCP connect timed out"),
+            }
+        });
+    }
+
+    async fn udp_loop(self) {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let (len, from) = match self.udp.recv_from(&mut buf).await {
+                Ok(x) => x,
+                Err(err) => {
+                    // ICMP port unreachable from an earlier send surfaces here on Linux.
+                    debug!(%err, "UDP receive error");
+                    continue;
+                }
+            };
+            let peer = Peer { addr: from, transport: Transport::Udp };
+            let data = &buf[..len];
+            if data.iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0)) {
+                continue; // keep-alive
+            }
+            if !self.deliver(data, peer).await {
+                return;
+            }
+        }
+    }
+
+    /// Parses and hands a message to the core, or answers/drops it. False once the core
+    /// is gone.
+    async fn deliver(&self, data: &[u8], peer: Peer) -> bool {
+        match message::parse(data, &self.limits) {
+            Ok(message) => self.inbound.send(Inbound { message, peer }).await.is_ok(),
+            Err(err) => {
+                metrics::counter!("sip_messages_rejected_total").increment(1);
+                match message::error_response(data, &err) {
+                    Some(response) => {
+                        debug!(%err, from = %peer.addr, "answering a malformed request");
+                        let bytes: Vec<u8> = rsip::SipMessage::Response(response).into();
+                        self.send(peer, Bytes::from(bytes)).await;
+                    }
+                    None => debug!(%err, from = %peer.addr, "dropping a malformed message"),
+                }
+                true
+            }
+        }
+    }
+
+    async fn accept_loop(self, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, addr)) => {
+                    self.register(stream, addr);
+                }
+                Err(err) => {
+                    warn!(%err, "TCP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    /// Starts the reader and writer tasks of a connection; returns its send queue.
+    fn register(&self, stream: TcpStream, addr: SocketAddr) -> mpsc::Sender<Bytes> {
+        let _ = stream.set_nodelay(true);
+        let (tx, rx) = mpsc::channel(TCP_QUEUE);
+        if let Ok(mut map) = self.tcp.lock() {
+            map.insert(addr, tx.clone());
+        }
+        let (reader, writer) = stream.into_split();
+        tokio::spawn(write_loop(writer, rx));
+        let this = self.clone();
+        let pong = tx.clone();
+        tokio::spawn(async move {
+            this.read_loop(reader, addr, pong).await;
+            if let Ok(mut map) = this.tcp.lock() {
+                map.remove(&addr);
+            }
+            debug!(peer = %addr, "TCP connection closed");
+        });
+        tx
+    }
+
+    async fn read_loop(
+        &self,
+        mut reader: tokio::net::tcp::OwnedReadHalf,
+        addr: SocketAddr,
+        pong: mpsc::Sender<Bytes>,
+    ) {
+        let peer = Peer { addr, transport: Transport::Tcp };
+        let mut framer = StreamFramer::new(self.limits.clone());
+        let mut buf = vec![0u8; 16_384];
+        loop {
+            let n = match tokio::time::timeout(TCP_IDLE, reader.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+                Ok(Ok(n)) => n,
+            };
+            framer.push(&buf[..n]);
+            while let Some(framed) = framer.next_message() {
+                match framed {
+                    Ok(Framed::Ping) => {
+                        let _ = pong.try_send(Bytes::from_static(b"\r\n"));
+                    }
+                    Ok(Framed::Message(bytes)) => {
+                        if !self.deliver(&bytes, peer).await {
+                            return;
+                        }
+                    }
+                    Err(err) => {
+                        warn!(%err, peer = %addr, "unusable TCP stream; closing");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn write_loop(mut writer: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
+    while let Some(bytes) = rx.recv().await {
+        if writer.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// Binds UDP and TCP to the same address. With port 0, retries until one port is free
+/// for both.
+async fn bind_pair(listen: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
+    let mut last_err = None;
+    for _ in 0..32 {
+        let udp = UdpSocket::bind(listen).await?;
+        let mut addr = udp.local_addr()?;
+        addr.set_ip(listen.ip());
+        match TcpListener::bind(addr).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(err) if listen.port() == 0 => last_err = Some(err),
+            Err(err) => return Err(err),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::other("no port free for both UDP and TCP")))
+}
