@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -61,8 +62,48 @@ async fn drive(ctx: CallContext, mut incoming: IncomingCall) -> CallSummary {
             return summary;
         }
     };
+    let answer_delay = Duration::from_millis(sip.answer_delay_ms);
+    if !answer_delay.is_zero() {
+        // Ring for a moment; the caller may hang up (CANCEL) meanwhile.
+        let ring = tokio::time::sleep(answer_delay);
+        tokio::pin!(ring);
+        loop {
+            tokio::select! {
+                () = &mut ring => break,
+                event = incoming.events.recv() => match event {
+                    Some(CallEvent::Terminated { reason, .. }) => {
+                        info!(?reason, "caller hung up while ringing");
+                        summary.end = format!("{reason:?}");
+                        return summary;
+                    }
+                    Some(other) => debug!(event = ?other, "call event while ringing"),
+                    None => return summary,
+                },
+            }
+        }
+    }
     ctx.endpoint.send(Command::Accept { call, local_rtp: rtp.rtp_addr() });
-    while let Some(event) = incoming.events.recv().await {
+    let mut limit = match sip.max_call_s {
+        0 => None,
+        secs => Some(tokio::time::Instant::now() + Duration::from_secs(secs)),
+    };
+    loop {
+        let over_time = async {
+            match limit {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let event = tokio::select! {
+            event = incoming.events.recv() => event,
+            () = over_time => {
+                info!(max_call_s = sip.max_call_s, "call reached its time limit; hanging up");
+                ctx.endpoint.send(Command::Hangup { call });
+                limit = None;
+                continue;
+            }
+        };
+        let Some(event) = event else { break };
         match event {
             CallEvent::Established { media, .. } => {
                 summary.answered = true;

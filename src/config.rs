@@ -65,6 +65,10 @@ pub struct SipConfig {
     pub min_se_s: u32,
     /// Send 180 Ringing before answering.
     pub send_ringing: bool,
+    /// Ring this long before answering (0 answers at once).
+    pub answer_delay_ms: u64,
+    /// Hang up calls that last longer than this (0: no limit).
+    pub max_call_s: u64,
     /// Largest SIP message accepted, in bytes.
     pub max_message_bytes: usize,
     /// Most concurrent calls; past it, new INVITEs get 503 with Retry-After.
@@ -85,6 +89,8 @@ impl Default for SipConfig {
             session_expires_s: 1800,
             min_se_s: 90,
             send_ringing: true,
+            answer_delay_ms: 0,
+            max_call_s: 3600,
             max_message_bytes: 65_535,
             max_calls: 2000,
             user_agent: concat!("zendesk-ivr/", env!("CARGO_PKG_VERSION")).into(),

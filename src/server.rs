@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tracing::info;
 
-use crate::call::{self, CallContext};
+use crate::call::{self, CallContext, CallSummary};
 use crate::config::{Config, ConfigError};
 use crate::media::rtp_ports::RtpPorts;
 use crate::sip::dialog::{Ua, UaConfig};
@@ -32,6 +32,7 @@ pub struct RunningServer {
     endpoint: EndpointHandle,
     /// Calls in progress.
     active: watch::Receiver<usize>,
+    summaries: broadcast::Sender<CallSummary>,
 }
 
 impl RunningServer {
@@ -43,6 +44,11 @@ impl RunningServer {
     /// Calls in progress.
     pub fn active_calls(&self) -> usize {
         *self.active.borrow()
+    }
+
+    /// A summary of every call as it ends (for the post-call comment, and for tests).
+    pub fn subscribe(&self) -> broadcast::Receiver<CallSummary> {
+        self.summaries.subscribe()
     }
 
     /// Stops taking calls (INVITE and OPTIONS get 503) and waits up to `grace` for the
@@ -86,20 +92,23 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let (active_tx, active) = watch::channel(0usize);
     let active_tx = Arc::new(active_tx);
     let ctx = CallContext { config: config.clone(), endpoint: endpoint.clone(), rtp_ports };
+    let (summaries, _) = broadcast::channel(1024);
+    let summaries_tx = summaries.clone();
     tokio::spawn(async move {
         while let Some(incoming) = calls.recv().await {
             active_tx.send_modify(|n| *n += 1);
             metrics::gauge!("calls_active").increment(1.0);
-            let (ctx, active_tx) = (ctx.clone(), active_tx.clone());
+            let (ctx, active_tx, summaries) = (ctx.clone(), active_tx.clone(), summaries_tx.clone());
             tokio::spawn(async move {
-                call::run(ctx, incoming).await;
+                let summary = call::run(ctx, incoming).await;
+                let _ = summaries.send(summary);
                 active_tx.send_modify(|n| *n -= 1);
                 metrics::gauge!("calls_active").decrement(1.0);
             });
         }
     });
     info!(%sip_addr, "SIP endpoint listening on UDP and TCP");
-    Ok(RunningServer { sip_addr, endpoint, active })
+    Ok(RunningServer { sip_addr, endpoint, active, summaries })
 }
 
 /// Runs until SIGINT or SIGTERM, then drains for up to `grace`.
