@@ -1,0 +1,124 @@
+//! Helpers for the integration tests: an in-process endpoint on free ports, and real
+//! peers (SIPp, baresip) run as child processes with bounded time.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use zendesk_ivr::config::Config;
+use zendesk_ivr::server::{self, RunningServer};
+
+/// The team's shared folder (`../shared`, or `$ZENDESK_IVR_SHARED`).
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("ZENDESK_IVR_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+}
+
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A UDP port that was free a moment ago (even, with the next one free too).
+pub fn free_port_pair() -> u16 {
+    for _ in 0..200 {
+        let probe = UdpSocket::bind("127.0.0.1:0").expect("bind a probe socket");
+        let port = probe.local_addr().expect("probe address").port() & !1;
+        drop(probe);
+        if port > 1024
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free UDP port pair");
+}
+
+/// A config for a loopback endpoint on a free port, with its own RTP range.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.sip.listen = "127.0.0.1:0".parse().expect("address");
+    let base = free_port_pair();
+    config.media.rtp_ports = format!("{}-{}", base, base + 19);
+    config.admin.listen = None;
+    config.sip.default_region = "NO".into();
+    config
+}
+
+pub async fn start(config: Config) -> RunningServer {
+    server::start(config).await.expect("endpoint starts")
+}
+
+/// What a SIPp run left behind.
+pub struct SippRun {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+    /// Every SIP message sent and received (`-trace_msg`).
+    pub messages: String,
+    pub errors: String,
+}
+
+impl SippRun {
+    pub fn assert_ok(&self) {
+        assert!(
+            self.success,
+            "sipp failed\n--- stderr\n{}\n--- errors\n{}\n--- messages\n{}",
+            self.stderr, self.errors, self.messages
+        );
+    }
+
+    /// Received messages whose first line starts with `start_line` and which contain `needle`.
+    pub fn count_received(&self, start_line: &str, needle: &str) -> usize {
+        self.messages
+            .split("----------------------------------------------- ")
+            .filter(|block| block.contains("message received"))
+            .filter_map(|block| block.split_once('\n').map(|(_, msg)| msg))
+            .filter(|msg| msg.trim_start().starts_with(start_line) && msg.contains(needle))
+            .count()
+    }
+}
+
+/// Runs one SIPp scenario from `tests/sipp/` against `target` and waits for it to end.
+pub async fn sipp(scenario: &str, target: SocketAddr, transport: &str, extra: &[&str]) -> SippRun {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let messages = dir.path().join("messages.log");
+    let errors = dir.path().join("errors.log");
+    let scenario_path = manifest_dir().join("tests/sipp").join(scenario);
+    let media_port = free_port_pair().to_string();
+    let mut cmd = tokio::process::Command::new("sipp");
+    cmd.arg(target.to_string())
+        .args(["-sf", scenario_path.to_str().expect("utf-8 path")])
+        .args(["-m", "1", "-t", transport, "-i", "127.0.0.1", "-mp", &media_port])
+        .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
+        .args(["-trace_msg", "-message_file", messages.to_str().expect("utf-8 path")])
+        .args(["-trace_err", "-error_file", errors.to_str().expect("utf-8 path")])
+        .args(extra)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("sipp finished within 60 s")
+        .expect("sipp runs (is sip-tester installed? scripts/setup.sh installs it)");
+    SippRun {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        messages: std::fs::read_to_string(&messages).unwrap_or_default(),
+        errors: std::fs::read_to_string(&errors).unwrap_or_default(),
+    }
+}
+
+/// Waits for the next call summary, with a bound.
+pub async fn next_summary(
+    rx: &mut tokio::sync::broadcast::Receiver<zendesk_ivr::call::CallSummary>,
+) -> zendesk_ivr::call::CallSummary {
+    tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("a call ended within 30 s")
+        .expect("summary channel open")
+}
