@@ -2,6 +2,8 @@
 //! peers (SIPp, baresip) run as child processes with bounded time.
 #![allow(dead_code)]
 
+pub mod baresip;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

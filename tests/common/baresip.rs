@@ -1,0 +1,136 @@
+//! baresip, headless, as a real softphone for the tests (recipe: PEERS.md).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use super::free_port_pair;
+
+pub struct Baresip {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+    /// Everything it printed so far.
+    pub log: Vec<String>,
+    cons: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl Baresip {
+    /// Starts baresip sending `source_wav` (padded so it never runs out) and recording what
+    /// it hears into `self.recordings()`. With `dial`, it calls that URI at once.
+    pub async fn start(source_wav: &Path, dial: Option<&str>) -> Baresip {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sip_port = free_port_pair();
+        let cons_port = free_port_pair();
+        let rtp = free_port_pair();
+        let recordings = dir.path().join("recordings");
+        std::fs::create_dir_all(&recordings).expect("recordings dir");
+        let padded = dir.path().join("source.wav");
+        let status = std::process::Command::new("sox")
+            .arg(source_wav)
+            .args(["-r", "8000", "-c", "1", "-b", "16"])
+            .arg(&padded)
+            .args(["pad", "0", "60"])
+            .status()
+            .expect("sox runs");
+        assert!(status.success(), "sox padded the source");
+        std::fs::write(
+            dir.path().join("accounts"),
+            "<sip:tester@127.0.0.1>;regint=0;answermode=auto\n",
+        )
+        .expect("accounts");
+        std::fs::write(
+            dir.path().join("config"),
+            format!(
+                "sip_listen 127.0.0.1:{sip_port}\n\
+                 audio_player nonexistent,default\n\
+                 audio_source aufile,{source}\n\
+                 audio_alert nonexistent,default\n\
+                 rtp_ports {rtp}-{rtp_end}\n\
+                 module_path /usr/lib/baresip/modules\n\
+                 module g711.so\n\
+                 module aufile.so\n\
+                 module sndfile.so\n\
+                 module cons.so\n\
+                 module_app account.so\n\
+                 module_app menu.so\n\
+                 snd_path {snd}\n\
+                 cons_listen 127.0.0.1:{cons_port}\n",
+                source = padded.display(),
+                rtp_end = rtp + 1,
+                snd = recordings.display(),
+            ),
+        )
+        .expect("config");
+        let mut cmd = Command::new("baresip");
+        cmd.arg("-f").arg(dir.path()).args(["-n", "127.0.0.1"]);
+        if let Some(uri) = dial {
+            cmd.args(["-e", &format!("/dial {uri}")]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("baresip runs (scripts/setup.sh installs baresip-core)");
+        let (tx, lines) = mpsc::unbounded_channel();
+        for stream in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = reader.next_line().await {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        Baresip {
+            child,
+            lines,
+            log: Vec::new(),
+            cons: SocketAddr::from(([127, 0, 0, 1], cons_port)),
+            dir,
+        }
+    }
+
+    /// Waits until a line containing `needle` is printed.
+    pub async fn wait_for(&mut self, needle: &str, within: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                _ => panic!("baresip never printed {needle:?}; log:\n{}", self.log.join("\n")),
+            }
+        }
+    }
+
+    /// Sends a console command such as "/hangup" or "/sndcode 12#".
+    pub async fn command(&self, command: &str) {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        socket.send_to(format!("{command}\n").as_bytes(), self.cons).await.expect("send");
+    }
+
+    pub fn recordings(&self) -> PathBuf {
+        self.dir.path().join("recordings")
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
