@@ -1,0 +1,175 @@
+//! Every RFC 4475 / RFC 5118 torture message is sent over UDP to a running endpoint; each
+//! gets the disposition the corpus README gives, and the endpoint still answers a normal
+//! call afterwards.
+//!
+//! The messages carry foreign addresses (192.0.2.x, example domains). A correct endpoint
+//! answers to the packet's source, but requests it may send later (a BYE after a missing
+//! ACK) go to those addresses; so the test runs in a network namespace of its own with
+//! only loopback up, where such packets cannot leave the machine. Creating the namespace
+//! needs root (CI runs as root).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{shared_dir, sipp, start, test_config};
+use tokio::net::UdpSocket;
+
+/// What the endpoint must answer to a message.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// A valid request: some final response, never 400.
+    Answered,
+    /// An invalid request: 400 (or the given code), or nothing when no response can be built.
+    RejectedOr(u16),
+    /// A response that matches nothing: dropped, no answer.
+    Silence,
+    /// This final status (or the alternative).
+    Status(u16, u16),
+    /// Anything but a crash (transaction-layer oddities).
+    Survives,
+}
+
+fn expectations() -> BTreeMap<&'static str, Expect> {
+    use Expect::*;
+    let mut map = BTreeMap::new();
+    // RFC 4475 §3.1.1: valid messages.
+    for name in [
+        "wsinv", "intmeth", "esc01", "escnull", "esc02", "lwsdisp", "longreq", "dblreq",
+        "semiuri", "transports", "mpart01",
+    ] {
+        map.insert(name, Answered);
+    }
+    map.insert("unreason", Silence);
+    map.insert("noreason", Silence);
+    // §3.1.2: invalid messages.
+    for name in [
+        "badinv01", "clerr", "ncl", "scalar02", "scalarlg", "quotbal", "ltgtruri", "lwsruri",
+        "lwsstart", "trws", "escruri", "baddate", "regbadct", "badaspec", "baddn",
+        "mismatch01", "mismatch02",
+    ] {
+        map.insert(name, RejectedOr(400));
+    }
+    map.insert("badvers", RejectedOr(505));
+    map.insert("bigcode", Silence);
+    // §3.2 and §3.3.
+    map.insert("badbranch", Survives);
+    map.insert("insuf", Status(400, 400));
+    map.insert("unkscm", Status(416, 416));
+    map.insert("bext01", Status(420, 420));
+    map.insert("invut", Status(415, 415));
+    map.insert("zeromf", Status(483, 200));
+    map.insert("sdp01", Status(406, 488));
+    for name in [
+        "novelsc", "unksm2", "regaut01", "multi01", "mcl01", "bcast", "cparam01", "cparam02",
+        "regescrt",
+    ] {
+        map.insert(name, Answered);
+    }
+    map.insert("inv2543", Answered);
+    // RFC 5118.
+    for name in [
+        "ipv4-mapped-ipv6", "ipv6-correct-abnf-2-colons", "ipv6-good", "ipv6-in-sdp",
+        "mult-ip-in-header", "mult-ip-in-sdp", "port-ambiguous", "port-unambiguous",
+        "via-received-param-no-delim", "via-received-param-with-delim",
+    ] {
+        map.insert(name, Answered);
+    }
+    map.insert("ipv6-bad", RejectedOr(400));
+    map.insert("ipv6-bug-abnf-3-colons", RejectedOr(400));
+    map
+}
+
+fn corpus_files() -> Vec<(String, PathBuf)> {
+    let root = shared_dir().join("corpus/sip-torture");
+    let mut files = Vec::new();
+    for sub in ["rfc4475", "rfc5118"] {
+        let dir = root.join(sub);
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("torture corpus at {} ({e}); set ZENDESK_IVR_SHARED", dir.display()));
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            if name != "README" {
+                files.push((name, path));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Final status codes (and provisional ones) received until `quiet` passes with nothing.
+async fn responses(socket: &UdpSocket, quiet: Duration) -> Vec<u16> {
+    let mut codes = Vec::new();
+    let mut buf = vec![0u8; 65_536];
+    while let Ok(Ok(n)) = tokio::time::timeout(quiet, socket.recv(&mut buf)).await {
+        let text = String::from_utf8_lossy(&buf[..n]);
+        if let Some(code) = text.strip_prefix("SIP/2.0 ").and_then(|r| r.get(..3)) {
+            if let Ok(code) = code.parse() {
+                codes.push(code);
+                if code >= 200 {
+                    break;
+                }
+            }
+        }
+    }
+    codes
+}
+
+fn enter_private_network() -> bool {
+    // SAFETY: unshare only changes this thread's namespaces; no memory is touched.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return false;
+    }
+    std::process::Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn torture_corpus_gets_its_dispositions_and_the_endpoint_survives() {
+    if !enter_private_network() {
+        eprintln!(
+            "SKIPPED: creating a network namespace needs root; the torture replay carries \
+             foreign addresses and is only run isolated (CI runs it as root)"
+        );
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut config = test_config();
+        config.sip.t1_ms = 50; // calls opened by valid INVITEs time out quickly without ACK
+        let server = start(config).await;
+        let expectations = expectations();
+        let mut failures = Vec::new();
+        for (name, path) in corpus_files() {
+            let Some(expect) = expectations.get(name.as_str()).copied() else {
+                failures.push(format!("{name}: no disposition in the test table"));
+                continue;
+            };
+            let bytes = std::fs::read(&path).unwrap();
+            let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            socket.send_to(&bytes, server.sip_addr()).await.unwrap();
+            let codes = responses(&socket, Duration::from_millis(400)).await;
+            let last = codes.iter().copied().filter(|c| *c >= 200).last();
+            let ok = match expect {
+                Expect::Answered => last.is_some_and(|c| c != 400),
+                Expect::RejectedOr(code) => last.is_none_or(|c| c == code),
+                Expect::Silence => codes.is_empty(),
+                Expect::Status(a, b) => last.is_some_and(|c| c == a || c == b),
+                Expect::Survives => true,
+            };
+            if !ok {
+                failures.push(format!("{name}: expected {expect:?}, got {codes:?}"));
+            }
+        }
+        assert!(failures.is_empty(), "dispositions:\n{}", failures.join("\n"));
+        // The endpoint still answers a normal call.
+        sipp("uac_bye.xml", server.sip_addr(), "u1", &[]).await.assert_ok();
+    });
+}
