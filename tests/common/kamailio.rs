@@ -1,0 +1,76 @@
+//! Kamailio as the dispatcher in front of endpoint replicas (config/kamailio/kamailio.cfg).
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::process::{Child, Command};
+
+use super::{free_port_pair, manifest_dir};
+
+pub struct Kamailio {
+    child: Child,
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Kamailio {
+    /// Starts Kamailio on a free port, dispatching to `replicas`; returns once it answers
+    /// OPTIONS.
+    pub async fn start(replicas: &[SocketAddr]) -> Kamailio {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let list = dir.path().join("dispatcher.list");
+        let lines: String = replicas.iter().map(|r| format!("1 sip:{r}\n")).collect();
+        std::fs::write(&list, lines).expect("dispatcher list");
+        let port = free_port_pair();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let child = Command::new("kamailio")
+            .arg("-f")
+            .arg(manifest_dir().join("config/kamailio/kamailio.cfg"))
+            .args(["-DD", "-E", "-m", "64", "-M", "8"])
+            .arg("-A")
+            .arg(format!("LISTEN=udp:{addr}"))
+            .arg("-A")
+            .arg(format!("DSLIST=\"{}\"", list.display()))
+            .arg("-Y")
+            .arg(dir.path())
+            .arg("-P")
+            .arg(dir.path().join("kamailio.pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("kamailio runs (scripts/setup.sh installs it)");
+        let kamailio = Kamailio { child, addr, _dir: dir };
+        kamailio.wait_ready().await;
+        kamailio
+    }
+
+    async fn wait_ready(&self) {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let local = socket.local_addr().expect("local addr");
+        let mut buf = [0u8; 4096];
+        for attempt in 0..50 {
+            let ping = format!(
+                "OPTIONS sip:{addr} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKready{attempt}\r\n\
+                 From: <sip:test@{local}>;tag=t\r\nTo: <sip:{addr}>\r\nCall-ID: ready{attempt}@test\r\n\
+                 CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+                addr = self.addr
+            );
+            let _ = socket.send_to(ping.as_bytes(), self.addr).await;
+            if let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_millis(200), socket.recv(&mut buf)).await
+                && buf[..n].starts_with(b"SIP/2.0 200")
+            {
+                return;
+            }
+        }
+        panic!("kamailio did not answer OPTIONS within 10 s");
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
