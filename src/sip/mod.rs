@@ -2,5 +2,9 @@
 
 pub mod ani;
 pub mod dialog;
+pub mod header_text;
 pub mod message;
+pub mod refer;
+pub mod response;
+pub mod session_timer;
 pub mod transaction;
