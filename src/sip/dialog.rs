@@ -114,6 +114,8 @@ pub enum EndReason {
 }
 
 /// What happened to a call.
+// `Incoming` carries the whole INVITE; it comes once per call, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum CallEvent {
     /// A new call passed every check (codecs, Require, size); the runtime allocates
@@ -472,10 +474,10 @@ impl Ua {
         for req in &c.client {
             self.by_branch.remove(&req.branch);
         }
-        if let Some(reason) = reason {
-            if c.phase != Phase::ByeOnAck {
-                self.push_event(CallEvent::Terminated { call, reason });
-            }
+        if let Some(reason) = reason
+            && c.phase != Phase::ByeOnAck
+        {
+            self.push_event(CallEvent::Terminated { call, reason });
         }
     }
 

@@ -137,12 +137,12 @@ impl Ua {
                 .position(|r| id.as_str().contains(r.branch.as_str()))
                 .map(|pos| (c.handle, pos))
         });
-        if let Some((call, pos)) = found {
-            if let Some(c) = self.calls.get_mut(&call) {
-                let request = c.client.remove(pos);
-                self.by_branch.remove(&request.branch);
-                self.client_final(now, call, request, 408, None);
-            }
+        if let Some((call, pos)) = found
+            && let Some(c) = self.calls.get_mut(&call)
+        {
+            let request = c.client.remove(pos);
+            self.by_branch.remove(&request.branch);
+            self.client_final(now, call, request, 408, None);
         }
     }
 
