@@ -1,1 +1,547 @@
+//! The user agent core: dialogs, the UAS side of calls, session timers and REFER (sans-IO).
+//!
+//! Feed it what the transaction layer reports with [`Ua::handle_event`], the local
+//! decisions with [`Ua::accept`], [`Ua::reject`], [`Ua::hangup`] and [`Ua::refer`], and
+//! the clock with [`Ua::handle_timeout`] at [`Ua::poll_timeout`]. Drain
+//! [`Ua::poll_action`] after each call: responses to send on server transactions, new
+//! requests to send, and call events.
+//!
+//! Requests we send carry a complete top Via with a fresh `z9hG4bK` branch. Responses to
+//! them are matched by that branch; a client `Timeout` is matched by an id that contains
+//! the branch, and a guard of 64·T1 covers the case where none arrives.
+//!
+//! Routing inside a dialog is loose routing only (`;lr`): Route headers from the
+//! Record-Route set, Request-URI = remote target. Strict routing is not supported.
 
+mod call;
+mod inbound;
+mod outbound;
+mod state;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::config::CodecName;
+use crate::sdp::{self, Negotiated, SdpError};
+use crate::sip::header_text;
+use crate::sip::message::Transport;
+use crate::sip::refer::TargetError;
+use crate::sip::response;
+use crate::sip::transaction::{Peer, TimerConfig, TransactionEvent, TransactionId};
+
+use call::{Call, Phase};
+use state::Local;
+
+/// Settings of the user agent.
+#[derive(Debug, Clone)]
+pub struct UaConfig {
+    /// User part of our Contact.
+    pub contact_user: String,
+    /// Host (IP or name) written in Contact and Via.
+    pub local_host: String,
+    pub local_port: u16,
+    /// Server / User-Agent header value.
+    pub user_agent: String,
+    /// Codecs in preference order.
+    pub codecs: Vec<CodecName>,
+    /// RFC 4028 interval we offer, and the least we accept (seconds).
+    pub session_expires: u32,
+    pub min_se: u32,
+    /// Send 180 Ringing before `Incoming`.
+    pub send_ringing: bool,
+    /// Concurrent calls; past it, 503 with Retry-After.
+    pub max_calls: usize,
+    pub timers: TimerConfig,
+}
+
+impl UaConfig {
+    /// From the typed config; `local` is the address written in Contact and Via.
+    pub fn from_config(
+        config: &crate::config::Config,
+        local_host: String,
+        local_port: u16,
+    ) -> Self {
+        UaConfig {
+            contact_user: "ivr".into(),
+            local_host,
+            local_port,
+            user_agent: config.sip.user_agent.clone(),
+            codecs: config.media.codecs.clone(),
+            session_expires: config.sip.session_expires_s,
+            min_se: config.sip.min_se_s,
+            send_ringing: config.sip.send_ringing,
+            max_calls: config.sip.max_calls,
+            timers: TimerConfig { t1: config.sip.t1(), t2: config.sip.t2(), t4: config.sip.t4() },
+        }
+    }
+}
+
+/// Identifies one call for the life of the UA.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CallHandle(pub u64);
+
+/// Something for the runtime to do.
+#[derive(Debug, Clone)]
+pub enum UaAction {
+    /// Send this response on the server transaction `id`.
+    Respond {
+        id: TransactionId,
+        response: rsip::Response,
+    },
+    /// New request to send: the runtime opens a client transaction for it, except for
+    /// ACK, which it sends as is.
+    Send {
+        request: rsip::Request,
+        dest: Peer,
+    },
+    Event(CallEvent),
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    RemoteBye,
+    LocalBye,
+    Cancelled,
+    AckTimeout,
+    SessionExpired,
+    Rejected,
+    Error,
+}
+
+/// What happened to a call.
+// `Incoming` carries the whole INVITE; it comes once per call, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum CallEvent {
+    /// A new call passed every check (codecs, Require, size); the runtime allocates
+    /// RTP and calls `accept` (or `reject`). `invite` is for caller-ID extraction.
+    Incoming {
+        call: CallHandle,
+        call_id: String,
+        invite: rsip::Request,
+        source: Peer,
+    },
+    /// After the ACK (the answer came in the ACK for an INVITE without SDP).
+    Established {
+        call: CallHandle,
+        media: Negotiated,
+    },
+    /// A re-INVITE or UPDATE changed the media: hold, unhold, new address.
+    MediaChanged {
+        call: CallHandle,
+        media: Negotiated,
+    },
+    /// DTMF by SIP INFO (already answered 200).
+    Info {
+        call: CallHandle,
+        content_type: String,
+        body: Vec<u8>,
+    },
+    /// Transfer progress from a NOTIFY sipfrag, or the REFER's own failure status.
+    ReferProgress {
+        call: CallHandle,
+        status: u16,
+    },
+    Terminated {
+        call: CallHandle,
+        reason: EndReason,
+    },
+}
+
+/// Why a local command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UaError {
+    #[error("no such call")]
+    UnknownCall,
+    #[error("the call cannot do this now: {0}")]
+    InvalidState(&'static str),
+    #[error("status {0} is not a final failure status (300-699)")]
+    InvalidStatus(u16),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Sdp(#[from] SdpError),
+    #[error("cannot build the request: {0}")]
+    Build(String),
+}
+
+/// How long a request's (Call-ID, From tag, CSeq) is remembered to spot merged requests.
+const MERGE_MEMORY: Duration = Duration::from_secs(32);
+/// Most remembered requests for merge detection.
+const MERGE_CAPACITY: usize = 8192;
+/// Largest INFO body accepted.
+pub(crate) const MAX_INFO_BODY: usize = 1024;
+/// Retry-After for 503 (seconds).
+const RETRY_AFTER_S: u32 = 5;
+
+/// The user agent: every call's dialog state.
+pub struct Ua {
+    config: UaConfig,
+    calls: HashMap<CallHandle, Call>,
+    /// (Call-ID, our tag) → call.
+    by_dialog: HashMap<(String, String), CallHandle>,
+    /// Server INVITE transactions (initial and re-INVITE) → call.
+    by_txn: HashMap<TransactionId, CallHandle>,
+    /// Branches of our client requests → call.
+    by_branch: HashMap<String, CallHandle>,
+    /// (Call-ID, From tag, CSeq) of recent out-of-dialog requests → (branch, expiry).
+    merged: HashMap<(String, String, u32), (String, Instant)>,
+    merged_order: VecDeque<((String, String, u32), Instant)>,
+    actions: VecDeque<UaAction>,
+    next_handle: u64,
+    draining: bool,
+    rng: StdRng,
+}
+
+impl Ua {
+    pub fn new(config: UaConfig) -> Self {
+        Ua {
+            config,
+            calls: HashMap::new(),
+            by_dialog: HashMap::new(),
+            by_txn: HashMap::new(),
+            by_branch: HashMap::new(),
+            merged: HashMap::new(),
+            merged_order: VecDeque::new(),
+            actions: VecDeque::new(),
+            next_handle: 1,
+            draining: false,
+            rng: StdRng::from_os_rng(),
+        }
+    }
+
+    /// Feed one event from the transaction layer.
+    pub fn handle_event(&mut self, now: Instant, event: TransactionEvent) {
+        match event {
+            TransactionEvent::Request { id, request, source } => {
+                self.on_request(now, id, request, source)
+            }
+            TransactionEvent::Cancelled { invite, .. } => self.on_cancelled(invite),
+            TransactionEvent::Ack { request, .. } => self.on_ack(now, request),
+            TransactionEvent::Response { response, .. } => self.on_response(now, response),
+            TransactionEvent::Timeout { id } => self.on_timeout(now, id),
+        }
+    }
+
+    /// Answer an incoming call: 200 with our SDP answer (or our offer, for an INVITE
+    /// without SDP) and RTP at `local_rtp`.
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        local_rtp: SocketAddr,
+    ) -> Result<(), UaError> {
+        let prefs = self.config.codecs.clone();
+        let c = self.calls.get_mut(&call).ok_or(UaError::UnknownCall)?;
+        if c.phase != Phase::Incoming {
+            return Err(UaError::InvalidState("only a ringing call can be accepted"));
+        }
+        let (body, media, awaiting) = match &c.offer {
+            Some(offer) => match sdp::answer(offer, &prefs, local_rtp, &mut c.sdp) {
+                Ok((body, media)) => (body, Some(media), false),
+                Err(err) => {
+                    self.fail_incoming(call, 488);
+                    return Err(err.into());
+                }
+            },
+            None => {
+                (sdp::offer(&prefs, local_rtp, &mut c.sdp, sdp::Direction::SendRecv), None, true)
+            }
+        };
+        c.local_rtp = Some(local_rtp);
+        c.media = media;
+        c.awaiting_ack_answer = awaiting;
+        c.phase = Phase::Answered;
+        c.ack_guard = Some(now + self.config.timers.t1 * 64);
+        c.restart_timer(now);
+        let mut extra: Vec<rsip::Header> = c
+            .invite
+            .headers
+            .iter()
+            .filter(|h| matches!(h, rsip::Header::RecordRoute(_)))
+            .cloned()
+            .collect();
+        extra.extend(self.success_headers(call));
+        extra.push(response::content_type("application/sdp"));
+        self.respond_invite(call, 200, extra, body.into_bytes());
+        Ok(())
+    }
+
+    /// Refuse an incoming call with a final status (300-699).
+    pub fn reject(&mut self, _now: Instant, call: CallHandle, status: u16) -> Result<(), UaError> {
+        if !(300..700).contains(&status) {
+            return Err(UaError::InvalidStatus(status));
+        }
+        let c = self.calls.get(&call).ok_or(UaError::UnknownCall)?;
+        if c.phase != Phase::Incoming {
+            return Err(UaError::InvalidState("only a ringing call can be rejected"));
+        }
+        self.respond_invite(call, status, Vec::new(), Vec::new());
+        self.end_call(call, Some(EndReason::Rejected));
+        Ok(())
+    }
+
+    /// End a call: BYE once confirmed (after the ACK, if it has not come yet), or 480
+    /// to the INVITE while it is still ringing.
+    pub fn hangup(&mut self, now: Instant, call: CallHandle) -> Result<(), UaError> {
+        let c = self.calls.get_mut(&call).ok_or(UaError::UnknownCall)?;
+        match c.phase {
+            Phase::Incoming => {
+                self.respond_invite(call, 480, Vec::new(), Vec::new());
+                self.end_call(call, Some(EndReason::LocalBye));
+            }
+            Phase::Answered => {
+                // RFC 3261 §15: no BYE before the ACK (or the transaction's timeout).
+                c.phase = Phase::ByeOnAck;
+                self.push_event(CallEvent::Terminated { call, reason: EndReason::LocalBye });
+            }
+            Phase::Confirmed => {
+                self.send_bye(now, call);
+                self.end_call(call, Some(EndReason::LocalBye));
+            }
+            Phase::ByeOnAck => return Err(UaError::InvalidState("already hanging up")),
+        }
+        Ok(())
+    }
+
+    /// Transfer the caller to `target` (a sip:, sips: or tel: URI) with REFER. Progress
+    /// comes back as `ReferProgress`.
+    pub fn refer(&mut self, now: Instant, call: CallHandle, target: &str) -> Result<(), UaError> {
+        let refer_to = crate::sip::refer::refer_to(target)?;
+        let c = self.calls.get(&call).ok_or(UaError::UnknownCall)?;
+        if c.phase != Phase::Confirmed {
+            return Err(UaError::InvalidState("only an established call can be transferred"));
+        }
+        if c.has_refer_pending() {
+            return Err(UaError::InvalidState("a transfer is already under way"));
+        }
+        let contact_uri =
+            header_text::uri_part(&self.contact(c.dialog.source.transport)).to_string();
+        let extra = vec![
+            response::other("Refer-To", refer_to),
+            response::other("Referred-By", format!("<{contact_uri}>")),
+        ];
+        self.send_tracked(now, call, rsip::Method::Refer, extra, None, call::Purpose::Refer)
+    }
+
+    /// While draining, new calls and OPTIONS get 503; calls under way go on.
+    pub fn set_draining(&mut self, draining: bool) {
+        self.draining = draining;
+    }
+
+    /// Calls not yet reported as terminated.
+    pub fn call_count(&self) -> usize {
+        self.calls.values().filter(|c| c.phase != Phase::ByeOnAck).count()
+    }
+
+    /// Run whatever timers are due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<CallHandle> = self
+            .calls
+            .values()
+            .filter(|c| c.next_deadline().is_some_and(|d| d <= now))
+            .map(|c| c.handle)
+            .collect();
+        for handle in due {
+            self.call_timeout(now, handle);
+        }
+        while let Some((key, expiry)) = self.merged_order.front() {
+            if *expiry > now {
+                break;
+            }
+            if self.merged.get(key).is_some_and(|(_, e)| e == expiry) {
+                self.merged.remove(key);
+            }
+            self.merged_order.pop_front();
+        }
+    }
+
+    /// The next instant `handle_timeout` must run, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.calls
+            .values()
+            .filter_map(Call::next_deadline)
+            .chain(self.merged_order.front().map(|(_, e)| *e))
+            .min()
+    }
+
+    /// The next thing to do, in order.
+    pub fn poll_action(&mut self) -> Option<UaAction> {
+        self.actions.pop_front()
+    }
+
+    // ----- shared helpers -------------------------------------------------------------
+
+    fn push_event(&mut self, event: CallEvent) {
+        self.actions.push_back(UaAction::Event(event));
+    }
+
+    fn random_token(&mut self) -> String {
+        format!("{:016x}", self.rng.random::<u64>())
+    }
+
+    fn new_branch(&mut self) -> String {
+        format!("z9hG4bK{}{:08x}", self.random_token(), self.rng.random::<u32>())
+    }
+
+    /// Our Contact: `<sip:{user}@{host}:{port}>`, plus `;transport=tcp` on TCP.
+    fn contact(&self, transport: Transport) -> String {
+        let host =
+            if self.config.local_host.contains(':') && !self.config.local_host.starts_with('[') {
+                format!("[{}]", self.config.local_host)
+            } else {
+                self.config.local_host.clone()
+            };
+        let suffix = if transport == Transport::Tcp { ";transport=tcp" } else { "" };
+        format!(
+            "<sip:{}@{host}:{}{suffix}>",
+            header_text::escape_uri(&self.config.contact_user),
+            self.config.local_port
+        )
+    }
+
+    /// Contact, Allow, Supported and the session timer headers of a 2xx in a call.
+    fn success_headers(&self, call: CallHandle) -> Vec<rsip::Header> {
+        let Some(c) = self.calls.get(&call) else {
+            return Vec::new();
+        };
+        let mut extra = vec![
+            rsip::Header::Contact(rsip::headers::Contact::from(
+                self.contact(c.dialog.source.transport),
+            )),
+            response::allow(),
+            response::supported(),
+        ];
+        if let Some(timer) = c.timer {
+            extra.extend(timer.response_headers());
+        }
+        extra
+    }
+
+    /// Respond to a request in a call (our tag on To).
+    fn respond_in_call(
+        &mut self,
+        call: CallHandle,
+        id: TransactionId,
+        request: &rsip::Request,
+        status: u16,
+        extra: Vec<rsip::Header>,
+        body: Vec<u8>,
+    ) {
+        let tag = self.calls.get(&call).map(|c| c.dialog.local_tag.clone());
+        let response =
+            response::build(request, status, tag.as_deref(), extra, body, &self.config.user_agent);
+        self.actions.push_back(UaAction::Respond { id, response });
+    }
+
+    /// Respond to the dialog-creating INVITE of a call.
+    fn respond_invite(
+        &mut self,
+        call: CallHandle,
+        status: u16,
+        extra: Vec<rsip::Header>,
+        body: Vec<u8>,
+    ) {
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
+        let (id, invite) = (c.invite_txn.clone(), c.invite.clone());
+        self.respond_in_call(call, id, &invite, status, extra, body);
+    }
+
+    /// Refuse the INVITE of a ringing call and forget the call.
+    fn fail_incoming(&mut self, call: CallHandle, status: u16) {
+        let mut extra = Vec::new();
+        if status == 488 {
+            extra.push(response::warning(304, &self.config.local_host, "Media type not available"));
+        }
+        self.respond_invite(call, status, extra, Vec::new());
+        self.end_call(call, Some(EndReason::Error));
+    }
+
+    /// Forget a call and, with a reason, report it ended.
+    fn end_call(&mut self, call: CallHandle, reason: Option<EndReason>) {
+        let Some(c) = self.calls.remove(&call) else {
+            return;
+        };
+        self.by_dialog.remove(&(c.dialog.call_id.clone(), c.dialog.local_tag.clone()));
+        self.by_txn.retain(|_, h| *h != call);
+        for req in &c.client {
+            self.by_branch.remove(&req.branch);
+        }
+        if let Some(reason) = reason
+            && c.phase != Phase::ByeOnAck
+        {
+            self.push_event(CallEvent::Terminated { call, reason });
+        }
+    }
+
+    fn local(&self) -> (String, String) {
+        (self.config.local_host.clone(), self.config.user_agent.clone())
+    }
+
+    /// Build and queue a request in a call's dialog. Returns its branch and CSeq.
+    fn send_request(
+        &mut self,
+        call: CallHandle,
+        method: rsip::Method,
+        extra: Vec<rsip::Header>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<(String, u32), UaError> {
+        let branch = self.new_branch();
+        let (host, user_agent) = self.local();
+        let port = self.config.local_port;
+        let transport = self.calls.get(&call).ok_or(UaError::UnknownCall)?.dialog.source.transport;
+        let contact = self.contact(transport);
+        let c = self.calls.get_mut(&call).ok_or(UaError::UnknownCall)?;
+        let local = Local { host: &host, port, contact: &contact, user_agent: &user_agent };
+        let cseq = c.dialog.local_cseq;
+        let request = c
+            .dialog
+            .request(method, &local, &branch, extra, body)
+            .map_err(|e| UaError::Build(e.to_string()))?;
+        let dest = c.dialog.next_hop();
+        self.actions.push_back(UaAction::Send { request, dest });
+        Ok((branch, cseq))
+    }
+
+    /// Send a request whose final response we act on.
+    fn send_tracked(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        method: rsip::Method,
+        extra: Vec<rsip::Header>,
+        body: Option<(&str, Vec<u8>)>,
+        purpose: call::Purpose,
+    ) -> Result<(), UaError> {
+        let (branch, cseq) = self.send_request(call, method, extra, body)?;
+        let deadline = now + self.config.timers.t1 * 65;
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.client.push(call::ClientRequest {
+                branch: branch.clone(),
+                method,
+                cseq,
+                purpose,
+                deadline,
+            });
+            self.by_branch.insert(branch, call);
+        }
+        Ok(())
+    }
+
+    /// Send BYE (failures to build are logged: the call ends anyway).
+    fn send_bye(&mut self, _now: Instant, call: CallHandle) {
+        if let Err(err) = self.send_request(call, rsip::Method::Bye, Vec::new(), None) {
+            tracing::warn!(call = call.0, %err, "could not build BYE");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,272 @@
+//! Building offers and answers, and reading answers to our offers.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use super::parse::{MediaDescription, SessionDescription};
+use super::{Codec, Direction, LocalSession, Negotiated, SdpError, ip_kind};
+use crate::config::CodecName;
+
+/// Payload types we use in our own offers.
+const OFFER_OPUS_PT: u8 = 111;
+const OFFER_TELEPHONE_EVENT_PT: u8 = 101;
+/// What we ask to receive and send when the peer says nothing.
+const DEFAULT_PTIME_MS: u32 = 20;
+/// Packet durations the media layer can send.
+const SUPPORTED_PTIMES_MS: [u32; 6] = [10, 20, 30, 40, 50, 60];
+
+/// Answer an offer: pick our most preferred codec that the offer has, echo the offerer's
+/// telephone-event number, mirror the direction, refuse every other stream with port 0.
+/// Fails with [`SdpError::NoCommonCodec`] (answer 488) when nothing matches.
+pub fn answer(
+    offer: &SessionDescription,
+    prefs: &[CodecName],
+    local_rtp: SocketAddr,
+    session: &mut LocalSession,
+) -> Result<(String, Negotiated), SdpError> {
+    let mut chosen: Option<(usize, Negotiated)> = None;
+    let mut saw_audio = false;
+    for (index, media) in offer.media.iter().enumerate() {
+        if !media.media.eq_ignore_ascii_case("audio") || media.port == 0 || !media.is_plain_rtp() {
+            continue;
+        }
+        saw_audio = true;
+        let Some(codec) = pick_codec(media, prefs) else {
+            continue;
+        };
+        let telephone_event = find_telephone_event(media, codec.clock_rate);
+        let remote_rtp = remote_address(offer, media);
+        let direction = offer.direction_for(media).reversed();
+        let ptime_ms = pick_ptime(media);
+        chosen =
+            Some((index, Negotiated { codec, telephone_event, remote_rtp, direction, ptime_ms }));
+        break;
+    }
+    let Some((chosen_index, negotiated)) = chosen else {
+        return Err(if saw_audio || offer.media.iter().any(is_audio) {
+            SdpError::NoCommonCodec
+        } else {
+            SdpError::NoAudio
+        });
+    };
+
+    let mut body = session_lines(local_rtp);
+    for (index, media) in offer.media.iter().enumerate() {
+        if index == chosen_index {
+            let te = negotiated.telephone_event.map(|pt| (pt, te_clock(media, pt)));
+            write_audio(
+                &mut body,
+                local_rtp.port(),
+                &media.proto,
+                &[negotiated.codec],
+                te,
+                negotiated.direction,
+            );
+        } else {
+            write_refused(&mut body, media);
+        }
+    }
+    Ok((session.render(local_rtp, &body), negotiated))
+}
+
+/// Our offer: every preferred codec, telephone-event, and the given direction.
+pub fn offer(
+    prefs: &[CodecName],
+    local_rtp: SocketAddr,
+    session: &mut LocalSession,
+    direction: Direction,
+) -> String {
+    let mut codecs = Vec::new();
+    for name in prefs {
+        let codec = static_codec(*name, OFFER_OPUS_PT);
+        if !codecs.iter().any(|c: &Codec| c.name == codec.name) {
+            codecs.push(codec);
+        }
+    }
+    let mut body = session_lines(local_rtp);
+    write_audio(
+        &mut body,
+        local_rtp.port(),
+        "RTP/AVP",
+        &codecs,
+        Some((OFFER_TELEPHONE_EVENT_PT, 8000)),
+        direction,
+    );
+    session.render(local_rtp, &body)
+}
+
+/// Read the answer to our offer (made with `prefs`): the codec is the first one in the
+/// answer that we offered.
+pub fn accept_answer(
+    prefs: &[CodecName],
+    answer: &SessionDescription,
+) -> Result<Negotiated, SdpError> {
+    let media =
+        answer.media.iter().find(|m| is_audio(m) && m.port != 0).ok_or(SdpError::NoAudio)?;
+    let codec = media
+        .payload_types()
+        .find_map(|pt| {
+            let codec = codec_for(media, pt)?;
+            prefs.contains(&codec.name).then_some(codec)
+        })
+        .ok_or(SdpError::NoCommonCodec)?;
+    Ok(Negotiated {
+        codec,
+        telephone_event: find_telephone_event(media, codec.clock_rate),
+        remote_rtp: remote_address(answer, media),
+        direction: answer.direction_for(media).reversed(),
+        ptime_ms: pick_ptime(media),
+    })
+}
+
+fn is_audio(m: &MediaDescription) -> bool {
+    m.media.eq_ignore_ascii_case("audio")
+}
+
+/// Our preference order decides (RFC 3264 lets the answerer choose among the offered).
+fn pick_codec(media: &MediaDescription, prefs: &[CodecName]) -> Option<Codec> {
+    prefs.iter().find_map(|want| {
+        media.payload_types().filter_map(|pt| codec_for(media, pt)).find(|c| c.name == *want)
+    })
+}
+
+/// What a payload type means in this media section, if it is a codec we have.
+fn codec_for(media: &MediaDescription, pt: u8) -> Option<Codec> {
+    match media.rtpmap(pt) {
+        Some(map) => {
+            let enc = map.encoding.as_str();
+            if enc.eq_ignore_ascii_case("PCMU") && map.clock_rate == 8000 {
+                Some(static_codec(CodecName::Pcmu, pt))
+            } else if enc.eq_ignore_ascii_case("PCMA") && map.clock_rate == 8000 {
+                Some(static_codec(CodecName::Pcma, pt))
+            } else if enc.eq_ignore_ascii_case("opus")
+                && map.clock_rate == 48000
+                && map.channels.unwrap_or(2) == 2
+            {
+                Some(static_codec(CodecName::Opus, pt))
+            } else {
+                None
+            }
+        }
+        // Static payload types need no rtpmap (RFC 3551).
+        None => match pt {
+            0 => Some(static_codec(CodecName::Pcmu, 0)),
+            8 => Some(static_codec(CodecName::Pcma, 8)),
+            _ => None,
+        },
+    }
+}
+
+fn static_codec(name: CodecName, dynamic_pt: u8) -> Codec {
+    match name {
+        CodecName::Pcmu => Codec {
+            name,
+            payload_type: if dynamic_pt >= 96 { 0 } else { dynamic_pt },
+            clock_rate: 8000,
+            channels: 1,
+        },
+        CodecName::Pcma => Codec {
+            name,
+            payload_type: if dynamic_pt >= 96 { 8 } else { dynamic_pt },
+            clock_rate: 8000,
+            channels: 1,
+        },
+        CodecName::Opus => Codec { name, payload_type: dynamic_pt, clock_rate: 48000, channels: 2 },
+    }
+}
+
+/// telephone-event at the codec's clock rate if offered, else at 8000.
+fn find_telephone_event(media: &MediaDescription, clock_rate: u32) -> Option<u8> {
+    let offered: Vec<_> = media
+        .payload_types()
+        .filter_map(|pt| media.rtpmap(pt))
+        .filter(|m| m.encoding.eq_ignore_ascii_case("telephone-event"))
+        .collect();
+    offered
+        .iter()
+        .find(|m| m.clock_rate == clock_rate)
+        .or_else(|| offered.iter().find(|m| m.clock_rate == 8000))
+        .map(|m| m.payload_type)
+}
+
+fn te_clock(media: &MediaDescription, pt: u8) -> u32 {
+    media.rtpmap(pt).map_or(8000, |m| m.clock_rate)
+}
+
+fn remote_address(sdp: &SessionDescription, media: &MediaDescription) -> Option<SocketAddr> {
+    let conn = sdp.connection_for(media)?;
+    let ip: IpAddr = conn.address?;
+    if ip.is_unspecified() || media.port == 0 {
+        return None;
+    }
+    Some(SocketAddr::new(ip, media.port))
+}
+
+/// The peer's ptime if we can send it (and it respects maxptime), else 20 ms.
+fn pick_ptime(media: &MediaDescription) -> u32 {
+    let max = media.maxptime.unwrap_or(u32::MAX);
+    match media.ptime {
+        Some(p) if SUPPORTED_PTIMES_MS.contains(&p) && p <= max => p,
+        _ if DEFAULT_PTIME_MS <= max => DEFAULT_PTIME_MS,
+        _ => SUPPORTED_PTIMES_MS
+            .iter()
+            .copied()
+            .filter(|p| *p <= max)
+            .max()
+            .unwrap_or(DEFAULT_PTIME_MS),
+    }
+}
+
+fn session_lines(local: SocketAddr) -> String {
+    format!("s=zendesk-ivr\r\nc=IN {} {}\r\nt=0 0\r\n", ip_kind(local), local.ip())
+}
+
+fn write_audio(
+    out: &mut String,
+    port: u16,
+    proto: &str,
+    codecs: &[Codec],
+    telephone_event: Option<(u8, u32)>,
+    direction: Direction,
+) {
+    let _ = write!(out, "m=audio {port} {proto}");
+    for c in codecs {
+        let _ = write!(out, " {}", c.payload_type);
+    }
+    if let Some((pt, _)) = telephone_event {
+        let _ = write!(out, " {pt}");
+    }
+    out.push_str("\r\n");
+    for c in codecs {
+        let _ = match c.name {
+            CodecName::Pcmu => write!(out, "a=rtpmap:{} PCMU/8000\r\n", c.payload_type),
+            CodecName::Pcma => write!(out, "a=rtpmap:{} PCMA/8000\r\n", c.payload_type),
+            CodecName::Opus => write!(
+                out,
+                "a=rtpmap:{pt} opus/48000/2\r\na=fmtp:{pt} minptime=10;useinbandfec=1\r\n",
+                pt = c.payload_type
+            ),
+        };
+    }
+    if let Some((pt, clock)) = telephone_event {
+        let _ = write!(out, "a=rtpmap:{pt} telephone-event/{clock}\r\na=fmtp:{pt} 0-16\r\n");
+    }
+    let _ = write!(
+        out,
+        "a=ptime:{DEFAULT_PTIME_MS}\r\na=maxptime:{}\r\na={}\r\n",
+        SUPPORTED_PTIMES_MS[SUPPORTED_PTIMES_MS.len() - 1],
+        direction.as_attribute()
+    );
+}
+
+/// A refused stream echoes media type, proto and formats with port 0 (RFC 3264 §6).
+fn write_refused(out: &mut String, media: &MediaDescription) {
+    let _ = write!(out, "m={} 0 {}", media.media, media.proto);
+    if media.formats.is_empty() {
+        out.push_str(" 0");
+    }
+    for f in &media.formats {
+        let _ = write!(out, " {f}");
+    }
+    out.push_str("\r\n");
+}

@@ -1,0 +1,120 @@
+//! Per-call state kept by the UA.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::CallHandle;
+use super::state::Dialog;
+use crate::sdp::{LocalSession, Negotiated, SessionDescription};
+use crate::sip::session_timer::SessionTimer;
+use crate::sip::transaction::TransactionId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// INVITE received and screened; waiting for `accept` or `reject`.
+    Incoming,
+    /// 2xx sent; waiting for the ACK.
+    Answered,
+    Confirmed,
+    /// Hung up locally before the ACK came: BYE goes out on the ACK or on timeout.
+    /// `Terminated` was already reported.
+    ByeOnAck,
+}
+
+/// A re-INVITE we answered 2xx and whose ACK has not come yet.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerReinvite {
+    pub txn: TransactionId,
+    pub cseq: u32,
+    /// Our 2xx carried an offer (the re-INVITE had no SDP); the answer comes in the ACK.
+    pub awaiting_answer: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A session refresh (UPDATE or re-INVITE) we sent as the refresher.
+    Refresh,
+    Refer,
+}
+
+/// A request we sent and whose final response we wait for.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientRequest {
+    pub branch: String,
+    pub method: rsip::Method,
+    pub cseq: u32,
+    pub purpose: Purpose,
+    /// Guard in case the transaction layer's timeout does not reach us.
+    pub deadline: Instant,
+}
+
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub handle: CallHandle,
+    pub dialog: Dialog,
+    pub phase: Phase,
+    /// The dialog-creating INVITE and its server transaction.
+    pub invite: rsip::Request,
+    pub invite_txn: TransactionId,
+    pub invite_cseq: u32,
+    /// The offer in the INVITE; `None` for an INVITE without SDP.
+    pub offer: Option<SessionDescription>,
+    pub sdp: LocalSession,
+    pub local_rtp: Option<SocketAddr>,
+    pub media: Option<Negotiated>,
+    /// Our 2xx to the INVITE carried an offer; the answer comes in the ACK.
+    pub awaiting_ack_answer: bool,
+    /// When to give up on the ACK for our 2xx (INVITE or re-INVITE).
+    pub ack_guard: Option<Instant>,
+    pub server_reinvite: Option<ServerReinvite>,
+    /// Negotiated from the INVITE; applied when the 2xx goes out.
+    pub timer: Option<SessionTimer>,
+    pub expires_at: Option<Instant>,
+    pub refresh_at: Option<Instant>,
+    pub client: Vec<ClientRequest>,
+    /// A REFER was accepted (2xx); progress NOTIFYs may come.
+    pub refer_subscribed: bool,
+}
+
+impl Call {
+    /// The earliest instant at which this call needs `handle_timeout`.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [self.ack_guard, self.expires_at, self.refresh_at]
+            .into_iter()
+            .flatten()
+            .chain(self.client.iter().map(|c| c.deadline))
+            .min()
+    }
+
+    /// Restart the session timer after a successful refresh (or the first 2xx).
+    pub fn restart_timer(&mut self, now: Instant) {
+        match self.timer {
+            Some(t) => {
+                self.expires_at = Some(t.expires_at(now));
+                self.refresh_at = t.refresh_at(now);
+            }
+            None => {
+                self.expires_at = None;
+                self.refresh_at = None;
+            }
+        }
+    }
+
+    pub fn has_refresh_pending(&self) -> bool {
+        self.client.iter().any(|c| c.purpose == Purpose::Refresh)
+    }
+
+    pub fn has_refer_pending(&self) -> bool {
+        self.refer_subscribed || self.client.iter().any(|c| c.purpose == Purpose::Refer)
+    }
+
+    /// An offer/answer exchange is open (RFC 3264 §4: one at a time → 491).
+    pub fn offer_pending(&self) -> bool {
+        self.phase != Phase::Confirmed
+            || self.server_reinvite.is_some()
+            || self
+                .client
+                .iter()
+                .any(|c| c.purpose == Purpose::Refresh && c.method == rsip::Method::Invite)
+    }
+}

@@ -1,0 +1,217 @@
+//! Our side of the dialog: responses to our requests, timeouts, session refreshes.
+
+use std::time::{Duration, Instant};
+
+use rsip::Method;
+
+use super::call::{ClientRequest, Phase, Purpose};
+use super::state::Local;
+use super::{CallEvent, CallHandle, EndReason, Ua, UaAction};
+use crate::sdp;
+use crate::sip::header_text as ht;
+use crate::sip::response;
+use crate::sip::transaction::TransactionId;
+
+/// Wait before retrying a refresh that met 491 (RFC 3261 §14.1 asks for 2.1-4 s as owner
+/// of the Call-ID; the UAS side waits 0-2 s; a fixed value inside both is fine).
+const RETRY_AFTER_491: Duration = Duration::from_millis(2100);
+
+impl Ua {
+    pub(super) fn on_response(&mut self, now: Instant, response: rsip::Response) {
+        let status = response::status_of(&response);
+        if status < 200 {
+            return;
+        }
+        let Some(via) = ht::first(&response.headers, "Via", Some("v")) else {
+            return;
+        };
+        let Some(branch) = ht::header_param(&via, "branch").map(str::to_string) else {
+            return;
+        };
+        let Some(call) = self.by_branch.remove(&branch) else {
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(pos) = c.client.iter().position(|r| r.branch == branch) else {
+            return;
+        };
+        let request = c.client.remove(pos);
+        self.client_final(now, call, request, status, Some(&response));
+    }
+
+    /// A final outcome for one of our requests; `response` is `None` on timeout (408).
+    fn client_final(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        request: ClientRequest,
+        status: u16,
+        response: Option<&rsip::Response>,
+    ) {
+        match request.purpose {
+            Purpose::Refer => {
+                if (200..300).contains(&status) {
+                    if let Some(c) = self.calls.get_mut(&call) {
+                        c.refer_subscribed = true;
+                    }
+                } else {
+                    self.push_event(CallEvent::ReferProgress { call, status });
+                }
+            }
+            Purpose::Refresh => self.refresh_final(now, call, request, status, response),
+        }
+    }
+
+    fn refresh_final(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        request: ClientRequest,
+        status: u16,
+        response: Option<&rsip::Response>,
+    ) {
+        if request.method == Method::Invite && (200..300).contains(&status) {
+            self.send_ack(call, request.cseq);
+            let answer = response
+                .filter(|r| !r.body.is_empty())
+                .and_then(|r| std::str::from_utf8(&r.body).ok())
+                .and_then(|t| sdp::parse(t).ok())
+                .and_then(|a| sdp::accept_answer(&self.config.codecs, &a).ok());
+            if let Some(media) = answer {
+                self.media_update(call, media);
+            }
+        }
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        match status {
+            200..=299 => c.restart_timer(now),
+            408 | 481 => {
+                // RFC 4028 §10: the session is gone.
+                self.send_bye(now, call);
+                self.end_call(call, Some(EndReason::SessionExpired));
+            }
+            491 => c.refresh_at = Some(now + RETRY_AFTER_491),
+            405 | 501 if request.method == Method::Update => {
+                c.dialog.peer_allows_update = false;
+                c.refresh_at = Some(now);
+            }
+            // Other failures: the session lives on until it expires.
+            _ => {}
+        }
+    }
+
+    fn send_ack(&mut self, call: CallHandle, cseq: u32) {
+        let branch = self.new_branch();
+        let (host, user_agent) = self.local();
+        let Some(c) = self.calls.get(&call) else { return };
+        let contact = self.contact(c.dialog.source.transport);
+        let local = Local {
+            host: &host,
+            port: self.config.local_port,
+            contact: &contact,
+            user_agent: &user_agent,
+        };
+        match c.dialog.ack(cseq, &local, &branch) {
+            Ok(request) => {
+                let dest = c.dialog.next_hop();
+                self.actions.push_back(UaAction::Send { request, dest });
+            }
+            Err(err) => tracing::warn!(call = call.0, %err, "could not build ACK"),
+        }
+    }
+
+    pub(super) fn on_timeout(&mut self, now: Instant, id: TransactionId) {
+        if let Some(&call) = self.by_txn.get(&id) {
+            let Some(c) = self.calls.get(&call) else { return };
+            let invite_unacked =
+                id == c.invite_txn && matches!(c.phase, Phase::Answered | Phase::ByeOnAck);
+            let reinvite_unacked = c.server_reinvite.as_ref().is_some_and(|r| r.txn == id);
+            if invite_unacked || reinvite_unacked {
+                self.ack_timeout(now, call);
+            }
+            return;
+        }
+        // A client transaction: its id carries the branch we chose.
+        let found = self.calls.values().find_map(|c| {
+            c.client
+                .iter()
+                .position(|r| id.as_str().contains(r.branch.as_str()))
+                .map(|pos| (c.handle, pos))
+        });
+        if let Some((call, pos)) = found
+            && let Some(c) = self.calls.get_mut(&call)
+        {
+            let request = c.client.remove(pos);
+            self.by_branch.remove(&request.branch);
+            self.client_final(now, call, request, 408, None);
+        }
+    }
+
+    /// No ACK for our 2xx: BYE and end the call (RFC 3261 §13.3.1.4).
+    fn ack_timeout(&mut self, now: Instant, call: CallHandle) {
+        self.send_bye(now, call);
+        self.end_call(call, Some(EndReason::AckTimeout));
+    }
+
+    pub(super) fn call_timeout(&mut self, now: Instant, call: CallHandle) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        if c.ack_guard.is_some_and(|d| d <= now) {
+            c.ack_guard = None;
+            return self.ack_timeout(now, call);
+        }
+        if c.expires_at.is_some_and(|d| d <= now) {
+            tracing::info!(call = call.0, "session timer expired without a refresh");
+            self.send_bye(now, call);
+            return self.end_call(call, Some(EndReason::SessionExpired));
+        }
+        let overdue: Vec<ClientRequest> = {
+            let (late, keep): (Vec<_>, Vec<_>) =
+                c.client.drain(..).partition(|r| r.deadline <= now);
+            c.client = keep;
+            late
+        };
+        for request in overdue {
+            self.by_branch.remove(&request.branch);
+            self.client_final(now, call, request, 408, None);
+        }
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        if c.refresh_at.is_some_and(|d| d <= now) {
+            c.refresh_at = None;
+            self.send_refresh(now, call);
+        }
+    }
+
+    /// Refresh the session as its refresher: UPDATE without a body when the peer allows
+    /// it, else a re-INVITE with our current SDP (unchanged, so the same o= version).
+    fn send_refresh(&mut self, now: Instant, call: CallHandle) {
+        let prefs = self.config.codecs.clone();
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        if c.phase != Phase::Confirmed || c.has_refresh_pending() {
+            return;
+        }
+        let Some(timer) = c.timer else { return };
+        let extra = timer.refresh_headers();
+        let result = if c.dialog.peer_allows_update {
+            self.send_tracked(now, call, Method::Update, extra, None, Purpose::Refresh)
+        } else if c.server_reinvite.is_some() {
+            c.refresh_at = Some(now + RETRY_AFTER_491);
+            return;
+        } else {
+            let Some(local_rtp) = c.local_rtp else { return };
+            let direction = c.media.map_or(sdp::Direction::SendRecv, |m| m.direction);
+            // Offer what is in use, so that the refresh changes nothing.
+            let codecs = c.media.map_or(prefs, |m| vec![m.codec.name]);
+            let body = sdp::offer(&codecs, local_rtp, &mut c.sdp, direction).into_bytes();
+            self.send_tracked(
+                now,
+                call,
+                Method::Invite,
+                extra,
+                Some(("application/sdp", body)),
+                Purpose::Refresh,
+            )
+        };
+        if let Err(err) = result {
+            tracing::warn!(call = call.0, %err, "could not send a session refresh");
+        }
+    }
+}

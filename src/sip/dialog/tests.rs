@@ -1,0 +1,7 @@
+//! UA tests in virtual time: messages are written as text, parsed by rsip, and fed in.
+
+mod harness;
+
+mod basic;
+mod errors;
+mod midcall;
