@@ -40,10 +40,11 @@ impl Default for SendPolicy {
 
 impl SendPolicy {
     pub fn from_config(config: &OutboxConfig) -> SendPolicy {
+        let base_ms = config.backoff_base_ms.max(1);
         SendPolicy {
             max_attempts: config.max_attempts.max(1),
-            backoff_base: Duration::from_millis(config.backoff_base_ms.max(1)),
-            backoff_cap: Duration::from_millis(config.backoff_cap_ms.max(config.backoff_base_ms)),
+            backoff_base: Duration::from_millis(base_ms),
+            backoff_cap: Duration::from_millis(config.backoff_cap_ms.max(base_ms)),
             retry_after_max: Duration::from_secs(config.retry_after_max_s),
             max_in_flight: config.max_in_flight.max(1),
             attempt_timeout: Duration::from_secs(config.attempt_timeout_s.max(1)),

@@ -96,6 +96,7 @@ where
             }
         };
         tokio::select! {
+            biased;
             () = &mut shutdown => break,
             Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                 if let Some(pause) = finish(&outbox, &mut in_flight, joined).await {
