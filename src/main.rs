@@ -25,6 +25,7 @@ enum Command {
     Outbox {
         #[command(subcommand)]
         command: OutboxCommand,
+        /// Configuration file (TOML); `outbox.path` names the database.
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
     },

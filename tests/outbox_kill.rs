@@ -48,8 +48,10 @@ struct HttpSink {
 impl HttpSink {
     fn new(base: &str) -> HttpSink {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client =
-            reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("HTTP client");
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("HTTP client");
         HttpSink { client, base: base.trim_end_matches('/').to_owned() }
     }
 }
@@ -71,14 +73,23 @@ fn status_error(status: reqwest::StatusCode) -> PostError {
 }
 
 impl CommentSink for HttpSink {
-    async fn post_comment(&self, ticket_id: u64, body: &str, public: bool) -> Result<(), PostError> {
+    async fn post_comment(
+        &self,
+        ticket_id: u64,
+        body: &str,
+        public: bool,
+    ) -> Result<(), PostError> {
         let url = format!("{}/api/v2/tickets/{ticket_id}.json", self.base);
         let payload = json!({"ticket": {"comment": {"body": body, "public": public}}});
         let response = self.client.put(url).json(&payload).send().await.map_err(request_error)?;
         if response.status().is_success() { Ok(()) } else { Err(status_error(response.status())) }
     }
 
-    async fn has_comment_containing(&self, ticket_id: u64, marker: &str) -> Result<bool, PostError> {
+    async fn has_comment_containing(
+        &self,
+        ticket_id: u64,
+        marker: &str,
+    ) -> Result<bool, PostError> {
         let url = format!("{}/api/v2/tickets/{ticket_id}/comments.json", self.base);
         let response = self.client.get(url).send().await.map_err(request_error)?;
         if !response.status().is_success() {
@@ -225,7 +236,8 @@ fn child_main(role: &str) {
         let outbox = Outbox::open(&db).expect("open outbox");
         match role {
             "writer" => {
-                let count: u64 = std::env::var(COUNT).ok().and_then(|n| n.parse().ok()).expect("count");
+                let count: u64 =
+                    std::env::var(COUNT).ok().and_then(|n| n.parse().ok()).expect("count");
                 for n in 0..count {
                     assert!(outbox.enqueue(entry(n)).await.expect("enqueue"));
                 }

@@ -42,6 +42,8 @@ pub enum CommandError {
     Outbox(#[from] OutboxError),
     #[error("replay needs --all, --ticket ID or --call-id ID")]
     ReplayWithoutFilter,
+    #[error("no outbox database at {0} (see outbox.path in the configuration)")]
+    Missing(std::path::PathBuf),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot write the output: {0}")]
@@ -56,6 +58,9 @@ pub fn run(
 ) -> Result<(), CommandError> {
     if let OutboxCommand::Replay { all: false, ticket: None, call_id: None } = command {
         return Err(CommandError::ReplayWithoutFilter);
+    }
+    if !config.path.exists() {
+        return Err(CommandError::Missing(config.path.clone()));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

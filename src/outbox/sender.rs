@@ -20,6 +20,8 @@ const HEADS_PER_ROUND: usize = 1000;
 const IDLE_POLL: Duration = Duration::from_secs(5);
 /// How long shutdown waits for attempts in flight to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How often the gauges are refreshed from the database.
+const GAUGES_EVERY: Duration = Duration::from_secs(1);
 /// How often delivered entries past `keep_done` are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
@@ -80,6 +82,7 @@ where
     let mut in_flight: HashMap<Id, InFlight> = HashMap::new();
     let mut paused_until: Option<i64> = None;
     let mut next_prune = Instant::now();
+    let mut next_gauges = Instant::now();
     publish_gauges(&outbox.stats().await?);
     tokio::pin!(shutdown);
 
@@ -109,8 +112,11 @@ where
         if paused_until.is_some_and(|until| until <= now_millis()) {
             paused_until = None;
         }
-        if let Ok(stats) = outbox.stats().await {
-            publish_gauges(&stats);
+        if Instant::now() >= next_gauges {
+            next_gauges = Instant::now() + GAUGES_EVERY;
+            if let Ok(stats) = outbox.stats().await {
+                publish_gauges(&stats);
+            }
         }
     }
 

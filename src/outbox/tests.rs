@@ -587,6 +587,9 @@ fn cli_reports_stats_lists_and_replays() {
         path: dir.path().join("outbox.sqlite"),
         ..Default::default()
     };
+    let missing = cli::run(&config, cli::OutboxCommand::Stats, &mut Vec::new());
+    assert!(matches!(missing, Err(cli::CommandError::Missing(_))), "no database is created");
+    assert!(!config.path.exists());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let outbox = Outbox::open_config(&config).unwrap();
