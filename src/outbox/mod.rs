@@ -304,4 +304,6 @@ impl Outbox {
 }
 
 #[cfg(test)]
+mod test_sink;
+#[cfg(test)]
 mod tests;
