@@ -85,6 +85,10 @@ pub enum OutboxError {
     Corrupt(String),
     #[error("outbox worker failed: {0}")]
     Worker(String),
+    #[error("another sender is already running on the outbox {0}")]
+    SenderRunning(PathBuf),
+    #[error("cannot lock the outbox {path} for sending: {source}")]
+    Lock { path: PathBuf, source: std::io::Error },
 }
 
 /// A comment to post after a call.

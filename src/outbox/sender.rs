@@ -2,7 +2,9 @@
 //! [`dispose`](super::dispose) that touches the store, the clock and the sink.
 
 use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -11,7 +13,7 @@ use tokio::time::Instant;
 
 use super::schedule::{Delivered, Disposition, dispose, plan};
 use super::store::{Attempt, millis};
-use super::{CommentSink, Outbox, PostError, Stats, now_millis};
+use super::{CommentSink, Outbox, OutboxError, PostError, Stats, now_millis};
 
 /// How many ticket heads are looked at per round.
 const HEADS_PER_ROUND: usize = 1000;
@@ -66,17 +68,20 @@ struct InFlight {
 
 /// Posts the outbox's entries through `sink` until `shutdown` completes.
 ///
-/// Run one sender per outbox file. On shutdown it waits briefly for attempts in flight;
+/// One sender runs per outbox file: a second one returns [`OutboxError::SenderRunning`]
+/// (an advisory lock on `<path>.sender-lock`, released by the OS if the process dies).
+/// On shutdown it waits briefly for attempts in flight;
 /// an attempt cut short is checked for (and not blindly re-sent) by the next sender.
 /// Returns an error only if the database cannot be read when starting.
 pub async fn run_sender<S>(
     outbox: Outbox,
     sink: S,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), super::OutboxError>
+) -> Result<(), OutboxError>
 where
     S: CommentSink + Send + Sync + 'static,
 {
+    let _lock = lock_for_sending(outbox.path())?;
     let sink = Arc::new(sink);
     let mut tasks: JoinSet<Result<Delivered, PostError>> = JoinSet::new();
     let mut in_flight: HashMap<Id, InFlight> = HashMap::new();
@@ -140,6 +145,25 @@ where
     Ok(())
 }
 
+/// Takes the sender's advisory lock, held until the returned file is dropped.
+fn lock_for_sending(path: &Path) -> Result<File, OutboxError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".sender-lock");
+    let lock_path = PathBuf::from(lock_path);
+    let lock_error = |source| OutboxError::Lock { path: lock_path.clone(), source };
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(lock_error)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(OutboxError::SenderRunning(path.to_path_buf())),
+        Err(TryLockError::Error(err)) => Err(lock_error(err)),
+    }
+}
+
 /// Starts what is due; returns how long to sleep before looking again.
 async fn start_due<S>(
     outbox: &Outbox,
@@ -147,7 +171,7 @@ async fn start_due<S>(
     tasks: &mut JoinSet<Result<Delivered, PostError>>,
     in_flight: &mut HashMap<Id, InFlight>,
     paused_until: Option<i64>,
-) -> Result<Duration, super::OutboxError>
+) -> Result<Duration, OutboxError>
 where
     S: CommentSink + Send + Sync + 'static,
 {

@@ -380,6 +380,23 @@ async fn an_attempt_interrupted_by_a_crash_is_checked_on_restart() {
 }
 
 #[tokio::test]
+async fn a_second_sender_on_the_same_file_is_refused() {
+    let (_dir, outbox) = temp_outbox(fast_policy());
+    let sink = FakeSink::new();
+    let first = start_sender(&outbox, &sink);
+    outbox.enqueue(entry("call-1", 1)).await.unwrap();
+    sink.wait_until("the first sender at work", |s| !s.calls.is_empty()).await;
+    let second = Outbox::open_with_policy(outbox.path(), fast_policy()).unwrap();
+    let refused =
+        tokio::time::timeout(WAIT, run_sender(second.clone(), FakeSink::new(), async {})).await;
+    assert!(matches!(refused, Ok(Err(OutboxError::SenderRunning(_)))), "{refused:?}");
+    first.stop().await;
+    // Once the first has stopped, the lock is free again.
+    let again = tokio::time::timeout(WAIT, run_sender(second, FakeSink::new(), async {})).await;
+    assert!(matches!(again, Ok(Ok(()))), "{again:?}");
+}
+
+#[tokio::test]
 async fn idle_sender_stops_promptly() {
     let (_dir, outbox) = temp_outbox(fast_policy());
     let started = Instant::now();
