@@ -420,6 +420,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn writes_are_durable_wal_with_full_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("outbox.sqlite")).unwrap();
+        let mode: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let sync: i64 = store.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(sync, 2, "synchronous=FULL");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        drop(conn);
+        assert!(matches!(Store::open(&path), Err(OutboxError::NewerSchema { .. })));
+    }
+
+    #[test]
     fn millis_round_trip_and_pre_epoch() {
         let time = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
         assert_eq!(millis(time), 1_700_000_000_123);

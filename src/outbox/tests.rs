@@ -417,6 +417,23 @@ async fn delivered_entries_are_pruned_after_keep_done() {
 }
 
 #[test]
+fn outbox_config_keys_are_checked_and_named() {
+    use crate::config::Config;
+    let config =
+        Config::load_with_env(None, [("ZENDESK_IVR_OUTBOX__BACKOFF_CAP_MS", "2000")]).unwrap();
+    assert_eq!(SendPolicy::from_config(&config.outbox).backoff_cap, Duration::from_secs(2));
+    for (key, value, named) in [
+        ("ZENDESK_IVR_OUTBOX__MAX_ATTEMPTS", "0", "outbox.max_attempts"),
+        ("ZENDESK_IVR_OUTBOX__MAX_IN_FLIGHT", "0", "outbox.max_in_flight"),
+        ("ZENDESK_IVR_OUTBOX__BACKOFF_CAP_MS", "10", "outbox.backoff_cap_ms"),
+        ("ZENDESK_IVR_OUTBOX__ATTEMPT_TIMEOUT_S", "0", "outbox.attempt_timeout_s"),
+    ] {
+        let err = Config::load_with_env(None, [(key, value)]).unwrap_err().to_string();
+        assert!(err.contains(named), "{key}={value}: {err}");
+    }
+}
+
+#[test]
 fn gauges_are_published() {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let stats = Stats {
