@@ -21,7 +21,10 @@ mod sender;
 mod store;
 
 pub use schedule::{Delivered, Disposition, Head, Plan, SendPolicy, UnixMillis, dispose, plan};
-pub use sender::{publish_gauges, run_sender};
+pub use sender::{
+    METRIC_DEAD_LETTERED, METRIC_DEAD_LETTERS, METRIC_DEPTH, METRIC_FAILED, METRIC_OLDEST_AGE,
+    METRIC_POSTED, publish_gauges, run_sender,
+};
 
 use crate::config::OutboxConfig;
 use store::Store;
