@@ -258,11 +258,55 @@ pub struct OutboxConfig {
     pub path: PathBuf,
     /// Attempts before an entry goes to the dead-letter table.
     pub max_attempts: u32,
+    /// Backoff after the first failed attempt; it doubles per failure, with jitter.
+    pub backoff_base_ms: u64,
+    /// The longest backoff between attempts.
+    pub backoff_cap_ms: u64,
+    /// The longest `Retry-After` honoured from Zendesk (a longer one is cut to this).
+    pub retry_after_max_s: u64,
+    /// Comments being posted at once (never two of one ticket).
+    pub max_in_flight: usize,
+    /// One attempt taking longer than this counts as ambiguous (the comment may have landed).
+    pub attempt_timeout_s: u64,
+    /// How long delivered entries are remembered, so that a repeated call id is a no-op.
+    pub keep_done_s: u64,
 }
 
 impl Default for OutboxConfig {
     fn default() -> Self {
-        OutboxConfig { path: PathBuf::from("zendesk-ivr-outbox.sqlite"), max_attempts: 20 }
+        OutboxConfig {
+            path: PathBuf::from("zendesk-ivr-outbox.sqlite"),
+            max_attempts: 20,
+            backoff_base_ms: 1000,
+            backoff_cap_ms: 300_000,
+            retry_after_max_s: 3600,
+            max_in_flight: 4,
+            attempt_timeout_s: 60,
+            keep_done_s: 7 * 24 * 3600,
+        }
+    }
+}
+
+impl OutboxConfig {
+    /// Checks the ranges of the outbox keys.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let key_error = |key, reason: &str| Err(ConfigError::Key { key, reason: reason.into() });
+        if self.max_attempts == 0 {
+            return key_error("outbox.max_attempts", "must be at least 1");
+        }
+        if self.backoff_base_ms == 0 || self.backoff_cap_ms < self.backoff_base_ms {
+            return key_error(
+                "outbox.backoff_cap_ms",
+                "backoff_base_ms must be non-zero and backoff_cap_ms at least backoff_base_ms",
+            );
+        }
+        if self.max_in_flight == 0 {
+            return key_error("outbox.max_in_flight", "must be at least 1");
+        }
+        if self.attempt_timeout_s == 0 {
+            return key_error("outbox.attempt_timeout_s", "must be above zero");
+        }
+        Ok(())
     }
 }
 
@@ -320,6 +364,7 @@ impl Config {
     /// Checks that go beyond types: ranges, regions, URLs.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.media.rtp_port_range()?;
+<<<<<<< HEAD
         if self.sip.listen.ip().is_unspecified() && self.sip.public_ip.is_none() {
             return Err(ConfigError::Key {
                 key: "sip.public_ip",
@@ -330,6 +375,9 @@ impl Config {
                 ),
             });
         }
+=======
+        self.outbox.validate()?;
+>>>>>>> outbox
         if self.media.codecs.is_empty() {
             return Err(ConfigError::Key {
                 key: "media.codecs",

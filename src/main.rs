@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use zendesk_ivr::config::Config;
+use zendesk_ivr::outbox::cli::OutboxCommand;
 
 #[derive(Parser)]
 #[command(name = "zendesk-ivr", version, about = "A caller-aware SIP/RTP IVR backed by Zendesk")]
@@ -26,6 +27,14 @@ enum Command {
     /// Validate the configuration file (and the environment overrides).
     Check {
         #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Inspect the outbox of post-call comments and replay its dead letters.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+        /// Configuration file (TOML); `outbox.path` names the database.
+        #[arg(long, short, global = true)]
         config: Option<PathBuf>,
     },
 }
@@ -58,6 +67,11 @@ fn main() -> anyhow::Result<()> {
                 "configuration OK: SIP on {}, Zendesk at {}",
                 config.sip.listen, config.zendesk.url
             );
+            Ok(())
+        }
+        Command::Outbox { command, config } => {
+            let config = Config::load(config.as_deref()).context("loading the configuration")?;
+            zendesk_ivr::outbox::cli::run(&config.outbox, command, &mut std::io::stdout().lock())?;
             Ok(())
         }
     }
