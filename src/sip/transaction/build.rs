@@ -8,17 +8,17 @@ use rsip::headers::UntypedHeader;
 
 /// A fresh random tag for a To header.
 pub(super) fn new_tag() -> String {
-    rand::rng()
-        .sample_iter(Alphanumeric)
-        .take(16)
-        .map(char::from)
-        .collect()
+    rand::rng().sample_iter(Alphanumeric).take(16).map(char::from).collect()
 }
 
 /// A response to `request` per RFC 3261 §8.2.6: Via, From, To, Call-ID and CSeq copied;
 /// `to_tag` added to To when the request's To has none (never on 100 Trying). A 100 Trying
 /// also copies Timestamp (§8.2.6.1).
-pub(super) fn response_to(request: &rsip::Request, status: u16, to_tag: Option<&str>) -> rsip::Response {
+pub(super) fn response_to(
+    request: &rsip::Request,
+    status: u16,
+    to_tag: Option<&str>,
+) -> rsip::Response {
     let mut headers = rsip::Headers::default();
     for header in request.headers.iter() {
         match header {
@@ -50,7 +50,11 @@ pub(super) fn response_to(request: &rsip::Request, status: u16, to_tag: Option<&
 /// The ACK for a non-2xx final `response` to the INVITE `request` (RFC 3261 §17.1.1.3):
 /// same Request-URI, Call-ID, From, top Via and Route set as the INVITE; To from the response;
 /// CSeq number of the INVITE with method ACK.
-pub(super) fn ack_for(request: &rsip::Request, response: &rsip::Response, cseq: u32) -> rsip::Request {
+pub(super) fn ack_for(
+    request: &rsip::Request,
+    response: &rsip::Response,
+    cseq: u32,
+) -> rsip::Request {
     let mut headers = rsip::Headers::default();
     if let Some(via) = request.headers.iter().find(|h| matches!(h, Header::Via(_))) {
         headers.push(via.clone());

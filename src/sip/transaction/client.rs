@@ -28,17 +28,14 @@ impl TransactionLayer {
         if request.method == Method::Ack {
             return Err(TransactionError::AckNotAllowed);
         }
-        let fields =
-            Fields::read(&request.headers).map_err(|e| TransactionError::Malformed(e.to_string()))?;
+        let fields = Fields::read(&request.headers)
+            .map_err(|e| TransactionError::Malformed(e.to_string()))?;
         let branch = fields.via.branch.clone().ok_or(TransactionError::MissingBranch)?;
         let method = request.method.to_string();
         if fields.cseq_method != method {
             return Err(TransactionError::Malformed("CSeq method differs".into()));
         }
-        let key = ClientKey {
-            branch: branch.clone(),
-            method,
-        };
+        let key = ClientKey { branch: branch.clone(), method };
         if self.client_index.contains_key(&key) {
             return Err(TransactionError::DuplicateBranch(branch));
         }
@@ -70,7 +67,8 @@ impl TransactionLayer {
             },
         );
         self.transmit(dest, request);
-        let (retransmit, timeout) = if invite { (Timer::A, Timer::B) } else { (Timer::E, Timer::F) };
+        let (retransmit, timeout) =
+            if invite { (Timer::A, Timer::B) } else { (Timer::E, Timer::F) };
         if !dest.transport.is_reliable() {
             self.arm(&id, retransmit, now, self.config.t1);
         }
@@ -80,10 +78,7 @@ impl TransactionLayer {
 
     /// Timer B on the INVITE being cancelled, when it no longer runs (a provisional came).
     fn bound_cancelled_invite(&mut self, now: Instant, branch: &str) {
-        let key = ClientKey {
-            branch: branch.to_owned(),
-            method: "INVITE".to_owned(),
-        };
+        let key = ClientKey { branch: branch.to_owned(), method: "INVITE".to_owned() };
         let Some(id) = self.client_index.get(&key).cloned() else {
             return;
         };
@@ -110,10 +105,7 @@ impl TransactionLayer {
             debug!("response dropped: no branch");
             return;
         };
-        let key = ClientKey {
-            branch,
-            method: fields.cseq_method.clone(),
-        };
+        let key = ClientKey { branch, method: fields.cseq_method.clone() };
         let Some(id) = self.client_index.get(&key).cloned() else {
             debug!(branch = %key.branch, method = %key.method, %source.addr, "response matches no transaction");
             return;
@@ -132,7 +124,13 @@ impl TransactionLayer {
         }
     }
 
-    fn on_invite_response(&mut self, now: Instant, id: &TransactionId, response: rsip::Response, status: u16) {
+    fn on_invite_response(
+        &mut self,
+        now: Instant,
+        id: &TransactionId,
+        response: rsip::Response,
+        status: u16,
+    ) {
         let Some(txn) = self.transactions.get_mut(id) else {
             return;
         };
@@ -201,14 +199,13 @@ impl TransactionLayer {
     /// Passes a provisional response up unless it repeats the last one passed.
     fn pass_provisional(&mut self, id: &TransactionId, response: rsip::Response) {
         let rseq = response.headers.iter().find_map(|h| match h {
-            Header::Other(name, value) if name.eq_ignore_ascii_case("RSeq") => Some(value.trim().to_owned()),
+            Header::Other(name, value) if name.eq_ignore_ascii_case("RSeq") => {
+                Some(value.trim().to_owned())
+            }
             _ => None,
         });
-        let key: ProvisionalKey = (
-            response.status_code.code(),
-            fields::to_tag(&response.headers),
-            rseq,
-        );
+        let key: ProvisionalKey =
+            (response.status_code.code(), fields::to_tag(&response.headers), rseq);
         let Some(txn) = self.transactions.get_mut(id) else {
             return;
         };
@@ -220,10 +217,7 @@ impl TransactionLayer {
     }
 
     fn pass_up(&mut self, id: &TransactionId, response: rsip::Response) {
-        self.events.push_back(TransactionEvent::Response {
-            id: id.clone(),
-            response,
-        });
+        self.events.push_back(TransactionEvent::Response { id: id.clone(), response });
     }
 
     pub(super) fn on_client_timer(&mut self, now: Instant, id: &TransactionId, timer: Timer) {
@@ -249,7 +243,8 @@ impl TransactionLayer {
                 self.transmit(peer, request);
                 self.arm(id, Timer::E, now, interval);
             }
-            (Timer::B, State::Calling | State::Proceeding) | (Timer::F, State::Trying | State::Proceeding) => {
+            (Timer::B, State::Calling | State::Proceeding)
+            | (Timer::F, State::Trying | State::Proceeding) => {
                 debug!(id = id.as_str(), ?timer, "no final response");
                 self.events.push_back(TransactionEvent::Timeout { id: id.clone() });
                 self.terminate(id);

@@ -37,9 +37,7 @@ pub(super) struct TopVia {
 impl TopVia {
     /// The branch when it carries the RFC 3261 magic cookie.
     pub fn rfc3261_branch(&self) -> Option<&str> {
-        self.branch
-            .as_deref()
-            .filter(|branch| branch.starts_with(MAGIC_COOKIE))
+        self.branch.as_deref().filter(|branch| branch.starts_with(MAGIC_COOKIE))
     }
 }
 
@@ -79,16 +77,9 @@ impl Fields {
         let (cseq, cseq_method) = parse_cseq(cseq.ok_or(FieldError::Missing("CSeq"))?)?;
         let from_tag = tag_param(from.ok_or(FieldError::Missing("From"))?)
             .map_err(|()| FieldError::Malformed("From"))?;
-        let to_tag =
-            tag_param(to.ok_or(FieldError::Missing("To"))?).map_err(|()| FieldError::Malformed("To"))?;
-        Ok(Fields {
-            via,
-            call_id: call_id.to_owned(),
-            cseq,
-            cseq_method,
-            from_tag,
-            to_tag,
-        })
+        let to_tag = tag_param(to.ok_or(FieldError::Missing("To"))?)
+            .map_err(|()| FieldError::Malformed("To"))?;
+        Ok(Fields { via, call_id: call_id.to_owned(), cseq, cseq_method, from_tag, to_tag })
     }
 }
 
@@ -146,15 +137,9 @@ fn parse_top_via(value: &str) -> Result<TopVia, FieldError> {
     let head = parts.first().copied().unwrap_or_default();
     let sent_by = sent_by(head).ok_or(FieldError::Malformed("Via"))?;
     let branch = parts[1..].iter().map(|part| param(part)).find_map(|(name, value)| {
-        name.eq_ignore_ascii_case("branch")
-            .then(|| value.map(str::to_owned))
-            .flatten()
+        name.eq_ignore_ascii_case("branch").then(|| value.map(str::to_owned)).flatten()
     });
-    Ok(TopVia {
-        raw: entry.trim().to_owned(),
-        sent_by,
-        branch: branch.filter(|b| !b.is_empty()),
-    })
+    Ok(TopVia { raw: entry.trim().to_owned(), sent_by, branch: branch.filter(|b| !b.is_empty()) })
 }
 
 /// `SIP / 2.0 / UDP host : port` → `host:port` (lower-cased, whitespace removed).
@@ -233,7 +218,10 @@ fn find_unquoted(value: &str, wanted: char) -> Option<usize> {
 /// Adds `received=` to the top Via when its sent-by is not the source address, and fills an
 /// empty `rport` with the source port (which also forces `received=`), per RFC 3261 §18.2.1
 /// and RFC 3581 §4. Other parameters are kept as they came.
-pub(super) fn stamp_top_via(headers: &mut rsip::Headers, source: SocketAddr) -> Result<(), FieldError> {
+pub(super) fn stamp_top_via(
+    headers: &mut rsip::Headers,
+    source: SocketAddr,
+) -> Result<(), FieldError> {
     let via = headers
         .iter_mut()
         .find_map(|header| match header {
@@ -306,14 +294,12 @@ mod tests {
     fn rejects_odd_cseq_and_missing_headers() {
         let h = headers("SIP/2.0/UDP h;branch=z9hG4bK1", "<sip:a@b>", "<sip:c@d>", "x INVITE");
         assert_eq!(Fields::read(&h), Err(FieldError::Malformed("CSeq")));
-        let h = headers("SIP/2.0/UDP h;branch=z9hG4bK1", "<sip:a@b>", "<sip:c@d>", "1 INVITE extra");
+        let h =
+            headers("SIP/2.0/UDP h;branch=z9hG4bK1", "<sip:a@b>", "<sip:c@d>", "1 INVITE extra");
         assert_eq!(Fields::read(&h), Err(FieldError::Malformed("CSeq")));
         let h = headers("garbage", "<sip:a@b>", "<sip:c@d>", "1 INVITE");
         assert_eq!(Fields::read(&h), Err(FieldError::Malformed("Via")));
-        assert_eq!(
-            Fields::read(&rsip::Headers::default()),
-            Err(FieldError::Missing("Via"))
-        );
+        assert_eq!(Fields::read(&rsip::Headers::default()), Err(FieldError::Missing("Via")));
     }
 
     fn stamp(via: &str, source: &str) -> String {

@@ -116,11 +116,7 @@ pub enum TransactionError {
 
 /// A fresh RFC 3261 branch: the magic cookie and 24 random alphanumerics.
 pub fn new_branch() -> String {
-    let random: String = rand::rng()
-        .sample_iter(Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect();
+    let random: String = rand::rng().sample_iter(Alphanumeric).take(24).map(char::from).collect();
     format!("{MAGIC_COOKIE}{random}")
 }
 
@@ -363,14 +359,18 @@ impl TransactionLayer {
     }
 
     fn is_armed(&self, id: &TransactionId, timer: Timer) -> bool {
-        self.transactions
-            .get(id)
-            .is_some_and(|txn| txn.timers.iter().any(|(t, _)| *t == timer))
+        self.transactions.get(id).is_some_and(|txn| txn.timers.iter().any(|(t, _)| *t == timer))
     }
 
     /// Arms a wait timer, or ends the transaction at once when the wait is zero
     /// (Timers I, J, K and D on reliable transports).
-    fn wait_or_terminate(&mut self, id: &TransactionId, timer: Timer, now: Instant, after: Duration) {
+    fn wait_or_terminate(
+        &mut self,
+        id: &TransactionId,
+        timer: Timer,
+        now: Instant,
+        after: Duration,
+    ) {
         if after.is_zero() {
             self.terminate(id);
         } else {
@@ -406,10 +406,7 @@ impl TransactionLayer {
     }
 
     fn transmit(&mut self, peer: Peer, message: impl Into<rsip::SipMessage>) {
-        self.transmits.push_back(Transmit {
-            peer,
-            message: message.into(),
-        });
+        self.transmits.push_back(Transmit { peer, message: message.into() });
     }
 
     fn sixty_four_t1(&self) -> Duration {

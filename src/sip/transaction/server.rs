@@ -9,8 +9,8 @@ use super::build::{new_tag, response_to};
 use super::fields::{self, Fields};
 use super::timers::Timer;
 use super::{
-    AckKey, IndexKey, Peer, Role, ServerKey, State, Transaction, TransactionError, TransactionEvent,
-    TransactionId, TransactionLayer,
+    AckKey, IndexKey, Peer, Role, ServerKey, State, Transaction, TransactionError,
+    TransactionEvent, TransactionId, TransactionLayer,
 };
 
 impl TransactionLayer {
@@ -52,10 +52,7 @@ impl TransactionLayer {
         id: &TransactionId,
         response: rsip::Response,
     ) -> Result<(), TransactionError> {
-        let txn = self
-            .transactions
-            .get(id)
-            .ok_or_else(|| TransactionError::Unknown(id.clone()))?;
+        let txn = self.transactions.get(id).ok_or_else(|| TransactionError::Unknown(id.clone()))?;
         let status = response.status_code.code();
         if !(100..=699).contains(&status) {
             return Err(TransactionError::InvalidStatus(status));
@@ -139,11 +136,7 @@ impl TransactionLayer {
             // retransmission gets it again.
             let _ = self.respond(now, &id, trying);
         }
-        self.events.push_back(TransactionEvent::Request {
-            id,
-            request,
-            source,
-        });
+        self.events.push_back(TransactionEvent::Request { id, request, source });
     }
 
     fn insert_server(
@@ -224,10 +217,7 @@ impl TransactionLayer {
         match txn.state {
             State::Completed => {
                 let legacy = matches!(txn.index, IndexKey::Server(ServerKey::Legacy { .. }));
-                let sent_tag = txn
-                    .last_response
-                    .as_ref()
-                    .and_then(|r| fields::to_tag(&r.headers));
+                let sent_tag = txn.last_response.as_ref().and_then(|r| fields::to_tag(&r.headers));
                 if legacy && sent_tag.is_some() && sent_tag != fields.to_tag {
                     debug!(id = id.as_str(), "ACK dropped: To tag differs from the response");
                     return;

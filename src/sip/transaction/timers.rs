@@ -50,10 +50,7 @@ pub(super) struct TimerTable {
 
 impl TimerTable {
     pub fn insert(&mut self, at: Instant, id: TransactionId, timer: Timer) -> TimerKey {
-        let key = TimerKey {
-            at,
-            seq: self.next_seq,
-        };
+        let key = TimerKey { at, seq: self.next_seq };
         self.next_seq = self.next_seq.wrapping_add(1);
         self.entries.insert(key, (id, timer));
         key
