@@ -51,7 +51,7 @@ impl TransactionLayer {
         self.transactions.insert(
             id.clone(),
             Transaction {
-                role: if invite { Role::ClientInvite } else { Role::ClientNonInvite },
+                role: if invite { Role::InviteClient } else { Role::NonInviteClient },
                 state: if invite { State::Calling } else { State::Trying },
                 peer: dest,
                 request: request.clone(),
@@ -119,7 +119,7 @@ impl TransactionLayer {
             return;
         };
         match txn.role {
-            Role::ClientInvite => self.on_invite_response(now, &id, response, status),
+            Role::InviteClient => self.on_invite_response(now, &id, response, status),
             _ => self.on_non_invite_response(now, &id, response, status),
         }
     }

@@ -128,10 +128,10 @@ const TIMER_D: Duration = Duration::from_secs(32);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
-    ServerInvite,
-    ServerNonInvite,
-    ClientInvite,
-    ClientNonInvite,
+    InviteServer,
+    NonInviteServer,
+    InviteClient,
+    NonInviteClient,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,8 +289,8 @@ impl TransactionLayer {
             };
             txn.timers.retain(|(_, armed)| *armed != key);
             match txn.role {
-                Role::ServerInvite | Role::ServerNonInvite => self.on_server_timer(now, &id, timer),
-                Role::ClientInvite | Role::ClientNonInvite => self.on_client_timer(now, &id, timer),
+                Role::InviteServer | Role::NonInviteServer => self.on_server_timer(now, &id, timer),
+                Role::InviteClient | Role::NonInviteClient => self.on_client_timer(now, &id, timer),
             }
         }
     }
@@ -397,10 +397,10 @@ impl TransactionLayer {
                 }
             }
         }
-        if let Some(key) = txn.ack_key {
-            if self.accepted_index.get(&key) == Some(id) {
-                self.accepted_index.remove(&key);
-            }
+        if let Some(key) = txn.ack_key
+            && self.accepted_index.get(&key) == Some(id)
+        {
+            self.accepted_index.remove(&key);
         }
         tracing::trace!(id = id.as_str(), "transaction terminated");
     }

@@ -59,17 +59,17 @@ impl TransactionLayer {
         }
         let provisional = status < 200;
         match (txn.role, txn.state) {
-            (Role::ClientInvite | Role::ClientNonInvite, _) => {
+            (Role::InviteClient | Role::NonInviteClient, _) => {
                 return Err(TransactionError::NotServer(id.clone()));
             }
-            (Role::ServerInvite, State::Proceeding)
-            | (Role::ServerNonInvite, State::Trying | State::Proceeding) => {}
+            (Role::InviteServer, State::Proceeding)
+            | (Role::NonInviteServer, State::Trying | State::Proceeding) => {}
             _ => return Err(TransactionError::AlreadyFinal(id.clone())),
         }
         let role = txn.role;
         let peer = txn.peer;
         let reliable = txn.reliable();
-        let ack_key = (role == Role::ServerInvite && (200..300).contains(&status))
+        let ack_key = (role == Role::InviteServer && (200..300).contains(&status))
             .then(|| Fields::read(&txn.request.headers).ok())
             .flatten()
             .map(|fields| AckKey {
@@ -87,8 +87,8 @@ impl TransactionLayer {
         txn.last_response = Some(response);
         txn.interval = t1;
         match role {
-            Role::ServerInvite if provisional => {}
-            Role::ServerInvite if status < 300 => {
+            Role::InviteServer if provisional => {}
+            Role::InviteServer if status < 300 => {
                 txn.state = State::Accepted;
                 if let Some(key) = ack_key {
                     txn.ack_key = Some(key.clone());
@@ -100,7 +100,7 @@ impl TransactionLayer {
                 self.arm(id, Timer::H, now, sixty_four_t1);
                 self.arm(id, Timer::L, now, sixty_four_t1);
             }
-            Role::ServerInvite => {
+            Role::InviteServer => {
                 txn.state = State::Completed;
                 if !reliable {
                     self.arm(id, Timer::G, now, t1);
@@ -152,7 +152,7 @@ impl TransactionLayer {
         self.transactions.insert(
             id,
             Transaction {
-                role: if invite { Role::ServerInvite } else { Role::ServerNonInvite },
+                role: if invite { Role::InviteServer } else { Role::NonInviteServer },
                 state: if invite { State::Proceeding } else { State::Trying },
                 peer: source,
                 request: request.clone(),
@@ -258,7 +258,7 @@ impl TransactionLayer {
             .server_index
             .get(&invite_key)
             .and_then(|id| self.transactions.get(id).map(|txn| (id.clone(), txn)))
-            .filter(|(_, txn)| txn.role == Role::ServerInvite);
+            .filter(|(_, txn)| txn.role == Role::InviteServer);
         let (status, cancelled, tag) = match invite {
             Some((id, txn)) => {
                 let tag = txn.last_response.as_ref().and_then(|r| fields::to_tag(&r.headers));

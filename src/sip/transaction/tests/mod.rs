@@ -55,7 +55,7 @@ impl<'a> Req<'a> {
         self
     }
 
-    pub fn to_tag(mut self, tag: &'a str) -> Self {
+    pub fn with_to_tag(mut self, tag: &'a str) -> Self {
         self.to_tag = Some(tag);
         self
     }

@@ -101,7 +101,7 @@ fn ack_to_2xx_with_new_branch_stops_timer_g_and_timer_l_absorbs_invites() {
     let sent = h.run_until(ms(2000));
     assert_eq!(times(&sent, |t| status(t) == Some(200)), vec![ms(500), ms(1500)]);
 
-    let ack = Req::new("ACK", "z9hG4bKack-new").to_tag("uas1").build();
+    let ack = Req::new("ACK", "z9hG4bKack-new").with_to_tag("uas1").build();
     h.layer.handle_request(h.now, ack, caller(Transport::Udp));
     match h.events().as_slice() {
         [TransactionEvent::Ack { request, source }] => {
@@ -125,7 +125,7 @@ fn ack_to_2xx_with_new_branch_stops_timer_g_and_timer_l_absorbs_invites() {
     assert!(h.events().is_empty(), "no Timeout once the ACK came");
 
     // After Timer L, an ACK retransmission is a stray ACK: still passed up.
-    let ack = Req::new("ACK", "z9hG4bKack-new").to_tag("uas1").build();
+    let ack = Req::new("ACK", "z9hG4bKack-new").with_to_tag("uas1").build();
     h.layer.handle_request(h.now, ack, caller(Transport::Udp));
     assert!(matches!(h.events().as_slice(), [TransactionEvent::Ack { .. }]));
 }
@@ -165,7 +165,7 @@ fn non_2xx_final_timer_g_then_ack_confirms_and_timer_i_ends() {
     ));
 
     // The ACK to a non-2xx has the INVITE's branch; it is absorbed (no event).
-    let ack = Req::new("ACK", B1).to_tag("uas1").build();
+    let ack = Req::new("ACK", B1).with_to_tag("uas1").build();
     h.layer.handle_request(h.now, ack.clone(), caller(Transport::Udp));
     assert!(h.events().is_empty());
     // Confirmed: INVITE and ACK retransmissions are absorbed silently.
@@ -204,7 +204,7 @@ fn over_tcp_the_ack_to_a_non_2xx_ends_the_transaction_at_once() {
     assert_eq!(h.layer.poll_timeout(), Some(h.t0 + ms(64 * 500)), "only Timer H");
     h.layer.handle_request(
         h.now,
-        Req::new("ACK", B1).tcp().to_tag("uas1").build(),
+        Req::new("ACK", B1).tcp().with_to_tag("uas1").build(),
         caller(Transport::Tcp),
     );
     assert!(h.layer.is_empty(), "Timer I is zero over TCP");
@@ -273,7 +273,7 @@ fn unmatched_cancel_gets_481_with_a_to_tag() {
 #[test]
 fn stray_ack_is_passed_up() {
     let mut h = Harness::new();
-    let ack = Req::new("ACK", "z9hG4bKstray").to_tag("x").build();
+    let ack = Req::new("ACK", "z9hG4bKstray").with_to_tag("x").build();
     h.layer.handle_request(h.now, ack, caller(Transport::Udp));
     assert!(matches!(h.events().as_slice(), [TransactionEvent::Ack { .. }]));
     assert!(h.transmits().is_empty());
@@ -310,13 +310,13 @@ fn rfc2543_requests_match_without_the_magic_cookie() {
         // An ACK with another To tag does not match; the right one confirms.
         h.layer.handle_request(
             h.now,
-            Req::new("ACK", branch).to_tag("other").build(),
+            Req::new("ACK", branch).with_to_tag("other").build(),
             caller(Transport::Udp),
         );
         assert_eq!(h.layer.len(), 3);
         h.layer.handle_request(
             h.now,
-            Req::new("ACK", branch).to_tag("uas1").build(),
+            Req::new("ACK", branch).with_to_tag("uas1").build(),
             caller(Transport::Udp),
         );
         let sent = h.run_until(ms(700));

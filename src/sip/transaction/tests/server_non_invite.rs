@@ -18,7 +18,7 @@ fn open(h: &mut Harness, req: &Req) -> TransactionId {
 #[test]
 fn retransmissions_get_the_last_response_and_timer_j_ends_it() {
     let mut h = Harness::new();
-    let req = Req::new("BYE", "z9hG4bKbye1").to_tag("uas1").cseq(2);
+    let req = Req::new("BYE", "z9hG4bKbye1").with_to_tag("uas1").cseq(2);
     let id = open(&mut h, &req);
     // Trying: absorbed without an answer.
     h.layer.handle_request(h.now, req.build(), caller(Transport::Udp));
@@ -45,7 +45,7 @@ fn retransmissions_get_the_last_response_and_timer_j_ends_it() {
 #[test]
 fn over_tcp_timer_j_is_zero() {
     let mut h = Harness::new();
-    let req = Req::new("BYE", "z9hG4bKbye1").to_tag("uas1").tcp();
+    let req = Req::new("BYE", "z9hG4bKbye1").with_to_tag("uas1").tcp();
     let id = open(&mut h, &req);
     h.layer.respond(h.now, &id, answer(&req.build(), 200)).expect("200");
     assert_eq!(h.transmits()[0].peer, caller(Transport::Tcp));
