@@ -136,7 +136,7 @@ fn parse_top_via(value: &str) -> Result<TopVia, FieldError> {
     let parts = split_unquoted(entry, ';').ok_or(FieldError::Malformed("Via"))?;
     let head = parts.first().copied().unwrap_or_default();
     let sent_by = sent_by(head).ok_or(FieldError::Malformed("Via"))?;
-    let branch = parts[1..].iter().map(|part| param(part)).find_map(|(name, value)| {
+    let branch = parts.iter().skip(1).map(|part| param(part)).find_map(|(name, value)| {
         name.eq_ignore_ascii_case("branch").then(|| value.map(str::to_owned)).flatten()
     });
     Ok(TopVia { raw: entry.trim().to_owned(), sent_by, branch: branch.filter(|b| !b.is_empty()) })
@@ -238,7 +238,7 @@ pub(super) fn stamp_top_via(
 
     let mut stamped = head.trim_end().to_owned();
     let mut has_rport = false;
-    for part in &parts[1..] {
+    for part in parts.iter().skip(1) {
         let (name, _) = param(part);
         if name.eq_ignore_ascii_case("received") {
             continue;

@@ -10,6 +10,19 @@
 //! the server INVITE transaction retransmits its 2xx over unreliable transports until the ACK
 //! (matched by Call-ID, CSeq number and From tag, since that ACK has its own branch) and
 //! reports [`TransactionEvent::Timeout`] when none comes by Timer H.
+//!
+//! Choices worth knowing:
+//! - Timer A doubles without a T2 cap (RFC 3261 §17.1.1.2); Timer B bounds it, so an INVITE
+//!   over UDP is sent at 0, T1, 3·T1, 7·T1 … 63·T1. Timers E and G are capped at T2.
+//! - Timer B stops once a provisional arrives (an INVITE may ring for minutes). Sending a
+//!   CANCEL re-arms it, so a cancelled INVITE that never gets its 487 still ends (§9.1).
+//! - Zero-length waits (I, J, K, D over TCP) end the transaction at once instead of arming
+//!   a timer.
+//! - The 200 to a CANCEL carries the To tag of the INVITE's latest response when there is
+//!   one (§9.2); otherwise, like the 481 and the overload 503, a fresh tag.
+//! - Matching keys: branch + sent-by + method (ACK as INVITE) for RFC 3261 branches;
+//!   Request-URI + From tag + Call-ID + CSeq number + top Via + method otherwise, with the
+//!   ACK's To tag checked against the final response sent (§17.2.3).
 
 mod build;
 mod client;
@@ -54,6 +67,13 @@ impl Default for TimerConfig {
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
         }
+    }
+}
+
+impl From<&crate::config::SipConfig> for TimerConfig {
+    /// Config keys `sip.t1_ms`, `sip.t2_ms`, `sip.t4_ms`.
+    fn from(sip: &crate::config::SipConfig) -> Self {
+        TimerConfig { t1: sip.t1(), t2: sip.t2(), t4: sip.t4() }
     }
 }
 
@@ -122,6 +142,9 @@ pub fn new_branch() -> String {
 
 /// Default cap on live transactions.
 pub const DEFAULT_MAX_TRANSACTIONS: usize = 100_000;
+
+/// Where deadlines too far to represent are clamped.
+const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Timer D on unreliable transports (RFC 3261 §17.1.1.2: at least 32 s).
 const TIMER_D: Duration = Duration::from_secs(32);
@@ -340,7 +363,9 @@ impl TransactionLayer {
             let (_, old) = txn.timers.swap_remove(pos);
             self.timers.remove(old);
         }
-        let key = self.timers.insert(now + after, id.clone(), timer);
+        // A deadline past what Instant can hold (absurd T1) is clamped instead of panicking.
+        let at = now.checked_add(after).or_else(|| now.checked_add(FAR_FUTURE)).unwrap_or(now);
+        let key = self.timers.insert(at, id.clone(), timer);
         txn.timers.push((timer, key));
     }
 

@@ -390,3 +390,18 @@ fn odd_requests_are_dropped_without_panic() {
     assert!(h.events().is_empty());
     assert!(h.layer.is_empty());
 }
+
+#[test]
+fn timers_come_from_sip_config_and_absurd_values_do_not_panic() {
+    let sip =
+        crate::config::SipConfig { t1_ms: 250, t2_ms: 2000, t4_ms: 3000, ..Default::default() };
+    let config = TimerConfig::from(&sip);
+    assert_eq!((config.t1, config.t2, config.t4), (ms(250), ms(2000), ms(3000)));
+
+    let huge = TimerConfig { t1: Duration::MAX, t2: Duration::MAX, t4: Duration::MAX };
+    let mut h = Harness::with_layer(TransactionLayer::new(huge));
+    let req = Req::new("INVITE", B1);
+    let id = open_invite(&mut h, Req::new("INVITE", B1));
+    h.layer.respond(h.now, &id, answer(&req.build(), 486)).expect("486");
+    assert!(h.layer.poll_timeout().is_some_and(|t| t > h.now));
+}
