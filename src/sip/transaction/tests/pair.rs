@@ -20,6 +20,7 @@ struct Network {
     seq: u64,
     to_drop: usize,
     dropped: usize,
+    delivered: usize,
 }
 
 impl Network {
@@ -29,6 +30,7 @@ impl Network {
             return;
         }
         self.seq += 1;
+        self.delivered += 1;
         self.in_flight.insert((now + LATENCY, self.seq), (to, from, message.to_string()));
     }
 
@@ -47,15 +49,15 @@ struct Pair {
 }
 
 impl Pair {
-    fn new(to_drop: usize) -> Self {
+    fn new(to_drop: usize, transport: Transport) -> Self {
         let config = TimerConfig { t1: T1, t2: T2, t4: T4 };
         Pair {
             uac: TransactionLayer::new(config),
             uas: TransactionLayer::new(config),
-            net: Network { in_flight: BTreeMap::new(), seq: 0, to_drop, dropped: 0 },
+            net: Network { in_flight: BTreeMap::new(), seq: 0, to_drop, dropped: 0, delivered: 0 },
             now: Instant::now(),
-            uac_addr: peer("10.0.0.1:5060", Transport::Udp),
-            uas_addr: peer("10.0.0.2:5060", Transport::Udp),
+            uac_addr: peer("10.0.0.1:5060", transport),
+            uas_addr: peer("10.0.0.2:5060", transport),
         }
     }
 
@@ -102,11 +104,16 @@ impl Pair {
     }
 }
 
-fn uac_request(method: &str, cseq: u32, to_tag: Option<&str>) -> rsip::Request {
+fn uac_request(
+    method: &str,
+    cseq: u32,
+    to_tag: Option<&str>,
+    transport: Transport,
+) -> rsip::Request {
     let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
     parse_request(&format!(
         "{method} sip:ivr@10.0.0.2 SIP/2.0\r\n\
-         Via: SIP/2.0/UDP 10.0.0.1:5060;branch={branch};rport\r\n\
+         Via: SIP/2.0/{transport} 10.0.0.1:5060;branch={branch};rport\r\n\
          Max-Forwards: 70\r\n\
          From: <sip:caller@10.0.0.1>;tag=uac1\r\n\
          To: <sip:ivr@10.0.0.2>{to_tag}\r\n\
@@ -124,14 +131,15 @@ struct Outcome {
     uac_finals: Vec<(rsip::Method, u16)>,
     timeouts: usize,
     dropped: usize,
+    delivered: usize,
     end: Duration,
 }
 
-fn run_call(to_drop: usize) -> Outcome {
-    let mut pair = Pair::new(to_drop);
+fn run_call(to_drop: usize, transport: Transport) -> Outcome {
+    let mut pair = Pair::new(to_drop, transport);
     let t0 = pair.now;
     let mut out = Outcome::default();
-    let invite = uac_request("INVITE", 1, None);
+    let invite = uac_request("INVITE", 1, None, transport);
     let invite_id = pair.uac.send_request(pair.now, invite, pair.uas_addr).expect("invite");
     let mut bye_id: Option<TransactionId> = None;
 
@@ -160,10 +168,10 @@ fn run_call(to_drop: usize) -> Outcome {
                     }
                     if id == invite_id {
                         out.uac_finals.push((rsip::Method::Invite, code));
-                        let ack = uac_request("ACK", 1, Some("uas1"));
+                        let ack = uac_request("ACK", 1, Some("uas1"), transport);
                         pair.net.send(pair.now, Side::Uas, pair.uac_addr, &ack.into());
                         if bye_id.is_none() {
-                            let bye = uac_request("BYE", 2, Some("uas1"));
+                            let bye = uac_request("BYE", 2, Some("uas1"), transport);
                             bye_id = Some(
                                 pair.uac.send_request(pair.now, bye, pair.uas_addr).expect("bye"),
                             );
@@ -180,13 +188,14 @@ fn run_call(to_drop: usize) -> Outcome {
     assert!(pair.uac.is_empty() && pair.uas.is_empty(), "all transactions ended");
     out.end = pair.now - t0;
     out.dropped = pair.net.dropped;
+    out.delivered = pair.net.delivered;
     out
 }
 
 #[test]
 fn invite_and_bye_complete_through_loss() {
     for to_drop in [0, 1, 2, 3, 4, 6] {
-        let out = run_call(to_drop);
+        let out = run_call(to_drop, Transport::Udp);
         assert_eq!(out.timeouts, 0, "drop {to_drop}: {out:?}");
         assert_eq!(out.dropped, to_drop);
         assert_eq!(
@@ -198,5 +207,17 @@ fn invite_and_bye_complete_through_loss() {
         assert_eq!(out.uac_finals.first(), Some(&(rsip::Method::Invite, 200)), "drop {to_drop}");
         assert_eq!(out.uac_finals.last(), Some(&(rsip::Method::Bye, 200)), "drop {to_drop}");
         assert!(out.end <= Duration::from_secs(64), "drop {to_drop}: ended at {:?}", out.end);
+    }
+}
+
+#[test]
+fn without_loss_each_side_sends_each_message_once() {
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let out = run_call(0, transport);
+        // INVITE, 100, 200, ACK, BYE, 200.
+        assert_eq!(out.delivered, 6, "{transport}: {out:?}");
+        assert_eq!(out.uas_acks, 1);
+        assert_eq!(out.timeouts, 0);
+        assert_eq!(out.uac_finals, vec![(rsip::Method::Invite, 200), (rsip::Method::Bye, 200)]);
     }
 }
