@@ -46,7 +46,9 @@ impl TransactionLayer {
         if request.method == Method::Cancel {
             self.bound_cancelled_invite(now, &branch);
         }
-        let id = self.next_id('c');
+        // The id carries the method and branch, so that the transaction user can tie a
+        // Timeout back to the request it sent.
+        let id = TransactionId(format!("{}:{} {}", self.next_id('c').0, key.method, key.branch));
         self.client_index.insert(key.clone(), id.clone());
         self.transactions.insert(
             id.clone(),
