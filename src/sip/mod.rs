@@ -2,5 +2,8 @@
 
 pub mod ani;
 pub mod dialog;
+mod framer;
 pub mod message;
+mod normalise;
+mod syntax;
 pub mod transaction;
