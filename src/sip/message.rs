@@ -321,9 +321,9 @@ fn sip_uri_from_parts(p: &syntax::SipUriParts<'_>) -> rsip::Uri {
 }
 
 /// Whether an address value holds something rsip 0.4 cannot read although it is valid:
-/// an IPv6 reference or a URI scheme other than sip/sips.
+/// an IPv6 reference, URI headers (`?Route=...`) or a URI scheme other than sip/sips.
 fn address_beyond_rsip(value: &str) -> bool {
-    if value.contains('[') {
+    if value.contains(['[', '?']) {
         return true;
     }
     let uri = match (value.find('<'), value.find('>')) {
@@ -441,7 +441,12 @@ fn salvage(bytes: &[u8]) -> Option<Salvage> {
 /// A Via we can send a response back on: canonical, with a readable sent-by. The
 /// protocol version is not checked, so that a 505 can go back to a SIP/7.0 sender.
 fn usable_via(value: &str) -> Option<String> {
-    let via = normalise::canonical_via(value).ok()?;
+    let via = normalise::canonical_via(value).ok().or_else(|| {
+        // Leniently: the first value only, without empty parameters.
+        let first = value.split(',').next()?;
+        let cleaned: Vec<&str> = first.split(';').filter(|p| !p.trim().is_empty()).collect();
+        normalise::canonical_via(&cleaned.join(";")).ok()
+    })?;
     let (_, rest) = via.split_once(' ')?;
     let sent_by = rest.split(';').next()?;
     syntax::host_port(sent_by).ok()?;

@@ -212,10 +212,10 @@ pub fn split_message(bytes: &[u8], limits: &Limits) -> Result<RawMessage, Messag
             body_start = pos;
             break;
         }
-        if line.contains(&b'\r') || line.contains(&0) {
-            return Err(MessageError::Malformed(
-                "control character in header section".into(),
-            ));
+        // A bare CR inside a line could smuggle a line break past us. (NUL and other
+        // controls are legal in quoted-pairs, RFC 3261 §25.1.)
+        if line.contains(&b'\r') {
+            return Err(MessageError::Malformed("bare CR in header section".into()));
         }
         let text = std::str::from_utf8(line)
             .map_err(|_| MessageError::Malformed("header section is not UTF-8".into()))?;
