@@ -96,18 +96,18 @@ const DISPOSITIONS: &[(&str, Expect)] = &[
     // RFC 4475 3.4: an RFC 2543 INVITE (no branch, no Content-Length).
     ("rfc4475/inv2543.dat", Parse),
     // RFC 5118.
-    ("rfc5118/ipv6-good", Parse),                      // 4.1
-    ("rfc5118/ipv6-bad", Answer(400)),                 // 4.2: Request-URI without [ ]
-    ("rfc5118/port-ambiguous", Parse),                 // 4.3: address ...:10:5070, no port
-    ("rfc5118/port-unambiguous", Parse),               // 4.4
-    ("rfc5118/via-received-param-with-delim", Parse),  // 4.5: both forms accepted
-    ("rfc5118/via-received-param-no-delim", Parse),    // 4.5
-    ("rfc5118/ipv6-in-sdp", Parse),                    // 4.6
-    ("rfc5118/mult-ip-in-header", Parse),              // 4.7
-    ("rfc5118/mult-ip-in-sdp", Parse),                 // 4.8
-    ("rfc5118/ipv4-mapped-ipv6", Parse),               // 4.9
-    ("rfc5118/ipv6-bug-abnf-3-colons", Parse),         // 4.10: "must tolerate both"
-    ("rfc5118/ipv6-correct-abnf-2-colons", Parse),     // 4.10
+    ("rfc5118/ipv6-good", Parse),                     // 4.1
+    ("rfc5118/ipv6-bad", Answer(400)),                // 4.2: Request-URI without [ ]
+    ("rfc5118/port-ambiguous", Parse),                // 4.3: address ...:10:5070, no port
+    ("rfc5118/port-unambiguous", Parse),              // 4.4
+    ("rfc5118/via-received-param-with-delim", Parse), // 4.5: both forms accepted
+    ("rfc5118/via-received-param-no-delim", Parse),   // 4.5
+    ("rfc5118/ipv6-in-sdp", Parse),                   // 4.6
+    ("rfc5118/mult-ip-in-header", Parse),             // 4.7
+    ("rfc5118/mult-ip-in-sdp", Parse),                // 4.8
+    ("rfc5118/ipv4-mapped-ipv6", Parse),              // 4.9
+    ("rfc5118/ipv6-bug-abnf-3-colons", Parse),        // 4.10: "must tolerate both"
+    ("rfc5118/ipv6-correct-abnf-2-colons", Parse),    // 4.10
 ];
 
 /// Every file of the corpus (README excluded), by path relative to the corpus root.
@@ -120,10 +120,7 @@ fn corpus() -> BTreeMap<String, Vec<u8>> {
             .unwrap_or_else(|e| panic!("reading corpus dir {}: {e}", dir.display()));
         for entry in entries {
             let path = entry.expect("dir entry").path();
-            let name = format!(
-                "{sub}/{}",
-                path.file_name().expect("file name").to_string_lossy()
-            );
+            let name = format!("{sub}/{}", path.file_name().expect("file name").to_string_lossy());
             files.insert(name, std::fs::read(&path).expect("corpus file"));
         }
     }
@@ -214,10 +211,7 @@ fn datagram_body_is_cut_to_content_length() {
 
 #[test]
 fn application_layer_messages_expose_what_the_dialog_layer_needs() {
-    assert_eq!(
-        request("rfc4475/zeromf.dat").max_forwards_header().unwrap().num().unwrap(),
-        0
-    );
+    assert_eq!(request("rfc4475/zeromf.dat").max_forwards_header().unwrap().num().unwrap(), 0);
     let bext = request("rfc4475/bext01.dat");
     let require = bext
         .headers
@@ -257,10 +251,7 @@ fn ipv6_request_uris_are_built_with_the_address() {
     assert_eq!(hp.host, rsip::Host::IpAddr("2001:db8::10".parse().unwrap()));
     assert_eq!(hp.port.map(|p| *p.value()), Some(5070));
     let r = request("rfc5118/port-ambiguous");
-    assert_eq!(
-        r.uri.host_with_port.host,
-        rsip::Host::IpAddr("2001:db8::10:5070".parse().unwrap())
-    );
+    assert_eq!(r.uri.host_with_port.host, rsip::Host::IpAddr("2001:db8::10:5070".parse().unwrap()));
     assert!(r.uri.host_with_port.port.is_none());
 }
 
@@ -394,11 +385,7 @@ fn timed(what: &str, bytes: &[u8]) -> Result<rsip::SipMessage, MessageError> {
     let result = parse(bytes, &Limits::default());
     fuzz_one(bytes);
     // Generous: the point is that work stays linear and bounded, not a benchmark.
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{what} took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(5), "{what} took {:?}", start.elapsed());
     result
 }
 
@@ -407,19 +394,14 @@ fn hostile_sizes_are_refused_early() {
     let many = format!("{HEAD}{}Content-Length: 0\r\n\r\n", "X-A: b\r\n".repeat(5_000));
     assert_eq!(timed("many headers", many.as_bytes()), Err(MessageError::TooManyHeaders));
 
-    let commas = format!(
-        "{HEAD}Via: {}\r\nContent-Length: 0\r\n\r\n",
-        vec!["SIP/2.0/UDP h"; 400].join(",")
-    );
+    let commas =
+        format!("{HEAD}Via: {}\r\nContent-Length: 0\r\n\r\n", vec!["SIP/2.0/UDP h"; 400].join(","));
     assert_eq!(timed("comma-joined Vias", commas.as_bytes()), Err(MessageError::TooManyHeaders));
 
     let long = format!("{HEAD}Subject: {}\r\nContent-Length: 0\r\n\r\n", "a".repeat(10_000));
     assert_eq!(timed("long line", long.as_bytes()), Err(MessageError::LineTooLong));
 
-    let folded = format!(
-        "{HEAD}Subject: a{}\r\nContent-Length: 0\r\n\r\n",
-        "\r\n b".repeat(5_000)
-    );
+    let folded = format!("{HEAD}Subject: a{}\r\nContent-Length: 0\r\n\r\n", "\r\n b".repeat(5_000));
     assert_eq!(timed("folded line", folded.as_bytes()), Err(MessageError::LineTooLong));
 
     let huge = vec![b'a'; 70_000];

@@ -24,11 +24,7 @@ pub struct StreamFramer {
 
 impl StreamFramer {
     pub fn new(limits: Limits) -> Self {
-        StreamFramer {
-            limits,
-            buf: Vec::new(),
-            failed: false,
-        }
+        StreamFramer { limits, buf: Vec::new(), failed: false }
     }
 
     /// Append bytes read from the stream.
@@ -185,18 +181,12 @@ mod tests {
 
         let mut f = StreamFramer::new(Limits::default());
         f.push(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\n");
-        assert_eq!(
-            f.next_message(),
-            Some(Err(MessageError::MissingHeader("Content-Length")))
-        );
+        assert_eq!(f.next_message(), Some(Err(MessageError::MissingHeader("Content-Length"))));
     }
 
     #[test]
     fn size_is_bounded_without_a_header_end() {
-        let limits = Limits {
-            max_message_bytes: 100,
-            ..Limits::default()
-        };
+        let limits = Limits { max_message_bytes: 100, ..Limits::default() };
         let mut f = StreamFramer::new(limits);
         f.push(&[b'a'; 101]);
         assert_eq!(f.next_message(), Some(Err(MessageError::TooLarge)));

@@ -63,11 +63,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_message_bytes: 65_535,
-            max_headers: 256,
-            max_line_len: 8_192,
-        }
+        Limits { max_message_bytes: 65_535, max_headers: 256, max_line_len: 8_192 }
     }
 }
 
@@ -111,7 +107,8 @@ impl MessageError {
 /// Headers that must appear exactly once in every request and response.
 const SINGLE_MANDATORY: [&str; 4] = ["From", "To", "Call-ID", "CSeq"];
 /// Headers that may appear at most once.
-const AT_MOST_ONCE: [&str; 5] = ["Content-Length", "Max-Forwards", "Content-Type", "Date", "Expires"];
+const AT_MOST_ONCE: [&str; 5] =
+    ["Content-Length", "Max-Forwards", "Content-Type", "Date", "Expires"];
 
 /// Normalise, then parse with rsip, then validate what RFC 3261 requires of a message.
 ///
@@ -197,10 +194,8 @@ fn check_headers(raw: &mut RawMessage, start: &StartLine) -> Result<(), MessageE
             "Contact" => {
                 syntax::address(&h.value, true)?;
             }
-            "Call-ID" => {
-                if h.value.is_empty() || h.value.contains([' ', '\t']) {
-                    return Err(MessageError::Malformed("bad Call-ID".into()));
-                }
+            "Call-ID" if h.value.is_empty() || h.value.contains([' ', '\t']) => {
+                return Err(MessageError::Malformed("bad Call-ID".into()));
             }
             "CSeq" => {
                 let (n, method) = syntax::cseq(&h.value)?;
@@ -235,19 +230,14 @@ fn body_by_content_length(raw: &RawMessage) -> Result<Vec<u8>, MessageError> {
         return Ok(raw.body.clone());
     };
     let n: usize = cl.parse().map_err(|_| MessageError::BadContentLength)?;
-    raw.body
-        .get(..n)
-        .map(<[u8]>::to_vec)
-        .ok_or(MessageError::BadContentLength)
+    raw.body.get(..n).map(<[u8]>::to_vec).ok_or(MessageError::BadContentLength)
 }
 
 fn to_rsip_headers(headers: &[RawHeader]) -> Result<rsip::Headers, MessageError> {
     let mut out = rsip::Headers::default();
     for h in headers {
-        let tokenizer = rsip::headers::header::Tokenizer {
-            name: h.name.as_bytes(),
-            value: h.value.as_bytes(),
-        };
+        let tokenizer =
+            rsip::headers::header::Tokenizer { name: h.name.as_bytes(), value: h.value.as_bytes() };
         let header: rsip::Header = tokenizer
             .try_into()
             .map_err(|e: rsip::Error| MessageError::Malformed(format!("{}: {e}", h.name)))?;
@@ -284,20 +274,13 @@ fn to_rsip_uri(uri: &str) -> rsip::Uri {
 }
 
 fn sip_uri_from_parts(p: &syntax::SipUriParts<'_>) -> rsip::Uri {
-    let scheme = if p.scheme.eq_ignore_ascii_case("sips") {
-        rsip::Scheme::Sips
-    } else {
-        rsip::Scheme::Sip
-    };
+    let scheme =
+        if p.scheme.eq_ignore_ascii_case("sips") { rsip::Scheme::Sips } else { rsip::Scheme::Sip };
     let auth = p.user.map(|u| match u.split_once(':') {
-        Some((user, password)) => rsip::Auth {
-            user: user.to_owned(),
-            password: Some(password.to_owned()),
-        },
-        None => rsip::Auth {
-            user: u.to_owned(),
-            password: None,
-        },
+        Some((user, password)) => {
+            rsip::Auth { user: user.to_owned(), password: Some(password.to_owned()) }
+        }
+        None => rsip::Auth { user: u.to_owned(), password: None },
     });
     let host = match &p.host {
         syntax::Host::Name(n) => rsip::Host::Domain(n.clone().into()),
@@ -311,10 +294,7 @@ fn sip_uri_from_parts(p: &syntax::SipUriParts<'_>) -> rsip::Uri {
     rsip::Uri {
         scheme: Some(scheme),
         auth,
-        host_with_port: rsip::HostWithPort {
-            host,
-            port: p.port.map(rsip::Port::from),
-        },
+        host_with_port: rsip::HostWithPort { host, port: p.port.map(rsip::Port::from) },
         params,
         headers: Vec::new(),
     }
@@ -383,19 +363,14 @@ const SALVAGE_MAX_LINES: usize = 512;
 fn salvage(bytes: &[u8]) -> Option<Salvage> {
     let limit = bytes.len().min(Limits::default().max_message_bytes);
     let text = String::from_utf8_lossy(bytes.get(..limit)?);
-    let mut lines = text
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .skip_while(|l| l.is_empty());
+    let mut lines =
+        text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).skip_while(|l| l.is_empty());
     let start = lines.next()?;
     if start.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/")) {
         return None;
     }
     let method = start.split(' ').next().filter(|m| !m.is_empty())?;
-    let mut found = Salvage {
-        method: method.to_owned(),
-        ..Salvage::default()
-    };
+    let mut found = Salvage { method: method.to_owned(), ..Salvage::default() };
     // Unfold, stopping at the empty line.
     let mut logical: Vec<String> = Vec::new();
     for line in lines.take(SALVAGE_MAX_LINES) {
@@ -470,13 +445,7 @@ fn stateless_tag(parts: &[&str]) -> String {
 fn warning_text(err: &MessageError) -> String {
     err.to_string()
         .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
+        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '?' })
         .take(120)
         .collect()
 }

@@ -226,9 +226,7 @@ pub fn split_message(bytes: &[u8], limits: &Limits) -> Result<RawMessage, Messag
         if line.first().copied().is_some_and(is_wsp) {
             // Continuation of the previous header (LWS folding).
             let Some(prev) = logical.last_mut() else {
-                return Err(MessageError::Malformed(
-                    "continuation line before any header".into(),
-                ));
+                return Err(MessageError::Malformed("continuation line before any header".into()));
             };
             prev.push(' ');
             prev.push_str(text.trim_matches(|c| c == ' ' || c == '\t'));
@@ -246,14 +244,12 @@ pub fn split_message(bytes: &[u8], limits: &Limits) -> Result<RawMessage, Messag
 
     let mut headers = Vec::with_capacity(logical.len());
     for line in &logical {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| MessageError::Malformed(format!("header line without colon: {line:.40}")))?;
+        let (name, value) = line.split_once(':').ok_or_else(|| {
+            MessageError::Malformed(format!("header line without colon: {line:.40}"))
+        })?;
         let name = name.trim_end_matches([' ', '\t']);
         if name.is_empty() || !name.bytes().all(is_token_char) {
-            return Err(MessageError::Malformed(format!(
-                "bad header name: {name:.40}"
-            )));
+            return Err(MessageError::Malformed(format!("bad header name: {name:.40}")));
         }
         let name = canonical_name(name).into_owned();
         let value = value.trim_matches([' ', '\t']);
@@ -266,11 +262,7 @@ pub fn split_message(bytes: &[u8], limits: &Limits) -> Result<RawMessage, Messag
         }
     }
     let body = bytes.get(body_start..).unwrap_or_default().to_vec();
-    Ok(RawMessage {
-        start_line,
-        headers,
-        body,
-    })
+    Ok(RawMessage { start_line, headers, body })
 }
 
 fn push_header(
@@ -289,10 +281,7 @@ fn push_header(
     } else {
         value
     };
-    headers.push(RawHeader {
-        name: name.to_owned(),
-        value,
-    });
+    headers.push(RawHeader { name: name.to_owned(), value });
     Ok(())
 }
 
@@ -427,9 +416,8 @@ pub fn canonical_via(value: &str) -> Result<String, MessageError> {
     let mut protocol = Vec::with_capacity(3);
     for i in 0..3 {
         rest = rest.trim_start_matches([' ', '\t']);
-        let end = rest
-            .find(|c: char| !(c.is_ascii() && is_token_char(c as u8)))
-            .unwrap_or(rest.len());
+        let end =
+            rest.find(|c: char| !(c.is_ascii() && is_token_char(c as u8))).unwrap_or(rest.len());
         let (tok, after) = rest.split_at(end);
         if tok.is_empty() {
             return Err(bad("bad sent-protocol"));
@@ -437,9 +425,7 @@ pub fn canonical_via(value: &str) -> Result<String, MessageError> {
         protocol.push(tok);
         rest = after.trim_start_matches([' ', '\t']);
         if i < 2 {
-            rest = rest
-                .strip_prefix('/')
-                .ok_or_else(|| bad("bad sent-protocol"))?;
+            rest = rest.strip_prefix('/').ok_or_else(|| bad("bad sent-protocol"))?;
         }
     }
     // sent-by, then params.

@@ -35,19 +35,14 @@ fn check_version(v: &str) -> Result<(), MessageError> {
             && a.bytes().all(|c| c.is_ascii_digit())
             && b.bytes().all(|c| c.is_ascii_digit())
     });
-    if well_formed {
-        Err(MessageError::VersionNotSupported)
-    } else {
-        Err(bad("bad SIP version"))
-    }
+    if well_formed { Err(MessageError::VersionNotSupported) } else { Err(bad("bad SIP version")) }
 }
 
 /// Parse the start line. Single spaces only (RFC 3261 §7.1: SP, not LWS).
 pub fn start_line(line: &str) -> Result<StartLine, MessageError> {
     if line.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/")) {
-        let (version, rest) = line
-            .split_once(' ')
-            .ok_or_else(|| bad("status line without code"))?;
+        let (version, rest) =
+            line.split_once(' ').ok_or_else(|| bad("status line without code"))?;
         check_version(version)?;
         let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
         if code.len() != 3 || !code.bytes().all(|c| c.is_ascii_digit()) {
@@ -60,10 +55,7 @@ pub fn start_line(line: &str) -> Result<StartLine, MessageError> {
         if reason.chars().any(|c| c.is_control() && c != '\t') {
             return Err(bad("control character in reason phrase"));
         }
-        return Ok(StartLine::Response {
-            code,
-            reason: reason.to_owned(),
-        });
+        return Ok(StartLine::Response { code, reason: reason.to_owned() });
     }
     let parts: Vec<&str> = line.split(' ').collect();
     let [method, uri, version] = parts.as_slice() else {
@@ -74,10 +66,7 @@ pub fn start_line(line: &str) -> Result<StartLine, MessageError> {
     }
     check_version(version)?;
     request_uri(uri)?;
-    Ok(StartLine::Request {
-        method: (*method).to_owned(),
-        uri: (*uri).to_owned(),
-    })
+    Ok(StartLine::Request { method: (*method).to_owned(), uri: (*uri).to_owned() })
 }
 
 /// The scheme of a URI (`scheme ":" ...`), if it has a well-formed one.
@@ -98,9 +87,7 @@ fn check_uri_chars(uri: &str) -> Result<(), MessageError> {
     if uri.is_empty() {
         return Err(bad("empty URI"));
     }
-    if uri
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == '"')
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == '"')
     {
         return Err(bad("illegal character in URI"));
     }
@@ -164,21 +151,14 @@ pub fn sip_uri(uri: &str, allow_headers: bool) -> Result<SipUriParts<'_>, Messag
             return Err(bad("empty URI parameter"));
         }
     }
-    Ok(SipUriParts {
-        scheme,
-        user,
-        host,
-        port,
-        params,
-    })
+    Ok(SipUriParts { scheme, user, host, port, params })
 }
 
 /// `host [":" port]` with host a hostname, an IPv4 address or an IPv6 reference.
 pub fn host_port(s: &str) -> Result<(Host, Option<u16>), MessageError> {
     let (host, port) = if let Some(inner) = s.strip_prefix('[') {
-        let (addr, after) = inner
-            .split_once(']')
-            .ok_or_else(|| bad("unterminated IPv6 reference"))?;
+        let (addr, after) =
+            inner.split_once(']').ok_or_else(|| bad("unterminated IPv6 reference"))?;
         let port = match after {
             "" => None,
             p => Some(p.strip_prefix(':').ok_or_else(|| bad("junk after IPv6 reference"))?),
@@ -209,10 +189,11 @@ pub fn ipv6(s: &str) -> Result<Ipv6Addr, MessageError> {
     if let Ok(a) = s.parse::<Ipv6Addr>() {
         return Ok(a);
     }
-    if s.matches(":::").count() == 1 && !s.contains("::::") {
-        if let Ok(a) = s.replacen(":::", "::", 1).parse::<Ipv6Addr>() {
-            return Ok(a);
-        }
+    if s.matches(":::").count() == 1
+        && !s.contains("::::")
+        && let Ok(a) = s.replacen(":::", "::", 1).parse::<Ipv6Addr>()
+    {
+        return Ok(a);
     }
     Err(bad("bad IPv6 address"))
 }
@@ -244,9 +225,7 @@ fn header_params(params: &str) -> Result<(), MessageError> {
     if params.is_empty() {
         return Ok(());
     }
-    let rest = params
-        .strip_prefix(';')
-        .ok_or_else(|| bad("junk after address"))?;
+    let rest = params.strip_prefix(';').ok_or_else(|| bad("junk after address"))?;
     for p in split_outside_quotes(rest, ';') {
         let (name, value) = match p.split_once('=') {
             Some((n, v)) => (n, Some(v)),
@@ -303,9 +282,7 @@ pub fn address(value: &str, allow_star: bool) -> Result<&str, MessageError> {
     let (display, uri, params) = match find_unquoted(value, '<') {
         Some(lt) => {
             let after = &value[lt + 1..];
-            let gt = after
-                .find('>')
-                .ok_or_else(|| bad("unterminated <URI>"))?;
+            let gt = after.find('>').ok_or_else(|| bad("unterminated <URI>"))?;
             (Some(&value[..lt]), &after[..gt], &after[gt + 1..])
         }
         None => {
@@ -376,10 +353,7 @@ fn display_name(d: &str) -> Result<(), MessageError> {
         }
         return Err(bad("unterminated display name"));
     }
-    if d.split([' ', '\t'])
-        .filter(|t| !t.is_empty())
-        .all(|t| t.bytes().all(is_token_char))
-    {
+    if d.split([' ', '\t']).filter(|t| !t.is_empty()).all(|t| t.bytes().all(is_token_char)) {
         Ok(())
     } else {
         Err(bad("display name with separators must be quoted"))
@@ -416,9 +390,8 @@ pub fn bounded_number(value: &str, max: u64) -> Option<u64> {
 /// `Date` must be an RFC 1123 date in GMT (RFC 3261 §20.17).
 pub fn date(value: &str) -> Result<(), MessageError> {
     const DAYS: [&str; 7] = ["Mon,", "Tue,", "Wed,", "Thu,", "Fri,", "Sat,", "Sun,"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let parts: Vec<&str> = value.split(' ').collect();
     let ok = match parts.as_slice() {
         [day, dd, mon, yyyy, time, zone] => {
@@ -437,11 +410,7 @@ pub fn date(value: &str) -> Result<(), MessageError> {
         }
         _ => false,
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(bad("Date must be an RFC 1123 date in GMT"))
-    }
+    if ok { Ok(()) } else { Err(bad("Date must be an RFC 1123 date in GMT")) }
 }
 
 /// Check a canonical Via (`SIP/2.0/T sent-by;params`, as `canonical_via` writes it).
@@ -486,10 +455,7 @@ mod tests {
         assert!(start_line("SIP/2.0 099 x").is_err());
         assert_eq!(
             start_line("SIP/2.0 100 "),
-            Ok(StartLine::Response {
-                code: 100,
-                reason: String::new()
-            })
+            Ok(StartLine::Response { code: 100, reason: String::new() })
         );
     }
 
