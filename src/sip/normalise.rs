@@ -434,9 +434,17 @@ pub fn canonical_via(value: &str) -> Result<String, MessageError> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
-    let sent_by: String = sent_by.chars().filter(|c| *c != ' ' && *c != '\t').collect();
-    if sent_by.is_empty() {
-        return Err(bad("no sent-by"));
+    // sent-by = host [ COLON port ], where COLON may carry whitespace.
+    let sent_by = match sent_by.rsplit_once(':') {
+        Some((host, port))
+            if !host.ends_with(':') && !host.contains('[') || host.ends_with(']') =>
+        {
+            format!("{}:{}", host.trim_matches([' ', '\t']), port.trim_matches([' ', '\t']))
+        }
+        _ => sent_by.trim_matches([' ', '\t']).to_owned(),
+    };
+    if sent_by.is_empty() || sent_by.contains([' ', '\t']) {
+        return Err(bad("bad sent-by"));
     }
     let mut out = format!("{}/{}/{} {}", protocol[0], protocol[1], protocol[2], sent_by);
     if !params.is_empty() {
