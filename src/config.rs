@@ -364,7 +364,6 @@ impl Config {
     /// Checks that go beyond types: ranges, regions, URLs.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.media.rtp_port_range()?;
-<<<<<<< HEAD
         if self.sip.listen.ip().is_unspecified() && self.sip.public_ip.is_none() {
             return Err(ConfigError::Key {
                 key: "sip.public_ip",
@@ -375,9 +374,7 @@ impl Config {
                 ),
             });
         }
-=======
         self.outbox.validate()?;
->>>>>>> outbox
         if self.media.codecs.is_empty() {
             return Err(ConfigError::Key {
                 key: "media.codecs",

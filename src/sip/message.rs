@@ -1,6 +1,29 @@
 //! SIP message framing and parsing (sans-IO).
+//!
+//! Bytes from the wire go through three steps: [`normalise`](super::normalise) splits
+//! them and rewrites the header section into the canonical shape rsip 0.4 reads;
+//! [`syntax`](super::syntax) checks what RFC 3261 requires and rsip does not check; then
+//! the rsip message is built and its mandatory typed headers are read once, so the layers
+//! above can use rsip's typed accessors. Nothing here panics on any input, and every size
+//! and count is bounded by [`Limits`].
+//!
+//! Where rsip 0.4 cannot represent a valid message, we answer instead of guessing:
+//! - extension methods (rsip's `Method` is a closed enum): [`MessageError::MethodNotImplemented`],
+//!   answered 501 by [`error_response`];
+//! - Request-URIs with a scheme other than sip/sips (`tel:`, unknown schemes) and SIP URIs
+//!   with IPv6 references are built field by field (rsip's own URI parser splits hosts at the
+//!   first colon and knows only `sip:`, `sips:` and `scheme://`).
 
 use std::fmt;
+use std::net::IpAddr;
+
+use rsip::headers::{ToTypedHeader, UntypedHeader};
+use rsip::prelude::HeadersExt;
+
+use super::normalise::{self, RawHeader, RawMessage};
+use super::syntax::{self, StartLine};
+
+pub use super::framer::{Framed, StreamFramer};
 
 /// The transport a message arrived on or leaves by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,5 +45,594 @@ impl fmt::Display for Transport {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
         })
+    }
+}
+
+/// Bounds on what one message may cost us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Whole message, start line to end of body. Default 65 535: the largest UDP payload,
+    /// and far above any INVITE with SDP (a few kB).
+    pub max_message_bytes: usize,
+    /// Header fields after splitting comma-joined Via/Contact. Default 256: real calls
+    /// through several proxies carry fewer than 60.
+    pub max_headers: usize,
+    /// One line, and one header after unfolding. Default 8 192, as common HTTP servers use.
+    pub max_line_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_message_bytes: 65_535, max_headers: 256, max_line_len: 8_192 }
+    }
+}
+
+/// Why a message was refused. [`MessageError::status`] gives the SIP answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("message larger than the configured limit")]
+    TooLarge,
+    #[error("too many header fields")]
+    TooManyHeaders,
+    #[error("line longer than the configured limit")]
+    LineTooLong,
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("missing mandatory header {0}")]
+    MissingHeader(&'static str),
+    #[error("more than one {0} header")]
+    DuplicateHeader(&'static str),
+    #[error("bad Content-Length")]
+    BadContentLength,
+    #[error("SIP version not supported")]
+    VersionNotSupported,
+    #[error("CSeq method does not match the request method")]
+    CSeqMismatch,
+    #[error("method {0} not implemented")]
+    MethodNotImplemented(String),
+}
+
+impl MessageError {
+    /// The status code a request with this error is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            MessageError::TooLarge => 513,
+            MessageError::VersionNotSupported => 505,
+            MessageError::MethodNotImplemented(_) => 501,
+            _ => 400,
+        }
+    }
+}
+
+/// Headers that must appear exactly once in every request and response.
+const SINGLE_MANDATORY: [&str; 4] = ["From", "To", "Call-ID", "CSeq"];
+/// Headers that may appear at most once.
+const AT_MOST_ONCE: [&str; 5] =
+    ["Content-Length", "Max-Forwards", "Content-Type", "Date", "Expires"];
+
+/// Normalise, then parse with rsip, then validate what RFC 3261 requires of a message.
+///
+/// On `Ok` the message has one From, To, Call-ID and CSeq and at least one Via; the CSeq
+/// number is below 2^31 and (for requests) its method equals the request method; the
+/// version is SIP/2.0; the body is exactly Content-Length bytes long (a datagram with more
+/// bytes is truncated, one with fewer is an error); and rsip's typed forms of the top Via,
+/// From, To, CSeq and first Contact parse, except where rsip 0.4 cannot read a valid value
+/// at all (IPv6 references, non-SIP URI schemes such as `tel:`): then our own grammar check
+/// has passed and `typed()` on that header returns `Err`, never panics.
+pub fn parse(bytes: &[u8], limits: &Limits) -> Result<rsip::SipMessage, MessageError> {
+    let mut raw = normalise::split_message(bytes, limits)?;
+    let start = syntax::start_line(&raw.start_line)?;
+    check_headers(&mut raw, &start)?;
+    let body = body_by_content_length(&raw)?;
+    let headers = to_rsip_headers(&raw.headers)?;
+    let message = match start {
+        StartLine::Request { method, uri } => {
+            let method = known_method(&method)?;
+            rsip::SipMessage::Request(rsip::Request {
+                method,
+                uri: to_rsip_uri(&uri),
+                version: rsip::Version::V2,
+                headers,
+                body,
+            })
+        }
+        StartLine::Response { code, reason } => {
+            let status_code = match rsip::StatusCode::from(code) {
+                rsip::StatusCode::Other(c, _) => rsip::StatusCode::Other(c, reason),
+                known => known,
+            };
+            rsip::SipMessage::Response(rsip::Response {
+                status_code,
+                version: rsip::Version::V2,
+                headers,
+                body,
+            })
+        }
+    };
+    check_typed(&message)?;
+    Ok(message)
+}
+
+/// rsip's method for an exact (case-sensitive, RFC 3261 §7.1) method name.
+fn known_method(method: &str) -> Result<rsip::Method, MessageError> {
+    rsip::Method::all()
+        .into_iter()
+        .find(|m| m.to_string() == method)
+        .ok_or_else(|| MessageError::MethodNotImplemented(method.to_owned()))
+}
+
+fn count(raw: &RawMessage, name: &str) -> usize {
+    raw.values(name).count()
+}
+
+/// Mandatory headers, single-valued headers, and the values the layers above rely on.
+/// Rewrites numeric values into canonical form (`CSeq: 0009 INVITE` → `9 INVITE`).
+fn check_headers(raw: &mut RawMessage, start: &StartLine) -> Result<(), MessageError> {
+    if count(raw, "Via") == 0 {
+        return Err(MessageError::MissingHeader("Via"));
+    }
+    for name in SINGLE_MANDATORY {
+        match count(raw, name) {
+            0 => return Err(MessageError::MissingHeader(name)),
+            1 => {}
+            _ => return Err(MessageError::DuplicateHeader(name)),
+        }
+    }
+    for name in AT_MOST_ONCE {
+        if count(raw, name) > 1 {
+            return Err(MessageError::DuplicateHeader(name));
+        }
+    }
+    for h in raw.headers.iter_mut() {
+        match h.name.as_str() {
+            "Via" => {
+                syntax::via(&h.value)?;
+            }
+            "From" | "To" => {
+                syntax::address(&h.value, false)?;
+            }
+            "Contact" => {
+                syntax::address(&h.value, true)?;
+            }
+            "Call-ID" if h.value.is_empty() || h.value.contains([' ', '\t']) => {
+                return Err(MessageError::Malformed("bad Call-ID".into()));
+            }
+            "CSeq" => {
+                let (n, method) = syntax::cseq(&h.value)?;
+                if let StartLine::Request { method: m, .. } = start
+                    && m != method
+                {
+                    return Err(MessageError::CSeqMismatch);
+                }
+                h.value = format!("{n} {method}");
+            }
+            "Max-Forwards" => {
+                let n = syntax::bounded_number(&h.value, 255)
+                    .ok_or_else(|| MessageError::Malformed("bad Max-Forwards".into()))?;
+                h.value = n.to_string();
+            }
+            "Content-Length" => {
+                let n = syntax::bounded_number(&h.value, u32::MAX.into())
+                    .ok_or(MessageError::BadContentLength)?;
+                h.value = n.to_string();
+            }
+            "Date" => syntax::date(&h.value)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The body as Content-Length says: a longer datagram is truncated, a shorter one is an
+/// error. Without Content-Length (allowed on UDP) the body is the rest of the datagram.
+fn body_by_content_length(raw: &RawMessage) -> Result<Vec<u8>, MessageError> {
+    let Some(cl) = raw.first("Content-Length") else {
+        return Ok(raw.body.clone());
+    };
+    let n: usize = cl.parse().map_err(|_| MessageError::BadContentLength)?;
+    raw.body.get(..n).map(<[u8]>::to_vec).ok_or(MessageError::BadContentLength)
+}
+
+fn to_rsip_headers(headers: &[RawHeader]) -> Result<rsip::Headers, MessageError> {
+    let mut out = rsip::Headers::default();
+    for h in headers {
+        let tokenizer =
+            rsip::headers::header::Tokenizer { name: h.name.as_bytes(), value: h.value.as_bytes() };
+        let header: rsip::Header = tokenizer
+            .try_into()
+            .map_err(|e: rsip::Error| MessageError::Malformed(format!("{}: {e}", h.name)))?;
+        out.push(header);
+    }
+    Ok(out)
+}
+
+/// Build an rsip URI. rsip parses ordinary SIP URIs; IPv6 references and other schemes
+/// are built field by field (see the module documentation).
+fn to_rsip_uri(uri: &str) -> rsip::Uri {
+    let scheme = syntax::scheme(uri).unwrap_or("sip");
+    if syntax::is_sip_scheme(scheme) {
+        if !uri.contains('[')
+            && let Ok(parsed) = rsip::Uri::try_from(uri)
+        {
+            return parsed;
+        }
+        if let Ok(parts) = syntax::sip_uri(uri, false) {
+            return sip_uri_from_parts(&parts);
+        }
+    }
+    let opaque = uri.get(scheme.len() + 1..).unwrap_or_default();
+    rsip::Uri {
+        scheme: Some(rsip::Scheme::Other(scheme.to_owned())),
+        auth: None,
+        host_with_port: rsip::HostWithPort {
+            host: rsip::Host::Domain(opaque.to_owned().into()),
+            port: None,
+        },
+        params: Vec::new(),
+        headers: Vec::new(),
+    }
+}
+
+fn sip_uri_from_parts(p: &syntax::SipUriParts<'_>) -> rsip::Uri {
+    let scheme =
+        if p.scheme.eq_ignore_ascii_case("sips") { rsip::Scheme::Sips } else { rsip::Scheme::Sip };
+    let auth = p.user.map(|u| match u.split_once(':') {
+        Some((user, password)) => {
+            rsip::Auth { user: user.to_owned(), password: Some(password.to_owned()) }
+        }
+        None => rsip::Auth { user: u.to_owned(), password: None },
+    });
+    let host = match &p.host {
+        syntax::Host::Name(n) => rsip::Host::Domain(n.clone().into()),
+        syntax::Host::V4(a) => rsip::Host::IpAddr(IpAddr::V4(*a)),
+        syntax::Host::V6(a) => rsip::Host::IpAddr(IpAddr::V6(*a)),
+    };
+    // Parameters are read by rsip from a stand-in URI that carries only them.
+    let params = rsip::Uri::try_from(format!("sip:example.invalid{}", p.params).as_str())
+        .map(|u| u.params)
+        .unwrap_or_default();
+    rsip::Uri {
+        scheme: Some(scheme),
+        auth,
+        host_with_port: rsip::HostWithPort { host, port: p.port.map(rsip::Port::from) },
+        params,
+        headers: Vec::new(),
+    }
+}
+
+/// Whether an address value holds something rsip 0.4 cannot read although it is valid:
+/// an IPv6 reference, URI headers (`?Route=...`) or a URI scheme other than sip/sips.
+fn address_beyond_rsip(value: &str) -> bool {
+    if value.contains(['[', '?']) {
+        return true;
+    }
+    let uri = match (value.find('<'), value.find('>')) {
+        (Some(a), Some(b)) if a < b => &value[a + 1..b],
+        _ => value,
+    };
+    !syntax::scheme(uri).is_some_and(syntax::is_sip_scheme)
+}
+
+/// Read the typed forms the layers above use, so that they find them readable.
+fn check_typed(message: &rsip::SipMessage) -> Result<(), MessageError> {
+    fn typed<'a, T: ToTypedHeader<'a>>(
+        name: &str,
+        header: &T,
+        tolerated: fn(&str) -> bool,
+    ) -> Result<(), MessageError> {
+        match header.typed() {
+            Ok(_) => Ok(()),
+            Err(_) if tolerated(header.value()) => Ok(()),
+            Err(e) => Err(MessageError::Malformed(format!("{name}: {e}"))),
+        }
+    }
+    let missing = |name| move |_| MessageError::MissingHeader(name);
+    let ipv6_sent_by: fn(&str) -> bool = |v| v.contains('[');
+    typed("Via", message.via_header().map_err(missing("Via"))?, ipv6_sent_by)?;
+    let from = message.from_header().map_err(missing("From"))?;
+    typed("From", from, address_beyond_rsip)?;
+    let to = message.to_header().map_err(missing("To"))?;
+    typed("To", to, address_beyond_rsip)?;
+    let cseq = message.cseq_header().map_err(missing("CSeq"))?;
+    typed("CSeq", cseq, |_| false)?;
+    message.call_id_header().map_err(missing("Call-ID"))?;
+    if let Ok(contact) = message.contact_header()
+        && contact.value() != "*"
+    {
+        typed("Contact", contact, address_beyond_rsip)?;
+    }
+    Ok(())
+}
+
+/// What the header section of a refused request still tells us.
+#[derive(Debug, Default)]
+struct Salvage {
+    method: String,
+    vias: Vec<String>,
+    from: Option<String>,
+    to: Option<String>,
+    call_id: Option<String>,
+    cseq: Option<String>,
+}
+
+/// Most header lines read when salvaging; the rest are ignored.
+const SALVAGE_MAX_LINES: usize = 512;
+
+/// Read the start line and the headers a response needs, tolerating whatever else is
+/// wrong. None for responses (nothing is ever sent back for those).
+fn salvage(bytes: &[u8]) -> Option<Salvage> {
+    let limit = bytes.len().min(Limits::default().max_message_bytes);
+    let text = String::from_utf8_lossy(bytes.get(..limit)?);
+    let mut lines =
+        text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).skip_while(|l| l.is_empty());
+    let start = lines.next()?;
+    if start.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/")) {
+        return None;
+    }
+    let method = start.split(' ').next().filter(|m| !m.is_empty())?;
+    let mut found = Salvage { method: method.to_owned(), ..Salvage::default() };
+    // Unfold, stopping at the empty line.
+    let mut logical: Vec<String> = Vec::new();
+    for line in lines.take(SALVAGE_MAX_LINES) {
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(prev) = logical.last_mut() {
+                prev.push(' ');
+                prev.push_str(line.trim());
+            }
+        } else {
+            logical.push(line.to_owned());
+        }
+    }
+    for line in &logical {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim_matches([' ', '\t']).replace(|c: char| c.is_control(), "");
+        if value.is_empty() || value.len() > Limits::default().max_line_len {
+            continue;
+        }
+        let slot = match &*normalise::canonical_name(name.trim_end_matches([' ', '\t'])) {
+            "Via" => {
+                match normalise::split_list(&value) {
+                    Ok(parts) => found.vias.extend(parts),
+                    Err(_) => found.vias.push(value),
+                }
+                continue;
+            }
+            "From" => &mut found.from,
+            "To" => &mut found.to,
+            "Call-ID" => &mut found.call_id,
+            "CSeq" => &mut found.cseq,
+            _ => continue,
+        };
+        slot.get_or_insert(value);
+    }
+    Some(found)
+}
+
+/// A Via we can send a response back on: canonical, with a readable sent-by. The
+/// protocol version is not checked, so that a 505 can go back to a SIP/7.0 sender.
+fn usable_via(value: &str) -> Option<String> {
+    let via = normalise::canonical_via(value).ok().or_else(|| {
+        // Leniently: the first value only, without empty parameters.
+        let first = value.split(',').next()?;
+        let cleaned: Vec<&str> = first.split(';').filter(|p| !p.trim().is_empty()).collect();
+        normalise::canonical_via(&cleaned.join(";")).ok()
+    })?;
+    let (_, rest) = via.split_once(' ')?;
+    let sent_by = rest.split(';').next()?;
+    syntax::host_port(sent_by).ok()?;
+    Some(via)
+}
+
+/// A To tag for a stateless answer: the same request (and its retransmissions) always
+/// gets the same tag. FNV-1a over Call-ID, top Via and CSeq.
+fn stateless_tag(parts: &[&str]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain(std::iter::once(0)) {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// Text for a Warning header: printable ASCII, no quotes or backslashes, bounded.
+fn warning_text(err: &MessageError) -> String {
+    err.to_string()
+        .chars()
+        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '?' })
+        .take(120)
+        .collect()
+}
+
+/// For a request that failed to parse: the error response (400/505/...), with a Reason
+/// phrase/Warning saying what was wrong, built from the headers that can be salvaged from
+/// the raw text (Via(s), From, To, Call-ID, CSeq). None for responses, or when there is no
+/// usable Via to send it back on (then the message is dropped and logged).
+///
+/// Never answers an ACK. The To header gets a tag derived from the request when it has
+/// none, so retransmissions get identical answers.
+pub fn error_response(bytes: &[u8], err: &MessageError) -> Option<rsip::Response> {
+    let Some(found) = salvage(bytes) else {
+        tracing::debug!(error = %err, "dropping unparsable response");
+        return None;
+    };
+    if found.method == "ACK" {
+        tracing::debug!(error = %err, "dropping unparsable ACK");
+        return None;
+    }
+    let Some(top) = found.vias.first().and_then(|v| usable_via(v)) else {
+        tracing::info!(error = %err, "dropping unparsable request without a usable Via");
+        return None;
+    };
+    let mut headers = rsip::Headers::default();
+    headers.push(rsip::headers::Via::new(top.clone()).into());
+    for via in found.vias.iter().skip(1) {
+        let via = usable_via(via).unwrap_or_else(|| via.clone());
+        headers.push(rsip::headers::Via::new(via).into());
+    }
+    if let Some(from) = &found.from {
+        headers.push(rsip::headers::From::new(from.clone()).into());
+    }
+    if let Some(to) = &found.to {
+        let has_tag = to
+            .split(';')
+            .skip(1)
+            .any(|p| p.trim().get(..4).is_some_and(|n| n.eq_ignore_ascii_case("tag=")));
+        let to = if has_tag {
+            to.clone()
+        } else {
+            let call_id = found.call_id.as_deref().unwrap_or_default();
+            let cseq = found.cseq.as_deref().unwrap_or_default();
+            format!("{to};tag={}", stateless_tag(&[call_id, &top, cseq]))
+        };
+        headers.push(rsip::headers::To::new(to).into());
+    }
+    if let Some(call_id) = &found.call_id {
+        headers.push(rsip::headers::CallId::new(call_id.clone()).into());
+    }
+    if let Some(cseq) = &found.cseq {
+        headers.push(rsip::headers::CSeq::new(cseq.clone()).into());
+    }
+    headers.push(
+        rsip::headers::Warning::new(format!("399 zendesk-ivr \"{}\"", warning_text(err))).into(),
+    );
+    headers.push(rsip::headers::ContentLength::new("0").into());
+    Some(rsip::Response {
+        status_code: rsip::StatusCode::from(err.status()),
+        version: rsip::Version::V2,
+        headers,
+        body: Vec::new(),
+    })
+}
+
+/// The body the `sip_message` fuzz target runs, kept here so that a stable test can run
+/// it too: parse, read every typed header the layers above read, build the error answer,
+/// serialise, and frame the same bytes as a stream in two pieces.
+pub fn fuzz_one(data: &[u8]) {
+    let limits = Limits::default();
+    match parse(data, &limits) {
+        Ok(message) => {
+            let _ = message.via_header().map(|v| v.typed());
+            let _ = message.from_header().map(|v| v.typed());
+            let _ = message.to_header().map(|v| v.typed());
+            let _ = message.cseq_header().map(|v| v.typed());
+            let _ = message.contact_header().map(|v| v.typed());
+            let _ = message.max_forwards_header().map(|v| v.num());
+            let _ = message.call_id_header().map(|v| v.value().len());
+            if let rsip::SipMessage::Request(request) = &message {
+                let _ = request.uri.to_string();
+            }
+            let _ = message.to_string();
+        }
+        Err(err) => {
+            let _ = err.status();
+            if let Some(response) = error_response(data, &err) {
+                let _ = response.to_string();
+            }
+        }
+    }
+    let mut framer = StreamFramer::new(limits);
+    let (a, b) = data.split_at(data.len() / 2);
+    framer.push(a);
+    let mut budget = data.len() + 2;
+    while let Some(Ok(_)) = framer.next_message() {
+        budget = budget.saturating_sub(1);
+        if budget == 0 {
+            break;
+        }
+    }
+    framer.push(b);
+    while let Some(next) = framer.next_message() {
+        if let Ok(Framed::Message(bytes)) = &next {
+            let _ = parse(bytes, &limits);
+        }
+        budget = budget.saturating_sub(1);
+        if next.is_err() || budget == 0 {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(text: &str) -> rsip::SipMessage {
+        match parse(text.as_bytes(), &Limits::default()) {
+            Ok(m) => m,
+            Err(e) => panic!("{e:?} for {text:?}"),
+        }
+    }
+
+    #[test]
+    fn lf_only_compact_folded_message_reads_typed() {
+        let m = parse_ok(
+            "INVITE sip:bob@example.com SIP/2.0\n\
+             v: SIP/2.0/UDP 192.0.2.1:5060\n ;branch=z9hG4bKa, SIP/2.0/TCP proxy.example.com;branch=z9hG4bKb\n\
+             f: \"Alice\" <sip:alice@example.com>;tag=a1\n\
+             t: <sip:bob@example.com>\n\
+             i: call-1@192.0.2.1\n\
+             CSEQ: 1 INVITE\n\
+             m: <sip:alice@192.0.2.1>, <sip:alice@198.51.100.1>\n\
+             l: 3\n\nabc",
+        );
+        let via = m.via_header().unwrap().typed().unwrap();
+        assert_eq!(via.branch().unwrap().to_string(), "z9hG4bKa");
+        assert_eq!(m.from_header().unwrap().typed().unwrap().tag().unwrap().to_string(), "a1");
+        assert_eq!(m.call_id_header().unwrap().value(), "call-1@192.0.2.1");
+        assert_eq!(m.contact_headers().len(), 2);
+        let vias = rsip::message::HasHeaders::headers(&m)
+            .iter()
+            .filter(|h| matches!(h, rsip::Header::Via(_)))
+            .count();
+        assert_eq!(vias, 2);
+        assert_eq!(m.body(), b"abc");
+    }
+
+    #[test]
+    fn tel_and_ipv6_addresses_are_accepted() {
+        let m = parse_ok(
+            "OPTIONS sip:ivr@[2001:db8::1]:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP [2001:db8::2]:5070;branch=z9hG4bKx\r\n\
+             From: <tel:+4722334455>;tag=t\r\nTo: <sip:ivr@example.com>\r\n\
+             Call-ID: c\r\nCSeq: 2 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        );
+        let rsip::SipMessage::Request(r) = m else { panic!("not a request") };
+        assert_eq!(r.uri.host_with_port.host, rsip::Host::IpAddr("2001:db8::1".parse().unwrap()));
+        assert_eq!(r.from_header().unwrap().value(), "<tel:+4722334455>;tag=t");
+    }
+
+    #[test]
+    fn refusals_carry_the_right_status() {
+        let base = |start: &str, cseq: &str, extra: &str| {
+            format!(
+                "{start}\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\n\
+                 To: <sip:b@h>\r\nCall-ID: c\r\nCSeq: {cseq}\r\n{extra}\r\n"
+            )
+        };
+        let cases = [
+            (base("invite sip:b@h SIP/2.0", "1 invite", ""), 501),
+            (base("INVITE sip:b@h SIP/2.0", "1 INVITE", "Content-Length: 10\r\n"), 400),
+            (base("INVITE sip:b@h SIP/3.0", "1 INVITE", ""), 505),
+            (base("INVITE sip:b@h SIP/2.0", "1 BYE", ""), 400),
+            (base("INVITE sip:b@h SIP/2.0", "1 INVITE", "Max-Forwards: 256\r\n"), 400),
+            (base("INVITE sip:b@h SIP/2.0", "1 INVITE", "Via: SIP/2.0/UDP a b\r\n"), 400),
+        ];
+        for (text, status) in cases {
+            let err = parse(text.as_bytes(), &Limits::default()).unwrap_err();
+            assert_eq!(err.status(), status, "{err:?} for {text:?}");
+            let resp = error_response(text.as_bytes(), &err).unwrap();
+            assert_eq!(u16::from(resp.status_code), status);
+        }
+        let bad_status = base("SIP/2.0 700 Weird", "1 INVITE", "");
+        let err = parse(bad_status.as_bytes(), &Limits::default()).unwrap_err();
+        assert!(matches!(err, MessageError::Malformed(_)));
+        assert!(error_response(bad_status.as_bytes(), &err).is_none());
     }
 }

@@ -3,10 +3,13 @@
 pub mod ani;
 pub mod dialog;
 pub mod endpoint;
+mod framer;
 pub mod header_text;
 pub mod message;
+mod normalise;
 pub mod refer;
 pub mod response;
 pub mod session_timer;
+mod syntax;
 pub mod transaction;
 pub mod transport;
