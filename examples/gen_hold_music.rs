@@ -148,9 +148,8 @@ fn render() -> Vec<f64> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "audio/defaultmusic_on_hold.wav".to_string());
+    let path =
+        std::env::args().nth(1).unwrap_or_else(|| "audio/defaultmusic_on_hold.wav".to_string());
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: RATE,

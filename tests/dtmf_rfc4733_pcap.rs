@@ -61,10 +61,7 @@ fn read_capture(stem: &str) -> Vec<Captured> {
         let pkt = pkt.expect("pcap packet");
         let start = *first.get_or_insert(pkt.timestamp);
         let rtp = udp_payload(&pkt.data).expect("UDP/IPv4 packet").to_vec();
-        packets.push(Captured {
-            at: pkt.timestamp - start,
-            rtp,
-        });
+        packets.push(Captured { at: pkt.timestamp - start, rtp });
     }
     assert!(packets.len() >= 4, "{stem}: {} packets", packets.len());
     packets
@@ -129,10 +126,8 @@ fn lost_end_packets_close_on_timeout() {
     let mut rx = Rfc4733Receiver::new(101, 8000);
     let mut got = String::new();
     for (i, (stem, _)) in CAPTURES.iter().enumerate() {
-        let packets: Vec<Captured> = read_capture(stem)
-            .into_iter()
-            .filter(|p| !is_end(&p.rtp))
-            .collect();
+        let packets: Vec<Captured> =
+            read_capture(stem).into_iter().filter(|p| !is_end(&p.rtp)).collect();
         let start = Duration::from_secs(i as u64);
         got += &feed(&mut rx, t0, start, &packets);
         let last = t0 + start + packets.last().unwrap().at;
@@ -209,7 +204,11 @@ fn negotiated_payload_type_is_used() {
     assert_eq!(rx.payload_type(), 96);
     assert_eq!(feed(&mut rx, t0, Duration::ZERO, &packets), "9");
     let mut rx101 = Rfc4733Receiver::new(101, 8000);
-    assert_eq!(feed(&mut rx101, t0, Duration::ZERO, &packets), "", "PT 96 is not telephone-event here");
+    assert_eq!(
+        feed(&mut rx101, t0, Duration::ZERO, &packets),
+        "",
+        "PT 96 is not telephone-event here"
+    );
     // And the original PT 101 packets are ignored by a receiver negotiated at 96.
     let mut rx96 = Rfc4733Receiver::new(96, 8000);
     assert_eq!(feed(&mut rx96, t0, Duration::ZERO, &read_capture("9")), "");

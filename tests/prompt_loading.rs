@@ -16,7 +16,9 @@ const AMPLITUDE: f64 = 0.5;
 fn tone(rate: u32, seconds: f64) -> Vec<f64> {
     let n = (f64::from(rate) * seconds) as usize;
     (0..n)
-        .map(|i| AMPLITUDE * (2.0 * std::f64::consts::PI * TONE_HZ * i as f64 / f64::from(rate)).sin())
+        .map(|i| {
+            AMPLITUDE * (2.0 * std::f64::consts::PI * TONE_HZ * i as f64 / f64::from(rate)).sin()
+        })
         .collect()
 }
 
@@ -132,15 +134,9 @@ fn limits_and_garbage() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("long.wav");
     write_wav(&path, 8000, 1, 16, false, 3.0);
-    let short = Limits {
-        max_bytes: 1 << 20,
-        max_duration: Duration::from_secs(2),
-    };
+    let short = Limits { max_bytes: 1 << 20, max_duration: Duration::from_secs(2) };
     assert!(matches!(read_wav_file(&path, short), Err(PromptError::TooLong { .. })));
-    let tiny = Limits {
-        max_bytes: 1000,
-        max_duration: Duration::from_secs(60),
-    };
+    let tiny = Limits { max_bytes: 1000, max_duration: Duration::from_secs(60) };
     assert!(matches!(read_wav_file(&path, tiny), Err(PromptError::TooLarge { .. })));
     assert!(matches!(
         read_wav_file(&dir.path().join("missing.wav"), Limits::default()),

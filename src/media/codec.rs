@@ -25,11 +25,7 @@ pub const OPUS_COMPLEXITY: u8 = 5;
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     #[error("{codec:?} frame needs {expected} PCM samples, got {got}")]
-    FrameLength {
-        codec: CodecName,
-        expected: usize,
-        got: usize,
-    },
+    FrameLength { codec: CodecName, expected: usize, got: usize },
     #[error("opus: {0}")]
     Opus(#[from] audiopus::Error),
 }
@@ -109,11 +105,7 @@ const fn ulaw_to_linear_const(code: u8) -> i16 {
     let u = !code;
     let mut t: i32 = (((u & 0x0F) as i32) << 3) + ULAW_BIAS;
     t <<= ((u & 0x70) >> 4) as i32;
-    if u & 0x80 != 0 {
-        (ULAW_BIAS - t) as i16
-    } else {
-        (t - ULAW_BIAS) as i16
-    }
+    if u & 0x80 != 0 { (ULAW_BIAS - t) as i16 } else { (t - ULAW_BIAS) as i16 }
 }
 
 /// Encodes one linear 16-bit sample as A-law.
@@ -131,11 +123,7 @@ pub fn linear_to_alaw(sample: i16) -> u8 {
     if seg >= 8 {
         return 0x7F ^ mask;
     }
-    let mant = if seg < 2 {
-        (pcm >> 1) & 0x0F
-    } else {
-        (pcm >> seg) & 0x0F
-    };
+    let mant = if seg < 2 { (pcm >> 1) & 0x0F } else { (pcm >> seg) & 0x0F };
     (((seg << 4) | mant) as u8) ^ mask
 }
 
@@ -158,11 +146,7 @@ const fn build_table(alaw: bool) -> [i16; 256] {
     let mut table = [0i16; 256];
     let mut i = 0;
     while i < 256 {
-        table[i] = if alaw {
-            alaw_to_linear_const(i as u8)
-        } else {
-            ulaw_to_linear_const(i as u8)
-        };
+        table[i] = if alaw { alaw_to_linear_const(i as u8) } else { ulaw_to_linear_const(i as u8) };
         i += 1;
     }
     table
@@ -231,11 +215,7 @@ impl Encoder {
         let codec = self.codec();
         let expected = codec.samples_per_frame();
         if pcm.len() != expected {
-            return Err(CodecError::FrameLength {
-                codec,
-                expected,
-                got: pcm.len(),
-            });
+            return Err(CodecError::FrameLength { codec, expected, got: pcm.len() });
         }
         let start = out.len();
         match self {
@@ -254,10 +234,7 @@ impl Encoder {
     pub fn encode(&mut self, pcm: &[i16]) -> Result<Frame, CodecError> {
         let mut buf = Vec::with_capacity(self.codec().samples_per_frame());
         self.encode_into(pcm, &mut buf)?;
-        Ok(Frame {
-            payload: Bytes::from(buf),
-            samples: self.codec().timestamp_increment(),
-        })
+        Ok(Frame { payload: Bytes::from(buf), samples: self.codec().timestamp_increment() })
     }
 }
 
@@ -412,7 +389,10 @@ mod tests {
 
     fn sine(rate: u32, freq: f64, amp: f64, n: usize) -> Vec<i16> {
         (0..n)
-            .map(|i| (amp * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin()) as i16)
+            .map(|i| {
+                (amp * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin())
+                    as i16
+            })
             .collect()
     }
 

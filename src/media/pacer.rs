@@ -84,12 +84,7 @@ impl<K: Copy + Eq + Hash + Ord> Default for Pacer<K> {
 
 impl<K: Copy + Eq + Hash + Ord> Pacer<K> {
     pub fn new() -> Self {
-        Pacer {
-            streams: HashMap::new(),
-            queue: BTreeSet::new(),
-            skipped_total: 0,
-            sent_total: 0,
-        }
+        Pacer { streams: HashMap::new(), queue: BTreeSet::new(), skipped_total: 0, sent_total: 0 }
     }
 
     /// Schedules a stream whose frame 0 is due at `t0` and carries RTP timestamp `ts0`.
@@ -109,15 +104,7 @@ impl<K: Copy + Eq + Hash + Ord> Pacer<K> {
         }
         self.streams.insert(
             stream,
-            Schedule {
-                t0,
-                period,
-                ts0,
-                samples_per_frame,
-                next: 0,
-                deadline: t0,
-                skipped: 0,
-            },
+            Schedule { t0, period, ts0, samples_per_frame, next: 0, deadline: t0, skipped: 0 },
         );
         self.queue.insert((t0, stream));
         Ok(())
@@ -170,12 +157,7 @@ impl<K: Copy + Eq + Hash + Ord> Pacer<K> {
             s.skipped += skipped;
             self.skipped_total += skipped;
             self.sent_total += 1;
-            out.push(Due {
-                stream,
-                frame,
-                timestamp: s.timestamp(frame),
-                skipped,
-            });
+            out.push(Due { stream, frame, timestamp: s.timestamp(frame), skipped });
             s.next = frame.saturating_add(1);
             s.deadline = s.due_at(s.next);
             self.queue.insert((s.deadline, stream));

@@ -35,10 +35,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_bytes: 64 * 1024 * 1024,
-            max_duration: Duration::from_secs(600),
-        }
+        Limits { max_bytes: 64 * 1024 * 1024, max_duration: Duration::from_secs(600) }
     }
 }
 
@@ -50,10 +47,7 @@ const MAX_CHANNELS: u16 = 16;
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
     #[error("{path}: {source}")]
-    File {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    File { path: PathBuf, source: std::io::Error },
     #[error("WAV is {size} bytes, more than the {max} allowed")]
     TooLarge { size: u64, max: u64 },
     #[error("audio is longer than the {max:?} allowed")]
@@ -87,24 +81,15 @@ impl Pcm {
 }
 
 fn to_i16(samples: &[f32]) -> Vec<i16> {
-    samples
-        .iter()
-        .map(|&s| (s.clamp(-1.0, 1.0) * 32767.0).round() as i16)
-        .collect()
+    samples.iter().map(|&s| (s.clamp(-1.0, 1.0) * 32767.0).round() as i16).collect()
 }
 
 /// Reads a WAV file (the only I/O in the media cores), within `limits`.
 pub fn read_wav_file(path: &Path, limits: Limits) -> Result<Pcm, PromptError> {
-    let file_err = |source| PromptError::File {
-        path: path.to_path_buf(),
-        source,
-    };
+    let file_err = |source| PromptError::File { path: path.to_path_buf(), source };
     let size = std::fs::metadata(path).map_err(file_err)?.len();
     if size > limits.max_bytes {
-        return Err(PromptError::TooLarge {
-            size,
-            max: limits.max_bytes,
-        });
+        return Err(PromptError::TooLarge { size, max: limits.max_bytes });
     }
     let bytes = std::fs::read(path).map_err(file_err)?;
     decode_wav(&bytes, limits)
@@ -114,10 +99,7 @@ pub fn read_wav_file(path: &Path, limits: Limits) -> Result<Pcm, PromptError> {
 pub fn decode_wav(bytes: &[u8], limits: Limits) -> Result<Pcm, PromptError> {
     let size = bytes.len() as u64;
     if size > limits.max_bytes {
-        return Err(PromptError::TooLarge {
-            size,
-            max: limits.max_bytes,
-        });
+        return Err(PromptError::TooLarge { size, max: limits.max_bytes });
     }
     let mut reader = hound::WavReader::new(Cursor::new(bytes))?;
     let spec = reader.spec();
@@ -146,10 +128,7 @@ pub fn decode_wav(bytes: &[u8], limits: Limits) -> Result<Pcm, PromptError> {
         .chunks_exact(channels)
         .map(|frame| frame.iter().sum::<f32>() / channels as f32)
         .collect();
-    Ok(Pcm {
-        rate: spec.sample_rate,
-        samples,
-    })
+    Ok(Pcm { rate: spec.sample_rate, samples })
 }
 
 /// Reads samples until the data ends. A streaming WAV's header overstates its length, so
@@ -168,9 +147,7 @@ where
         match sample {
             Ok(v) => {
                 if out.len() >= max_values {
-                    return Err(PromptError::TooLong {
-                        max: limits.max_duration,
-                    });
+                    return Err(PromptError::TooLong { max: limits.max_duration });
                 }
                 out.push(convert(v));
             }
@@ -198,16 +175,12 @@ pub fn resample(pcm: &Pcm, rate: u32) -> Result<Vec<f32>, PromptError> {
     loop {
         let need = resampler.input_frames_next();
         if input.len() >= need {
-            let chunk = resampler
-                .process(&[input[..need].to_vec()], None)
-                .map_err(|e| err(&e))?;
+            let chunk = resampler.process(&[input[..need].to_vec()], None).map_err(|e| err(&e))?;
             out.extend_from_slice(chunk.first().map(Vec::as_slice).unwrap_or(&[]));
             input = &input[need..];
         } else {
             let rest = (!input.is_empty()).then(|| vec![input.to_vec()]);
-            let chunk = resampler
-                .process_partial(rest.as_deref(), None)
-                .map_err(|e| err(&e))?;
+            let chunk = resampler.process_partial(rest.as_deref(), None).map_err(|e| err(&e))?;
             out.extend_from_slice(chunk.first().map(Vec::as_slice).unwrap_or(&[]));
             input = &[];
             if out.len() >= expected + delay {
@@ -238,13 +211,7 @@ fn make_resampler(
         oversampling_factor: 256,
         window: rubato::WindowFunction::BlackmanHarris2,
     };
-    Ok(Box::new(rubato::SincFixedIn::<f32>::new(
-        to as f64 / from as f64,
-        1.0,
-        params,
-        1024,
-        1,
-    )?))
+    Ok(Box::new(rubato::SincFixedIn::<f32>::new(to as f64 / from as f64, 1.0, params, 1024, 1)?))
 }
 
 fn gcd(mut a: usize, mut b: usize) -> usize {
@@ -281,10 +248,7 @@ pub fn encode_pcm(samples: &[i16], codec: CodecName) -> Result<Prompt, PromptErr
     let mut all = BytesMut::from(&buf[..]).freeze();
     let frames: Vec<Frame> = lengths
         .into_iter()
-        .map(|len| Frame {
-            payload: all.split_to(len),
-            samples: codec.timestamp_increment(),
-        })
+        .map(|len| Frame { payload: all.split_to(len), samples: codec.timestamp_increment() })
         .collect();
     Ok(frames.into())
 }
@@ -316,11 +280,7 @@ struct CacheInner {
 
 impl PromptCache {
     pub fn new(limits: Limits, capacity: usize) -> Self {
-        PromptCache {
-            limits,
-            capacity: capacity.max(1),
-            inner: Mutex::new(CacheInner::default()),
-        }
+        PromptCache { limits, capacity: capacity.max(1), inner: Mutex::new(CacheInner::default()) }
     }
 
     /// The prompt of a WAV file, encoded for `codec`, loaded on first use.

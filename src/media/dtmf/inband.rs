@@ -42,12 +42,8 @@ const DBM0_AMPLITUDE: f32 = 22_300.0;
 
 const ROWS: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
 const COLS: [f32; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
-const KEYPAD: [[char; 4]; 4] = [
-    ['1', '2', '3', 'A'],
-    ['4', '5', '6', 'B'],
-    ['7', '8', '9', 'C'],
-    ['*', '0', '#', 'D'],
-];
+const KEYPAD: [[char; 4]; 4] =
+    [['1', '2', '3', 'A'], ['4', '5', '6', 'B'], ['7', '8', '9', 'C'], ['*', '0', '#', 'D']];
 
 fn db_to_power(db: f32) -> f32 {
     10f32.powf(db / 10.0)
@@ -134,11 +130,8 @@ impl InbandDetector {
     pub fn process(&mut self, pcm: &[i16], out: &mut Vec<DigitEvent>) {
         for &s in pcm {
             let x = f32::from(s);
-            for g in self
-                .rows
-                .iter_mut()
-                .chain(self.cols.iter_mut())
-                .chain(self.harmonics.iter_mut())
+            for g in
+                self.rows.iter_mut().chain(self.cols.iter_mut()).chain(self.harmonics.iter_mut())
             {
                 g.push(x);
             }
@@ -169,8 +162,9 @@ impl InbandDetector {
             return None;
         }
         let peak = db_to_power(RELATIVE_PEAK_DB);
-        let stands_out =
-            |all: &[f32; 4], best: usize, p: f32| all.iter().enumerate().all(|(i, &q)| i == best || q * peak <= p);
+        let stands_out = |all: &[f32; 4], best: usize, p: f32| {
+            all.iter().enumerate().all(|(i, &q)| i == best || q * peak <= p)
+        };
         if !stands_out(&rows, r, row) || !stands_out(&cols, c, col) {
             return None;
         }
@@ -218,10 +212,7 @@ impl InbandDetector {
 }
 
 fn argmax(powers: &[f32; 4]) -> Option<(usize, &f32)> {
-    powers
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
+    powers.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))
 }
 
 /// Synthesises a DTMF tone pair at 8 kHz: `level_dbm0` for the stronger tone, the other
@@ -229,14 +220,13 @@ fn argmax(powers: &[f32; 4]) -> Option<(usize, &f32)> {
 /// the test caller and tone prompts.
 pub fn synthesize(digit: char, level_dbm0: f32, twist_db: f32, samples: usize) -> Option<Vec<i16>> {
     let (r, c) = KEYPAD.iter().enumerate().find_map(|(r, row)| {
-        row.iter()
-            .position(|&d| d == digit.to_ascii_uppercase())
-            .map(|c| (r, c))
+        row.iter().position(|&d| d == digit.to_ascii_uppercase()).map(|c| (r, c))
     })?;
     let strong = DBM0_AMPLITUDE * 10f32.powf(level_dbm0 / 20.0);
     let weak = strong * 10f32.powf(-twist_db.abs() / 20.0);
     let (row_amp, col_amp) = if twist_db >= 0.0 { (strong, weak) } else { (weak, strong) };
-    let w = |f: f32, i: usize| (2.0 * std::f32::consts::PI * f * i as f32 / SAMPLE_RATE as f32).sin();
+    let w =
+        |f: f32, i: usize| (2.0 * std::f32::consts::PI * f * i as f32 / SAMPLE_RATE as f32).sin();
     Some(
         (0..samples)
             .map(|i| {
@@ -284,7 +274,9 @@ mod tests {
                     let mut pcm = silence(400);
                     pcm.extend(&tone);
                     pcm.extend(silence(400));
-                    for (name, signal) in [("ulaw", through_ulaw(&pcm)), ("alaw", through_alaw(&pcm))] {
+                    for (name, signal) in
+                        [("ulaw", through_ulaw(&pcm)), ("alaw", through_alaw(&pcm))]
+                    {
                         assert_eq!(
                             detect(&signal),
                             vec![digit],
@@ -328,7 +320,9 @@ mod tests {
         let tone = synthesize('8', -45.0, 0.0, 800).unwrap();
         assert!(detect(&tone).is_empty(), "-45 dBm0");
         let single: Vec<i16> = (0..800)
-            .map(|i| (8000.0 * (2.0 * std::f32::consts::PI * 697.0 * i as f32 / 8000.0).sin()) as i16)
+            .map(|i| {
+                (8000.0 * (2.0 * std::f32::consts::PI * 697.0 * i as f32 / 8000.0).sin()) as i16
+            })
             .collect();
         assert!(detect(&single).is_empty(), "one tone");
     }

@@ -28,11 +28,7 @@ pub fn parse_info(content_type: &str, body: &[u8]) -> Option<DigitEvent> {
         "application/dtmf" => (parse_signal(text.trim())?, DEFAULT_DURATION_MS),
         _ => return None,
     };
-    Some(DigitEvent {
-        digit,
-        duration_ms,
-        source: DigitSource::SipInfo,
-    })
+    Some(DigitEvent { digit, duration_ms, source: DigitSource::SipInfo })
 }
 
 fn parse_relay(text: &str) -> Option<(char, u32)> {
@@ -46,10 +42,8 @@ fn parse_relay(text: &str) -> Option<(char, u32)> {
         match key.trim().to_ascii_lowercase().as_str() {
             "signal" => signal = Some(parse_signal(value)?),
             "duration" => {
-                duration = value
-                    .parse::<u64>()
-                    .ok()
-                    .map(|d| d.min(u64::from(MAX_DURATION_MS)) as u32)
+                duration =
+                    value.parse::<u64>().ok().map(|d| d.min(u64::from(MAX_DURATION_MS)) as u32)
             }
             _ => {}
         }

@@ -41,9 +41,8 @@ pub struct DigitEvent {
 }
 
 /// The sixteen DTMF digits in RFC 4733 event-code order (events 0–15).
-pub const DIGITS: [char; 16] = [
-    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '#', 'A', 'B', 'C', 'D',
-];
+pub const DIGITS: [char; 16] =
+    ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '#', 'A', 'B', 'C', 'D'];
 
 /// The RFC 4733 event code of a digit (accepts lower-case `a-d`).
 pub fn event_code(digit: char) -> Option<u8> {

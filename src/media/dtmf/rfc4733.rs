@@ -45,12 +45,7 @@ impl TelephoneEvent {
 
     pub fn to_bytes(self) -> [u8; 4] {
         let d = self.duration.to_be_bytes();
-        [
-            self.event,
-            (u8::from(self.end) << 7) | (self.volume & 0x3F),
-            d[0],
-            d[1],
-        ]
+        [self.event, (u8::from(self.end) << 7) | (self.volume & 0x3F), d[0], d[1]]
     }
 }
 
@@ -125,11 +120,7 @@ impl Rfc4733Receiver {
     ) -> Option<DigitEvent> {
         let ev = TelephoneEvent::parse(payload)?;
         let digit = digit_of_event(ev.event)?;
-        let key = Key {
-            ssrc,
-            timestamp,
-            event: ev.event,
-        };
+        let key = Key { ssrc, timestamp, event: ev.event };
         if self.recent.contains(&key) {
             return None; // a late or repeated packet of a finished press
         }
@@ -157,11 +148,7 @@ impl Rfc4733Receiver {
             // A different press (or an SSRC change) ends the current one.
             self.close();
         }
-        self.active = Some(Active {
-            key,
-            last_packet: now,
-            duration: ev.duration,
-        });
+        self.active = Some(Active { key, last_packet: now, duration: ev.duration });
         if ev.end {
             self.close();
         }
@@ -242,12 +229,7 @@ pub fn encode_digit(
     for i in 0..updates {
         let end = i + 1 == updates;
         let duration = if end { total } else { (i + 1) * per_packet } as u16;
-        let ev = TelephoneEvent {
-            event,
-            end,
-            volume,
-            duration,
-        };
+        let ev = TelephoneEvent { event, end, volume, duration };
         packets.push(EventPacket {
             payload: ev.to_bytes(),
             marker: i == 0,
@@ -272,23 +254,12 @@ mod tests {
     use super::*;
 
     fn payload(event: u8, end: bool, duration: u16) -> [u8; 4] {
-        TelephoneEvent {
-            event,
-            end,
-            volume: 10,
-            duration,
-        }
-        .to_bytes()
+        TelephoneEvent { event, end, volume: 10, duration }.to_bytes()
     }
 
     #[test]
     fn event_payload_round_trip() {
-        let ev = TelephoneEvent {
-            event: 11,
-            end: true,
-            volume: 63,
-            duration: 0xABCD,
-        };
+        let ev = TelephoneEvent { event: 11, end: true, volume: 63, duration: 0xABCD };
         assert_eq!(TelephoneEvent::parse(&ev.to_bytes()), Some(ev));
         assert_eq!(TelephoneEvent::parse(&[1, 2, 3]), None);
     }
