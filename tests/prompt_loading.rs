@@ -186,6 +186,22 @@ fn cache_shares_one_encoding() {
     assert_eq!(first, again, "to the same frames");
 }
 
+#[test]
+fn concurrent_requests_share_one_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tts.wav");
+    write_wav(&path, 22050, 1, 16, false, 1.0);
+    let wav = std::fs::read(&path).unwrap();
+    let cache = PromptCache::new(Limits::default(), 8);
+    let prompts: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> =
+            (0..8).map(|_| s.spawn(|| cache.wav_bytes(&wav, CodecName::Opus).unwrap())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(prompts.windows(2).all(|w| Arc::ptr_eq(&w[0], &w[1])));
+    assert_eq!(cache.len(), 1);
+}
+
 fn shared_or_crate(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
 }

@@ -453,6 +453,14 @@ mod tests {
     }
 
     #[test]
+    fn opus_encoder_settings() {
+        let Encoder::Opus(enc) = Encoder::new(CodecName::Opus).unwrap() else {
+            panic!("not an opus encoder");
+        };
+        assert!(enc.complexity().unwrap() <= 5);
+    }
+
+    #[test]
     fn codec_facts() {
         assert_eq!(CodecName::Pcmu.timestamp_increment(), 160);
         assert_eq!(CodecName::Pcma.samples_per_frame(), 160);
