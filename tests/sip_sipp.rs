@@ -9,7 +9,10 @@ use common::{next_summary, sipp, start, test_config};
 async fn basic_call_caller_hangs_up(transport: &str) {
     let server = start(test_config()).await;
     let mut ended = server.subscribe();
-    sipp("uac_bye.xml", server.sip_addr(), transport, &[]).await.assert_ok();
+    let run = sipp("uac_bye.xml", server.sip_addr(), transport, &[]).await;
+    run.assert_ok();
+    assert_eq!(run.count_received("SIP/2.0 200", "m=audio"), 1, "one 200 with an SDP answer");
+    assert_eq!(run.count_received("SIP/2.0 200", "a=rtpmap:0 PCMU/8000"), 1, "PCMU chosen");
     let summary = next_summary(&mut ended).await;
     assert!(summary.answered);
     assert!(summary.end.contains("RemoteBye"), "{summary:?}");
@@ -69,7 +72,9 @@ async fn tcp_cancel_before_answer() {
 async fn invite_without_sdp(transport: &str) {
     let server = start(test_config()).await;
     let mut ended = server.subscribe();
-    sipp("uac_no_sdp.xml", server.sip_addr(), transport, &[]).await.assert_ok();
+    let run = sipp("uac_no_sdp.xml", server.sip_addr(), transport, &[]).await;
+    run.assert_ok();
+    assert_eq!(run.count_received("SIP/2.0 200", "m=audio"), 1, "our offer is in the 200");
     let summary = next_summary(&mut ended).await;
     assert!(summary.answered, "the answer in the ACK established the call: {summary:?}");
 }
@@ -100,6 +105,7 @@ async fn options(transport: &str) {
     let run = sipp("uac_options.xml", server.sip_addr(), transport, &[]).await;
     run.assert_ok();
     assert_eq!(run.count_received("SIP/2.0 200", "Accept: application/sdp"), 1);
+    assert_eq!(run.count_received("SIP/2.0 200", "INVITE"), 1, "Allow lists INVITE");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -79,7 +79,7 @@ impl SippRun {
         self.messages
             .split("----------------------------------------------- ")
             .filter(|block| block.contains("message received"))
-            .filter_map(|block| block.split_once('\n').map(|(_, msg)| msg))
+            .filter_map(|block| block.split_once(" :\n").map(|(_, msg)| msg))
             .filter(|msg| msg.trim_start().starts_with(start_line) && msg.contains(needle))
             .count()
     }
