@@ -102,7 +102,9 @@ impl FromStr for Fault {
             "malformed" => FaultKind::MalformedJson,
             "drop" => FaultKind::Drop,
             _ => {
-                return Err(err("unknown kind (latency, 429, 500, 502, 503, 504, malformed, drop)"));
+                return Err(err(
+                    "unknown kind (latency, 429, 500, 502, 503, 504, malformed, drop)",
+                ));
             }
         };
         Ok(Fault { endpoint, kind, remaining })
