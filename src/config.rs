@@ -182,6 +182,10 @@ pub struct ZendeskConfig {
     /// Circuit breaker: consecutive failures that open it, and how long it stays open.
     pub breaker_failures: u32,
     pub breaker_open_s: u64,
+    /// Post-call comment body; placeholders `{caller}`, `{time}`, `{path}`, `{outcome}`,
+    /// `{queue}`, `{duration}`, `{ivr_duration}`, `{call_id}`. The call-id marker is always
+    /// added if missing.
+    pub comment_template: String,
 }
 
 impl Default for ZendeskConfig {
@@ -199,6 +203,7 @@ impl Default for ZendeskConfig {
             create_ticket_for_unknown: false,
             breaker_failures: 5,
             breaker_open_s: 30,
+            comment_template: crate::zendesk::comment::DEFAULT_TEMPLATE.into(),
         }
     }
 }

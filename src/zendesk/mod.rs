@@ -4,6 +4,7 @@ pub mod auth;
 pub mod breaker;
 pub mod cache;
 pub mod client;
+pub mod comment;
 pub mod model;
 pub mod phone;
 pub mod retry;
