@@ -5,6 +5,7 @@ pub mod breaker;
 pub mod cache;
 pub mod client;
 pub mod comment;
+pub mod lookup;
 pub mod model;
 pub mod phone;
 pub mod retry;

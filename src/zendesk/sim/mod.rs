@@ -166,6 +166,62 @@ pub async fn spawn(
     Ok((local, tokio::spawn(serve(listener, state))))
 }
 
+/// How the `zendesk-sim` command sets the simulator up.
+#[derive(Debug, Clone, Default)]
+pub struct SimOptions {
+    /// Seed data file; the built-in sample data without it.
+    pub data: Option<std::path::PathBuf>,
+    /// Latency added to every API request, in milliseconds.
+    pub latency_ms: Option<u64>,
+    /// Fault specs (`search:429:5@1`, see [`faults`]).
+    pub faults: Vec<String>,
+    /// Credentials to demand; without a token the simulator accepts any request.
+    pub email: Option<String>,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimSetupError {
+    #[error(transparent)]
+    Seed(#[from] data::SeedError),
+    #[error(transparent)]
+    Fault(#[from] faults::FaultSpecError),
+}
+
+impl SimOptions {
+    pub fn build(&self) -> Result<SimState, SimSetupError> {
+        let data = match &self.data {
+            Some(path) => SimData::from_file(path)?,
+            None => SimData::sample(),
+        };
+        let auth = self.token.as_ref().map(|token| SimAuth {
+            email: self.email.clone().unwrap_or_default(),
+            token: token.clone(),
+        });
+        let state = SimState::new(data, auth);
+        if let Some(ms) = self.latency_ms.filter(|&ms| ms > 0) {
+            state.add_fault(Fault {
+                endpoint: Endpoint::Any,
+                kind: FaultKind::Latency { ms },
+                remaining: None,
+            });
+        }
+        for spec in &self.faults {
+            state.add_fault(spec.parse()?);
+        }
+        Ok(state)
+    }
+}
+
+/// Serves until `shutdown` completes, then stops accepting and finishes open requests.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    state: SimState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
 async fn list_requests(State(state): State<SimState>) -> Response {
     axum::Json(json!({ "requests": state.requests() })).into_response()
 }
