@@ -73,10 +73,10 @@ fn check_property(path: &str, property: &Yaml, value: &Value, problems: &mut Vec
     if !ok {
         problems.push(format!("{path}: expected {wanted}, got {value}"));
     }
-    if let (Some(options), Some(text)) = (property["enum"].as_sequence(), value.as_str()) {
-        if !options.iter().any(|o| o.as_str() == Some(text)) {
-            problems.push(format!("{path}: {text:?} is not one of {options:?}"));
-        }
+    if let (Some(options), Some(text)) = (property["enum"].as_sequence(), value.as_str())
+        && !options.iter().any(|o| o.as_str() == Some(text))
+    {
+        problems.push(format!("{path}: {text:?} is not one of {options:?}"));
     }
     if let (Some(items), Some(array)) = (property.get("items"), value.as_array()) {
         for item in array {

@@ -50,6 +50,8 @@ pub enum FallbackReason {
 }
 
 /// The result of a data dip.
+// One per call and moved rarely: boxing the user and ticket would only make matching clumsier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum DipOutcome {

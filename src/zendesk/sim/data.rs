@@ -145,10 +145,9 @@ impl SimData {
 
     /// Gives comments without an id one above the highest id.
     fn number_comments(&mut self) {
-        let mut next = self.comments.iter().map(|c| c.id).max().unwrap_or(0) + 1;
-        for comment in self.comments.iter_mut().filter(|c| c.id == 0) {
-            comment.id = next;
-            next += 1;
+        let first = self.comments.iter().map(|c| c.id).max().unwrap_or(0) + 1;
+        for (id, comment) in (first..).zip(self.comments.iter_mut().filter(|c| c.id == 0)) {
+            comment.id = id;
         }
     }
 
