@@ -277,7 +277,9 @@ impl Default for AdminConfig {
 impl Config {
     /// Defaults, then the TOML file (if any), then `ZENDESK_IVR_*` from the process environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        Self::from_figment(Self::figment(file).merge(Env::prefixed(ENV_PREFIX).split("__")))
+        // Only SECTION__KEY names are config: ZENDESK_IVR_LOG (the log filter) is not.
+        let env = Env::prefixed(ENV_PREFIX).filter(|k| k.as_str().contains("__")).split("__");
+        Self::from_figment(Self::figment(file).merge(env))
     }
 
     /// Like [`Config::load`] with an explicit environment (for tests and tools).
@@ -287,7 +289,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut figment = Self::figment(file);
         for (name, value) in env {
-            if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
+            if let Some(rest) = name.strip_prefix(ENV_PREFIX).filter(|rest| rest.contains("__")) {
                 let key = rest.to_ascii_lowercase().replace("__", ".");
                 let value: figment::value::Value = value
                     .parse()
@@ -391,6 +393,7 @@ mod tests {
                 ("ZENDESK_IVR_SIP__LISTEN", "127.0.0.1:5080"),
                 ("ZENDESK_IVR_TRANSFER__MODE", "bridge"),
                 ("UNRELATED", "x"),
+                ("ZENDESK_IVR_LOG", "debug"),
             ],
         )
         .unwrap();
