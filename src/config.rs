@@ -192,6 +192,10 @@ pub struct ZendeskConfig {
     /// Circuit breaker: consecutive failures that open it, and how long it stays open.
     pub breaker_failures: u32,
     pub breaker_open_s: u64,
+    /// Post-call comment body; placeholders `{caller}`, `{time}`, `{path}`, `{outcome}`,
+    /// `{queue}`, `{duration}`, `{ivr_duration}`, `{call_id}`. The call-id marker is always
+    /// added if missing.
+    pub comment_template: String,
 }
 
 impl Default for ZendeskConfig {
@@ -209,6 +213,7 @@ impl Default for ZendeskConfig {
             create_ticket_for_unknown: false,
             breaker_failures: 5,
             breaker_open_s: 30,
+            comment_template: crate::zendesk::comment::DEFAULT_TEMPLATE.into(),
         }
     }
 }
@@ -326,7 +331,9 @@ impl Default for AdminConfig {
 impl Config {
     /// Defaults, then the TOML file (if any), then `ZENDESK_IVR_*` from the process environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        Self::from_figment(Self::figment(file).merge(Env::prefixed(ENV_PREFIX).split("__")))
+        // Only SECTION__KEY names are config: ZENDESK_IVR_LOG (the log filter) is not.
+        let env = Env::prefixed(ENV_PREFIX).filter(|k| k.as_str().contains("__")).split("__");
+        Self::from_figment(Self::figment(file).merge(env))
     }
 
     /// Like [`Config::load`] with an explicit environment (for tests and tools).
@@ -336,7 +343,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut figment = Self::figment(file);
         for (name, value) in env {
-            if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
+            if let Some(rest) = name.strip_prefix(ENV_PREFIX).filter(|rest| rest.contains("__")) {
                 let key = rest.to_ascii_lowercase().replace("__", ".");
                 let value: figment::value::Value = value
                     .parse()
@@ -451,6 +458,7 @@ mod tests {
                 ("ZENDESK_IVR_SIP__LISTEN", "127.0.0.1:5080"),
                 ("ZENDESK_IVR_TRANSFER__MODE", "bridge"),
                 ("UNRELATED", "x"),
+                ("ZENDESK_IVR_LOG", "debug"),
             ],
         )
         .unwrap();

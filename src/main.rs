@@ -1,11 +1,13 @@
 //! The `zendesk-ivr` command line.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use zendesk_ivr::config::Config;
 use zendesk_ivr::outbox::cli::OutboxCommand;
+use zendesk_ivr::zendesk::{lookup, phone, sim};
 
 #[derive(Parser)]
 #[command(name = "zendesk-ivr", version, about = "A caller-aware SIP/RTP IVR backed by Zendesk")]
@@ -35,6 +37,38 @@ enum Command {
         command: OutboxCommand,
         /// Configuration file (TOML); `outbox.path` names the database.
         #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Run the Zendesk simulator alone.
+    ZendeskSim {
+        /// Address to listen on, e.g. 127.0.0.1:8089.
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        listen: SocketAddr,
+        /// Seed data (JSON with "users", "tickets", "comments"); built-in sample data without.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Latency added to every API request, in milliseconds.
+        #[arg(long)]
+        latency_ms: Option<u64>,
+        /// A fault, ENDPOINT:KIND[:ARG][@COUNT] (e.g. search:429:5@1, tickets:500, any:drop@2).
+        /// Repeatable. Faults can also be set at run time: POST /__sim/faults.
+        #[arg(long = "fault")]
+        faults: Vec<String>,
+        /// Email to demand in Basic auth (with --token).
+        #[arg(long)]
+        email: Option<String>,
+        /// API token to demand; without it any request is accepted.
+        #[arg(long, env = "ZENDESK_SIM_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Dry run of the data dip for a number: the user and the ticket a call would find.
+    Lookup {
+        /// The caller's number, in any usual form (+47 987 65 432, 98765432, tel:...).
+        number: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, short)]
         config: Option<PathBuf>,
     },
 }
@@ -76,6 +110,33 @@ fn main() -> anyhow::Result<()> {
         Command::Outbox { command, config } => {
             let config = Config::load(config.as_deref()).context("loading the configuration")?;
             zendesk_ivr::outbox::cli::run(&config.outbox, command, &mut std::io::stdout().lock())?;
+            Ok(())
+        }
+        Command::ZendeskSim { listen, data, latency_ms, faults, email, token } => {
+            let options = sim::SimOptions { data, latency_ms, faults, email, token };
+            let state = options.build().context("setting up the simulator")?;
+            let summary = state.data().summary();
+            runtime()?.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("binding {listen}"))?;
+                let addr = listener.local_addr()?;
+                tracing::info!(%addr, ?summary, auth = options.token.is_some(), "Zendesk simulator listening");
+                let shutdown = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                sim::serve_until(listener, state, shutdown).await.context("serving")
+            })
+        }
+        Command::Lookup { number, json, config } => {
+            let config = Config::load(config.as_deref()).context("loading the configuration")?;
+            phone::warm_up();
+            let report = runtime()?.block_on(lookup::lookup(&config, &number))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
             Ok(())
         }
     }

@@ -1,0 +1,90 @@
+//! Post-call writes: comments (for the outbox) and tickets for unknown callers. One attempt
+//! each; the outbox owns retries and duplicate checks.
+
+use reqwest::Method;
+
+use super::{MAX_COMMENT_PAGES, WRITE_TIMEOUT, ZendeskClient};
+use crate::outbox::{CommentSink, PostError};
+use crate::zendesk::model::{
+    CommentsResponse, NewComment, NewTicket, Ticket, TicketCreateRequest, TicketResponse,
+    TicketUpdate, TicketUpdateRequest,
+};
+
+impl ZendeskClient {
+    /// Adds a comment to a ticket (`PUT /api/v2/tickets/{id}.json`); private unless `public`.
+    /// One attempt: the outbox owns retries.
+    pub async fn add_comment(
+        &self,
+        ticket_id: u64,
+        body: &str,
+        public: bool,
+    ) -> Result<(), PostError> {
+        let request = TicketUpdateRequest {
+            ticket: TicketUpdate { comment: NewComment { body: body.to_string(), public } },
+        };
+        let path = format!("/api/v2/tickets/{ticket_id}.json");
+        self.send(Method::PUT, &path, &[], Some(&request), Some(WRITE_TIMEOUT)).await?;
+        Ok(())
+    }
+
+    /// Creates a ticket (`POST /api/v2/tickets.json`), e.g. for a caller with no user or no
+    /// open ticket (`zendesk.create_ticket_for_unknown`). One attempt.
+    pub async fn create_ticket(&self, ticket: NewTicket) -> Result<Ticket, PostError> {
+        let request = TicketCreateRequest { ticket };
+        let body = self
+            .send(Method::POST, "/api/v2/tickets.json", &[], Some(&request), Some(WRITE_TIMEOUT))
+            .await?;
+        let created: TicketResponse = serde_json::from_slice(&body)
+            .map_err(|e| PostError::Ambiguous(format!("malformed JSON from Zendesk: {e}")))?;
+        Ok(created.ticket)
+    }
+
+    /// Whether any comment of the ticket contains `marker`, newest pages first.
+    pub async fn ticket_has_comment_containing(
+        &self,
+        ticket_id: u64,
+        marker: &str,
+    ) -> Result<bool, PostError> {
+        let mut url = format!("{}/api/v2/tickets/{ticket_id}/comments.json", self.inner.base);
+        let mut query: &[(&str, &str)] = &[("sort_order", "desc"), ("per_page", "100")];
+        for _ in 0..MAX_COMMENT_PAGES {
+            let body =
+                self.send_url(Method::GET, &url, query, None::<&()>, Some(WRITE_TIMEOUT)).await?;
+            let page: CommentsResponse = serde_json::from_slice(&body)
+                .map_err(|e| PostError::Transient(format!("malformed JSON from Zendesk: {e}")))?;
+            if page.comments.iter().any(|c| c.body.contains(marker)) {
+                return Ok(true);
+            }
+            // Follow next_page only on our own Zendesk: the credentials go with it.
+            match page.next_page {
+                Some(next) if next.starts_with(&format!("{}/", self.inner.base)) => {
+                    url = next;
+                    query = &[];
+                }
+                _ => return Ok(false),
+            }
+        }
+        Err(PostError::Transient(format!(
+            "ticket {ticket_id} has more than {MAX_COMMENT_PAGES} pages of comments"
+        )))
+    }
+}
+
+impl CommentSink for ZendeskClient {
+    async fn post_comment(
+        &self,
+        ticket_id: u64,
+        body: &str,
+        public: bool,
+    ) -> Result<(), PostError> {
+        self.add_comment(ticket_id, body, public).await
+    }
+
+    async fn has_comment_containing(
+        &self,
+        ticket_id: u64,
+        marker: &str,
+    ) -> Result<bool, PostError> {
+        self.ticket_has_comment_containing(ticket_id, marker).await
+    }
+}

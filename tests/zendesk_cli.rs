@@ -1,0 +1,106 @@
+//! `zendesk-ivr lookup` against the in-process simulator, the simulator's admin endpoints,
+//! and its set-up from options (seed file, latency, faults).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use zendesk_ivr::zendesk::sim::{self, Endpoint, FaultKind, SimOptions, SimState};
+
+async fn start(state: SimState) -> String {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (addr, _task) = sim::spawn("127.0.0.1:0".parse().unwrap(), state).await.unwrap();
+    format!("http://{addr}")
+}
+
+fn lookup(base: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_zendesk-ivr"))
+        .arg("lookup")
+        .args(args)
+        .env("ZENDESK_IVR_ZENDESK__URL", base)
+        .env("ZENDESK_IVR_SIP__DEFAULT_REGION", "NO")
+        .env("ZENDESK_IVR_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookup_prints_the_user_and_ticket() {
+    let base = start(SimState::sample()).await;
+    let out = tokio::task::spawn_blocking({
+        let base = base.clone();
+        move || lookup(&base, &["98765432", "--json"])
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["number"]["e164"], "+4798765432");
+    assert_eq!(report["outcome"]["outcome"], "found");
+    assert_eq!(report["outcome"]["user"]["id"], 1001);
+    assert_eq!(report["outcome"]["ticket"]["id"], 102);
+    assert_eq!(report["outcome"]["ticket"]["priority"], "urgent");
+
+    let text =
+        tokio::task::spawn_blocking(move || lookup(&base, &["+44 20 7946 0018"])).await.unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("Acme Reception"), "{text}");
+    assert!(text.contains("not greeted by name"), "{text}");
+}
+
+#[tokio::test]
+async fn faults_can_be_set_and_cleared_over_http() {
+    let state = SimState::sample();
+    let base = start(state.clone()).await;
+    let http = reqwest::Client::new();
+    let added: Value = http
+        .post(format!("{base}/__sim/faults"))
+        .body(r#"{"faults":["search:500@1", {"endpoint":"comments","kind":"latency","ms":5}]}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(added["faults"].as_array().unwrap().len(), 2);
+    let search = format!("{base}/api/v2/search?query=type:user%20phone:4798765432");
+    assert_eq!(http.get(&search).send().await.unwrap().status(), 500);
+    assert_eq!(http.get(&search).send().await.unwrap().status(), 200);
+    let bad = http.post(format!("{base}/__sim/faults")).body(r#"{"faults":["x:y"]}"#).send();
+    assert_eq!(bad.await.unwrap().status(), 400);
+    http.delete(format!("{base}/__sim/faults")).send().await.unwrap();
+    assert!(state.faults().is_empty());
+    let log: Value =
+        http.get(format!("{base}/__sim/requests")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(log["requests"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn options_seed_data_latency_and_faults() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        r#"{"users":[{"id":7,"name":"Test Person","phone":"+4790000001","locale":"nb"}]}"#,
+    )
+    .unwrap();
+    let options = SimOptions {
+        data: Some(file.path().to_path_buf()),
+        latency_ms: Some(100),
+        faults: vec!["tickets:429:3@2".into()],
+        email: Some("a@b.c".into()),
+        token: Some("tok".into()),
+    };
+    let state = options.build().unwrap();
+    assert_eq!(state.data().users.len(), 1);
+    let faults = state.faults();
+    assert_eq!(faults[0].kind, FaultKind::Latency { ms: 100 });
+    assert_eq!(faults[1].endpoint, Endpoint::Tickets);
+    let base = start(state).await;
+    let started = Instant::now();
+    let response = reqwest::get(format!("{base}/api/v2/users/7.json")).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    // The latency applies, then the auth check refuses the anonymous request.
+    assert_eq!(response.status(), 401);
+    let bad = SimOptions { faults: vec!["search:teapot".into()], ..SimOptions::default() };
+    assert!(bad.build().is_err());
+}
