@@ -54,6 +54,11 @@ fn expectations() -> BTreeMap<&'static str, Expect> {
     }
     map.insert("badvers", RejectedOr(505));
     map.insert("bigcode", Silence);
+    // Two of §3.3 break framing or single-value rules: RFC 4475 asks for an error (400).
+    map.insert("mcl01", Status(400, 400));
+    map.insert("multi01", Status(400, 400));
+    // A stray response (to a broadcast Via) is dropped.
+    map.insert("bcast", Silence);
     // §3.2 and §3.3.
     map.insert("badbranch", Survives);
     map.insert("insuf", Status(400, 400));
@@ -63,8 +68,7 @@ fn expectations() -> BTreeMap<&'static str, Expect> {
     map.insert("zeromf", Status(483, 200));
     map.insert("sdp01", Status(406, 488));
     for name in [
-        "novelsc", "unksm2", "regaut01", "multi01", "mcl01", "bcast", "cparam01", "cparam02",
-        "regescrt",
+        "novelsc", "unksm2", "regaut01", "cparam01", "cparam02", "regescrt",
     ] {
         map.insert(name, Answered);
     }
@@ -144,15 +148,19 @@ fn torture_corpus_gets_its_dispositions_and_the_endpoint_survives() {
     runtime.block_on(async {
         let mut config = test_config();
         config.sip.t1_ms = 50; // calls opened by valid INVITEs time out quickly without ACK
-        let server = start(config).await;
         let expectations = expectations();
         let mut failures = Vec::new();
-        for (name, path) in corpus_files() {
+        let files = corpus_files();
+        // Several files share a transaction key (same branch, sent-by and method), so one
+        // endpoint would rightly treat the later ones as retransmissions: each file gets a
+        // fresh endpoint for its disposition.
+        for (name, path) in &files {
+            let server = start(config.clone()).await;
             let Some(expect) = expectations.get(name.as_str()).copied() else {
                 failures.push(format!("{name}: no disposition in the test table"));
                 continue;
             };
-            let bytes = std::fs::read(&path).unwrap();
+            let bytes = std::fs::read(path).unwrap();
             let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             socket.send_to(&bytes, server.sip_addr()).await.unwrap();
             let codes = responses(&socket, Duration::from_millis(400)).await;
@@ -169,7 +177,12 @@ fn torture_corpus_gets_its_dispositions_and_the_endpoint_survives() {
             }
         }
         assert!(failures.is_empty(), "dispositions:\n{}", failures.join("\n"));
-        // The endpoint still answers a normal call.
+        // The whole corpus into one endpoint, back to back; then it still answers a call.
+        let server = start(config.clone()).await;
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for (_, path) in &files {
+            socket.send_to(&std::fs::read(path).unwrap(), server.sip_addr()).await.unwrap();
+        }
         sipp("uac_bye.xml", server.sip_addr(), "u1", &[]).await.assert_ok();
     });
 }
