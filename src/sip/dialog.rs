@@ -115,6 +115,8 @@ pub enum UaAction {
 pub enum EndReason {
     RemoteBye,
     LocalBye,
+    /// The caller cancelled an incoming call, or we hung up an outgoing call before
+    /// its final response (CANCEL).
     Cancelled,
     AckTimeout,
     SessionExpired,
