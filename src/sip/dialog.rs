@@ -1,14 +1,22 @@
-//! The user agent core: dialogs, the UAS side of calls, session timers and REFER (sans-IO).
+//! The user agent core: dialogs, incoming (UAS) and outgoing (UAC) calls, session timers
+//! and REFER (sans-IO).
 //!
 //! Feed it what the transaction layer reports with [`Ua::handle_event`], the local
-//! decisions with [`Ua::accept`], [`Ua::reject`], [`Ua::hangup`] and [`Ua::refer`], and
+//! decisions with [`Ua::accept`], [`Ua::reject`], [`Ua::dial`], [`Ua::hangup`] and
+//! [`Ua::refer`], and
 //! the clock with [`Ua::handle_timeout`] at [`Ua::poll_timeout`]. Drain
 //! [`Ua::poll_action`] after each call: responses to send on server transactions, new
 //! requests to send, and call events.
 //!
 //! Requests we send carry a complete top Via with a fresh `z9hG4bK` branch. Responses to
 //! them are matched by that branch; a client `Timeout` is matched by an id that contains
-//! the branch, and a guard of 64·T1 covers the case where none arrives.
+//! the branch, and a guard of 64·T1 covers the case where none arrives. Client
+//! transaction ids also carry the method (`c12:INVITE z9hG4bK...`), which tells the
+//! Timeout of a CANCEL from that of the INVITE it shares a branch with.
+//!
+//! Once established, an outgoing call is the same dialog as an incoming one: requests
+//! from the far side (BYE, re-INVITE, UPDATE, INFO, NOTIFY, OPTIONS) and the ones we send
+//! (BYE, refreshes, REFER) take the same paths.
 //!
 //! Routing inside a dialog is loose routing only (`;lr`): Route headers from the
 //! Record-Route set, Request-URI = remote target. Strict routing is not supported.
@@ -16,6 +24,7 @@
 mod call;
 mod inbound;
 mod outbound;
+mod outgoing_call;
 mod state;
 
 use std::collections::{HashMap, VecDeque};
@@ -106,11 +115,19 @@ pub enum UaAction {
 pub enum EndReason {
     RemoteBye,
     LocalBye,
+    /// The caller cancelled an incoming call, or we hung up an outgoing call before
+    /// its final response (CANCEL).
     Cancelled,
     AckTimeout,
     SessionExpired,
+    /// We refused an incoming call (`reject`).
     Rejected,
     Error,
+    /// The far end refused our outgoing call with this final status (300-699).
+    Failed(u16),
+    /// Our outgoing call got no final response in time (Timer B, or ringing past
+    /// the ringing limit, after which it is cancelled).
+    Timeout,
 }
 
 /// What happened to a call.
@@ -126,7 +143,14 @@ pub enum CallEvent {
         invite: rsip::Request,
         source: Peer,
     },
-    /// After the ACK (the answer came in the ACK for an INVITE without SDP).
+    /// A provisional response (101-199, e.g. 180 Ringing, 183 Session Progress) to our
+    /// outgoing call. Early media in a 183 is not used.
+    Progress {
+        call: CallHandle,
+        status: u16,
+    },
+    /// After the ACK (the answer came in the ACK for an INVITE without SDP); for an
+    /// outgoing call, once the 2xx came and we sent the ACK.
     Established {
         call: CallHandle,
         media: Negotiated,
@@ -182,6 +206,23 @@ pub enum UaError {
     Sdp(#[from] SdpError),
     #[error("cannot build the request: {0}")]
     Build(String),
+    #[error("cannot dial: {0}")]
+    Dial(&'static str),
+}
+
+impl CallEvent {
+    /// The call the event is about.
+    pub fn call(&self) -> CallHandle {
+        match self {
+            CallEvent::Incoming { call, .. }
+            | CallEvent::Progress { call, .. }
+            | CallEvent::Established { call, .. }
+            | CallEvent::MediaChanged { call, .. }
+            | CallEvent::Info { call, .. }
+            | CallEvent::ReferProgress { call, .. }
+            | CallEvent::Terminated { call, .. } => *call,
+        }
+    }
 }
 
 /// How long a request's (Call-ID, From tag, CSeq) is remembered to spot merged requests.
@@ -301,7 +342,9 @@ impl Ua {
     }
 
     /// End a call: BYE once confirmed (after the ACK, if it has not come yet), or 480
-    /// to the INVITE while it is still ringing.
+    /// to the INVITE while it is still ringing. An outgoing call without a final response
+    /// is cancelled: CANCEL now if a provisional response came, else as soon as one
+    /// comes; `Terminated { reason: Cancelled }` is reported at once.
     pub fn hangup(&mut self, now: Instant, call: CallHandle) -> Result<(), UaError> {
         let c = self.calls.get_mut(&call).ok_or(UaError::UnknownCall)?;
         match c.phase {
@@ -318,7 +361,10 @@ impl Ua {
                 self.send_bye(now, call);
                 self.end_call(call, Some(EndReason::LocalBye));
             }
-            Phase::ByeOnAck => return Err(UaError::InvalidState("already hanging up")),
+            Phase::Calling => self.cancel_outgoing(now, call, EndReason::Cancelled),
+            Phase::ByeOnAck | Phase::Cancelling => {
+                return Err(UaError::InvalidState("already hanging up"));
+            }
         }
         Ok(())
     }
@@ -350,7 +396,7 @@ impl Ua {
 
     /// Calls not yet reported as terminated.
     pub fn call_count(&self) -> usize {
-        self.calls.values().filter(|c| c.phase != Phase::ByeOnAck).count()
+        self.calls.values().filter(|c| !c.phase.reported_ended()).count()
     }
 
     /// Run whatever timers are due at `now`.
@@ -405,18 +451,23 @@ impl Ua {
 
     /// Our Contact: `<sip:{user}@{host}:{port}>`, plus `;transport=tcp` on TCP.
     fn contact(&self, transport: Transport) -> String {
-        let host =
-            if self.config.local_host.contains(':') && !self.config.local_host.starts_with('[') {
-                format!("[{}]", self.config.local_host)
-            } else {
-                self.config.local_host.clone()
-            };
+        let host = self.local_host_text();
         let suffix = if transport == Transport::Tcp { ";transport=tcp" } else { "" };
         format!(
             "<sip:{}@{host}:{}{suffix}>",
             header_text::escape_uri(&self.config.contact_user),
             self.config.local_port
         )
+    }
+
+    /// Our host as written in a URI (an IPv6 address in brackets).
+    fn local_host_text(&self) -> String {
+        let host = &self.config.local_host;
+        if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        }
     }
 
     /// Contact, Allow, Supported and the session timer headers of a 2xx in a call.
@@ -464,7 +515,10 @@ impl Ua {
         let Some(c) = self.calls.get(&call) else {
             return;
         };
-        let (id, invite) = (c.invite_txn.clone(), c.invite.clone());
+        let Some(id) = c.invite_txn.clone() else {
+            return;
+        };
+        let invite = c.invite.clone();
         self.respond_in_call(call, id, &invite, status, extra, body);
     }
 
@@ -488,8 +542,12 @@ impl Ua {
         for req in &c.client {
             self.by_branch.remove(&req.branch);
         }
+        let invite_branches = c.outgoing.iter().map(|o| &o.branch);
+        for branch in invite_branches.chain(c.last_ack.iter().map(|a| &a.invite_branch)) {
+            self.by_branch.remove(branch);
+        }
         if let Some(reason) = reason
-            && c.phase != Phase::ByeOnAck
+            && !c.phase.reported_ended()
         {
             self.push_event(CallEvent::Terminated { call, reason });
         }

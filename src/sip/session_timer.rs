@@ -14,7 +14,7 @@ pub const ABSOLUTE_MIN_SE: u32 = 90;
 /// Who keeps the session alive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refresher {
-    /// The caller (the UAC of the dialog-creating INVITE) refreshes.
+    /// The far end refreshes.
     Peer,
     /// We refresh, with UPDATE (or re-INVITE when the peer does not allow UPDATE).
     Us,
@@ -81,6 +81,23 @@ pub fn negotiate(headers: &rsip::Headers, our_interval_s: u32, our_min_se: u32) 
         }
     };
     Negotiation::On(SessionTimer { interval_s, refresher, peer_supports })
+}
+
+/// The session timer set up by the 2xx to an INVITE we sent (RFC 4028 §7.2): none
+/// without Session-Expires; we refresh when it says `refresher=uac`. An interval below
+/// the RFC minimum of 90 s is raised to it, so that a peer cannot make us refresh
+/// in a loop.
+pub fn from_answer(headers: &rsip::Headers) -> Option<SessionTimer> {
+    let (interval_s, refresher) = read_session_expires(headers)?;
+    let refresher = match refresher.as_deref() {
+        Some("uac") => Refresher::Us,
+        _ => Refresher::Peer,
+    };
+    let peer_supports = header_text::option_tags(headers, "Require", None)
+        .iter()
+        .chain(header_text::option_tags(headers, "Supported", Some("k")).iter())
+        .any(|t| t == "timer");
+    Some(SessionTimer { interval_s: interval_s.max(ABSOLUTE_MIN_SE), refresher, peer_supports })
 }
 
 impl SessionTimer {

@@ -7,7 +7,7 @@ use super::CallHandle;
 use super::state::Dialog;
 use crate::sdp::{LocalSession, Negotiated, SessionDescription};
 use crate::sip::session_timer::SessionTimer;
-use crate::sip::transaction::TransactionId;
+use crate::sip::transaction::{Peer, TransactionId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -19,6 +19,52 @@ pub(crate) enum Phase {
     /// Hung up locally before the ACK came: BYE goes out on the ACK or on timeout.
     /// `Terminated` was already reported.
     ByeOnAck,
+    /// Our INVITE is out (an outgoing call) and has no final response yet.
+    Calling,
+    /// Hung up locally before the final response to our INVITE: CANCEL is out, or
+    /// waits for a provisional response. `Terminated` was already reported; a 2xx that
+    /// still arrives gets ACK and BYE.
+    Cancelling,
+}
+
+impl Phase {
+    /// `Terminated` was reported already; the call only lingers to finish the protocol.
+    pub fn reported_ended(self) -> bool {
+        matches!(self, Phase::ByeOnAck | Phase::Cancelling)
+    }
+}
+
+/// CANCEL of our INVITE (RFC 3261 §9.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CancelState {
+    NotAsked,
+    /// Asked for before any provisional response: it goes out when one arrives.
+    Deferred,
+    Sent,
+}
+
+/// The UAC side of an outgoing call's INVITE.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    /// Branch of our INVITE (its CANCEL shares it).
+    pub branch: String,
+    /// Where the INVITE went (its CANCEL goes there too).
+    pub dest: Peer,
+    /// Some provisional response (100 included) arrived: a CANCEL may be sent.
+    pub provisional: bool,
+    pub cancel: CancelState,
+    /// Give up waiting for the final response: Timer B's guard before a provisional,
+    /// the ringing limit after one, Timer B's guard again after CANCEL.
+    pub deadline: Option<Instant>,
+}
+
+/// The ACK we sent for a 2xx to one of our INVITEs, sent again on a 2xx retransmission.
+#[derive(Debug, Clone)]
+pub(crate) struct SentAck {
+    /// Branch of the INVITE it acknowledges.
+    pub invite_branch: String,
+    pub request: rsip::Request,
+    pub dest: Peer,
 }
 
 /// A re-INVITE we answered 2xx and whose ACK has not come yet.
@@ -53,9 +99,10 @@ pub(crate) struct Call {
     pub handle: CallHandle,
     pub dialog: Dialog,
     pub phase: Phase,
-    /// The dialog-creating INVITE and its server transaction.
+    /// The dialog-creating INVITE: received (incoming call) or sent (outgoing call).
     pub invite: rsip::Request,
-    pub invite_txn: TransactionId,
+    /// The server transaction of a received INVITE; `None` for an outgoing call.
+    pub invite_txn: Option<TransactionId>,
     pub invite_cseq: u32,
     /// The offer in the INVITE; `None` for an INVITE without SDP.
     pub offer: Option<SessionDescription>,
@@ -74,12 +121,17 @@ pub(crate) struct Call {
     pub client: Vec<ClientRequest>,
     /// A REFER was accepted (2xx); progress NOTIFYs may come.
     pub refer_subscribed: bool,
+    /// Set for an outgoing call (we are the UAC of the dialog-creating INVITE).
+    pub outgoing: Option<Outgoing>,
+    /// The last ACK we sent for a 2xx to our INVITE or re-INVITE.
+    pub last_ack: Option<SentAck>,
 }
 
 impl Call {
     /// The earliest instant at which this call needs `handle_timeout`.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.ack_guard, self.expires_at, self.refresh_at]
+        let outgoing = self.outgoing.as_ref().and_then(|o| o.deadline);
+        [self.ack_guard, self.expires_at, self.refresh_at, outgoing]
             .into_iter()
             .flatten()
             .chain(self.client.iter().map(|c| c.deadline))

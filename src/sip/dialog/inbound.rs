@@ -43,7 +43,7 @@ fn basics(request: &rsip::Request) -> Option<Basics> {
 }
 
 /// Why a body cannot be taken as an SDP offer/answer.
-enum BodyProblem {
+pub(super) enum BodyProblem {
     /// 415: not application/sdp.
     Type,
     /// 413: too large.
@@ -54,17 +54,25 @@ enum BodyProblem {
 
 /// The SDP in a request, if any.
 fn sdp_body(request: &rsip::Request) -> Result<Option<SessionDescription>, BodyProblem> {
-    if request.body.is_empty() {
+    sdp_in(&request.headers, &request.body)
+}
+
+/// The SDP in a message (request or response), if any.
+pub(super) fn sdp_in(
+    headers: &rsip::Headers,
+    body: &[u8],
+) -> Result<Option<SessionDescription>, BodyProblem> {
+    if body.is_empty() {
         return Ok(None);
     }
-    let content_type = ht::first(&request.headers, "Content-Type", Some("c")).unwrap_or_default();
+    let content_type = ht::first(headers, "Content-Type", Some("c")).unwrap_or_default();
     if ht::media_type(&content_type) != "application/sdp" {
         return Err(BodyProblem::Type);
     }
-    if request.body.len() > sdp::MAX_SDP_BYTES {
+    if body.len() > sdp::MAX_SDP_BYTES {
         return Err(BodyProblem::Size);
     }
-    let text = std::str::from_utf8(&request.body).map_err(|_| BodyProblem::Malformed)?;
+    let text = std::str::from_utf8(body).map_err(|_| BodyProblem::Malformed)?;
     sdp::parse(text).map(Some).map_err(|_| BodyProblem::Malformed)
 }
 
@@ -261,14 +269,14 @@ impl Ua {
             local_cseq: 1,
             remote_cseq: b.cseq,
             source,
-            peer_allows_update: peer_allows_update(&request),
+            peer_allows_update: peer_allows_update(&request.headers),
         };
         let call = Call {
             handle,
             dialog,
             phase: Phase::Incoming,
             invite: request.clone(),
-            invite_txn: id.clone(),
+            invite_txn: Some(id.clone()),
             invite_cseq: b.cseq,
             offer,
             sdp: LocalSession::new(session_id),
@@ -282,6 +290,8 @@ impl Ua {
             refresh_at: None,
             client: Vec::new(),
             refer_subscribed: false,
+            outgoing: None,
+            last_ack: None,
         };
         self.calls.insert(handle, call);
         self.by_dialog.insert((b.call_id.clone(), local_tag), handle);
@@ -563,8 +573,7 @@ impl Ua {
     }
 }
 
-fn peer_allows_update(request: &rsip::Request) -> bool {
-    ht::list_entries(&request.headers, "Allow", None)
-        .iter()
-        .any(|m| m.eq_ignore_ascii_case("UPDATE"))
+/// The peer's Allow header (of a request or a response) lists UPDATE.
+pub(super) fn peer_allows_update(headers: &rsip::Headers) -> bool {
+    ht::list_entries(headers, "Allow", None).iter().any(|m| m.eq_ignore_ascii_case("UPDATE"))
 }

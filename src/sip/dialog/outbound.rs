@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use rsip::Method;
 
-use super::call::{ClientRequest, Phase, Purpose};
+use super::call::{ClientRequest, Phase, Purpose, SentAck};
+use super::inbound::sdp_in;
 use super::state::Local;
 use super::{CallEvent, CallHandle, EndReason, Ua, UaAction};
 use crate::sdp;
@@ -19,18 +20,22 @@ const RETRY_AFTER_491: Duration = Duration::from_millis(2100);
 impl Ua {
     pub(super) fn on_response(&mut self, now: Instant, response: rsip::Response) {
         let status = response::status_of(&response);
-        if status < 200 {
-            return;
-        }
         let Some(via) = ht::first(&response.headers, "Via", Some("v")) else {
             return;
         };
         let Some(branch) = ht::header_param(&via, "branch").map(str::to_string) else {
             return;
         };
-        let Some(call) = self.by_branch.remove(&branch) else {
+        let Some(&call) = self.by_branch.get(&branch) else {
             return;
         };
+        if self.on_invite_branch_response(now, call, &branch, &response) {
+            return;
+        }
+        if status < 200 {
+            return;
+        }
+        self.by_branch.remove(&branch);
         let Some(c) = self.calls.get_mut(&call) else { return };
         let Some(pos) = c.client.iter().position(|r| r.branch == branch) else {
             return;
@@ -71,11 +76,9 @@ impl Ua {
         response: Option<&rsip::Response>,
     ) {
         if request.method == Method::Invite && (200..300).contains(&status) {
-            self.send_ack(call, request.cseq);
+            self.send_ack(call, request.cseq, &request.branch);
             let answer = response
-                .filter(|r| !r.body.is_empty())
-                .and_then(|r| std::str::from_utf8(&r.body).ok())
-                .and_then(|t| sdp::parse(t).ok())
+                .and_then(|r| sdp_in(&r.headers, &r.body).ok().flatten())
                 .and_then(|a| sdp::accept_answer(&self.config.codecs, &a).ok());
             if let Some(media) = answer {
                 self.media_update(call, media);
@@ -99,7 +102,9 @@ impl Ua {
         }
     }
 
-    fn send_ack(&mut self, call: CallHandle, cseq: u32) {
+    /// ACK a 2xx to our INVITE (or re-INVITE) with CSeq `cseq`, sent on `invite_branch`;
+    /// the ACK is kept for retransmissions of that 2xx.
+    pub(super) fn send_ack(&mut self, call: CallHandle, cseq: u32, invite_branch: &str) {
         let branch = self.new_branch();
         let (host, user_agent) = self.local();
         let Some(c) = self.calls.get(&call) else { return };
@@ -113,7 +118,15 @@ impl Ua {
         match c.dialog.ack(cseq, &local, &branch) {
             Ok(request) => {
                 let dest = c.dialog.next_hop();
-                self.actions.push_back(UaAction::Send { request, dest });
+                self.actions.push_back(UaAction::Send { request: request.clone(), dest });
+                let ack = SentAck { invite_branch: invite_branch.to_string(), request, dest };
+                if let Some(c) = self.calls.get_mut(&call)
+                    && let Some(old) = c.last_ack.replace(ack)
+                    && old.invite_branch != invite_branch
+                {
+                    self.by_branch.remove(&old.invite_branch);
+                }
+                self.by_branch.insert(invite_branch.to_string(), call);
             }
             Err(err) => tracing::warn!(call = call.0, %err, "could not build ACK"),
         }
@@ -122,8 +135,8 @@ impl Ua {
     pub(super) fn on_timeout(&mut self, now: Instant, id: TransactionId) {
         if let Some(&call) = self.by_txn.get(&id) {
             let Some(c) = self.calls.get(&call) else { return };
-            let invite_unacked =
-                id == c.invite_txn && matches!(c.phase, Phase::Answered | Phase::ByeOnAck);
+            let invite_unacked = Some(&id) == c.invite_txn.as_ref()
+                && matches!(c.phase, Phase::Answered | Phase::ByeOnAck);
             let reinvite_unacked = c.server_reinvite.as_ref().is_some_and(|r| r.txn == id);
             if invite_unacked || reinvite_unacked {
                 self.ack_timeout(now, call);
@@ -131,6 +144,9 @@ impl Ua {
             return;
         }
         // A client transaction: its id carries the branch we chose.
+        if self.on_invite_branch_timeout(now, &id) {
+            return;
+        }
         let found = self.calls.values().find_map(|c| {
             c.client
                 .iter()
@@ -154,6 +170,9 @@ impl Ua {
 
     pub(super) fn call_timeout(&mut self, now: Instant, call: CallHandle) {
         let Some(c) = self.calls.get_mut(&call) else { return };
+        if c.outgoing.as_ref().and_then(|o| o.deadline).is_some_and(|d| d <= now) {
+            return self.outgoing_deadline(now, call);
+        }
         if c.ack_guard.is_some_and(|d| d <= now) {
             c.ack_guard = None;
             return self.ack_timeout(now, call);

@@ -194,14 +194,17 @@ fn refresh_by_reinvite_when_update_is_not_allowed() {
     assert_eq!(invite.method, rsip::Method::Invite);
     assert_eq!(origin_version(&invite.body), v0, "the refresh offer changes nothing");
     let answer = OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP 0 101");
-    let out = b.event(TransactionEvent::Response {
-        id: tid("c1"),
-        response: response_to(&invite, 200, "Content-Type: application/sdp\n", &answer),
-    });
+    let ok = response_to(&invite, 200, "Content-Type: application/sdp\n", &answer);
+    let out = b.event(TransactionEvent::Response { id: tid("c1"), response: ok.clone() });
     let [(ack, _)] = sent(&out).try_into().unwrap();
     assert_eq!(ack.method, rsip::Method::Ack);
     assert_eq!(header(&ack.headers, "CSeq").as_deref(), Some("1 ACK"));
     assert!(events(&out).is_empty(), "same media");
+    // The 2xx retransmitted: the same ACK again.
+    let out = b.event(TransactionEvent::Response { id: tid("c1"), response: ok });
+    let [(again, _)] = sent(&out).try_into().unwrap();
+    assert_eq!(again.to_string(), ack.to_string());
+    assert!(events(&out).is_empty());
 }
 
 #[test]
