@@ -177,20 +177,6 @@ pub enum CallEvent {
     },
 }
 
-impl CallEvent {
-    /// The call this event belongs to.
-    pub fn call(&self) -> CallHandle {
-        match self {
-            CallEvent::Incoming { call, .. }
-            | CallEvent::Established { call, .. }
-            | CallEvent::MediaChanged { call, .. }
-            | CallEvent::Info { call, .. }
-            | CallEvent::ReferProgress { call, .. }
-            | CallEvent::Terminated { call, .. } => *call,
-        }
-    }
-}
-
 /// Why a local command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UaError {
