@@ -76,6 +76,11 @@ pub(super) fn sdp_in(
     sdp::parse(text).map(Some).map_err(|_| BodyProblem::Malformed)
 }
 
+/// A remote target we can put in a Request-URI: a sip/sips URI that parses.
+fn usable_target(uri: &str) -> bool {
+    matches!(ht::scheme(uri).as_deref(), Some("sip" | "sips")) && rsip::Uri::try_from(uri).is_ok()
+}
+
 fn body_status(problem: BodyProblem) -> u16 {
     match problem {
         BodyProblem::Type => 415,
@@ -241,13 +246,19 @@ impl Ua {
             Negotiation::Off => None,
             Negotiation::On(t) => Some(t),
         };
-        let contact = ht::first(&request.headers, "Contact", Some("m")).unwrap_or_default();
-        let target = ht::uri_part(&contact).to_string();
-        if !matches!(ht::scheme(&target).as_deref(), Some("sip" | "sips"))
-            || rsip::Uri::try_from(target.as_str()).is_err()
-        {
-            return self.reply(id, &request, 400, Vec::new());
-        }
+        let contact = ht::first(&request.headers, "Contact", Some("m"));
+        let target = match contact.as_deref().map(ht::uri_part) {
+            Some(uri) if usable_target(uri) => uri.to_string(),
+            // An RFC 2543 peer may send no Contact, and a Contact we cannot route to (an
+            // IPv6 literal on this IPv4 endpoint) is no use either: in both cases requests
+            // in the dialog go back to where the INVITE came from (RFC 3261 §12.1.1
+            // leaves the target to the UAS when the Contact is unusable).
+            Some(uri) if matches!(ht::scheme(uri).as_deref(), Some("sip" | "sips")) => {
+                format!("sip:{}", source.addr)
+            }
+            None => format!("sip:{}", source.addr),
+            Some(_) => return self.reply(id, &request, 400, Vec::new()),
+        };
         let (Some(from), Some(to)) = (
             ht::first(&request.headers, "From", Some("f")),
             ht::first(&request.headers, "To", Some("t")),
@@ -503,8 +514,7 @@ impl Ua {
         // Target refresh (RFC 3261 §12.2.2).
         if let Some(contact) = ht::first(&request.headers, "Contact", Some("m")) {
             let target = ht::uri_part(&contact);
-            if matches!(ht::scheme(target).as_deref(), Some("sip" | "sips"))
-                && rsip::Uri::try_from(target).is_ok()
+            if usable_target(target)
             {
                 c.dialog.remote_target = target.to_string();
             }
