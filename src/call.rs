@@ -9,6 +9,8 @@ use std::time::Duration;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::Config;
+use crate::media::call_media::{CallMedia, CallMediaEvent};
+use crate::media::engine::MediaEngine;
 use crate::media::rtp_ports::RtpPorts;
 use crate::sip::ani::{self, Ani, CallerId};
 use crate::sip::dialog::CallEvent;
@@ -20,6 +22,7 @@ pub struct CallContext {
     pub config: Arc<Config>,
     pub endpoint: EndpointHandle,
     pub rtp_ports: RtpPorts,
+    pub media: MediaEngine,
 }
 
 /// How a call went, for logs and (later) the post-call comment.
@@ -29,6 +32,8 @@ pub struct CallSummary {
     pub ani: Ani,
     pub answered: bool,
     pub end: String,
+    /// DTMF digits received, in order (RFC 4733, SIP INFO or in-band).
+    pub digits: String,
 }
 
 /// Runs one call to its end.
@@ -51,6 +56,7 @@ async fn drive(ctx: CallContext, mut incoming: IncomingCall) -> CallSummary {
         ani,
         answered: false,
         end: String::new(),
+        digits: String::new(),
     };
     let call = incoming.call;
     let rtp = match ctx.rtp_ports.allocate().await {
@@ -83,6 +89,7 @@ async fn drive(ctx: CallContext, mut incoming: IncomingCall) -> CallSummary {
         }
     }
     ctx.endpoint.send(Command::Accept { call, local_rtp: rtp.rtp_addr() });
+    let mut media = CallMedia::new(ctx.media.clone(), rtp);
     let mut limit = match sip.max_call_s {
         0 => None,
         secs => Some(tokio::time::Instant::now() + Duration::from_secs(secs)),
@@ -96,6 +103,16 @@ async fn drive(ctx: CallContext, mut incoming: IncomingCall) -> CallSummary {
         };
         let event = tokio::select! {
             event = incoming.events.recv() => event,
+            media_event = media.next_event() => {
+                match media_event {
+                    CallMediaEvent::Digit(d) => debug!(digit = %d.digit, "digit"),
+                    CallMediaEvent::RtpTimeout => {
+                        info!("no RTP from the caller; hanging up");
+                        ctx.endpoint.send(Command::Hangup { call });
+                    }
+                }
+                continue;
+            }
             () = over_time => {
                 info!(max_call_s = sip.max_call_s, "call reached its time limit; hanging up");
                 ctx.endpoint.send(Command::Hangup { call });
@@ -105,13 +122,16 @@ async fn drive(ctx: CallContext, mut incoming: IncomingCall) -> CallSummary {
         };
         let Some(event) = event else { break };
         match event {
-            CallEvent::Established { media, .. } => {
+            CallEvent::Established { media: negotiated, .. } => {
                 summary.answered = true;
-                info!(codec = ?media.codec.name, remote = ?media.remote_rtp, "call established");
+                info!(codec = ?negotiated.codec.name, remote = ?negotiated.remote_rtp, "call established");
+                media.established(&negotiated);
             }
-            CallEvent::MediaChanged { media, .. } => {
-                info!(direction = ?media.direction, remote = ?media.remote_rtp, "media changed");
+            CallEvent::MediaChanged { media: negotiated, .. } => {
+                info!(direction = ?negotiated.direction, remote = ?negotiated.remote_rtp, "media changed");
+                media.changed(&negotiated);
             }
+            CallEvent::Info { content_type, body, .. } => media.sip_info(&content_type, &body),
             CallEvent::Terminated { reason, .. } => {
                 info!(?reason, "call ended");
                 summary.end = format!("{reason:?}");
@@ -120,6 +140,7 @@ async fn drive(ctx: CallContext, mut incoming: IncomingCall) -> CallSummary {
             other => debug!(event = ?other, "call event"),
         }
     }
-    drop(rtp);
+    summary.digits = media.digits().to_string();
+    drop(media);
     summary
 }

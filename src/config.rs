@@ -136,6 +136,10 @@ pub struct MediaConfig {
     pub hold_music: PathBuf,
     /// Folder of static WAV prompts.
     pub prompts_dir: PathBuf,
+    /// Played when a call is answered (a digit stops it), before hold music.
+    pub welcome_prompt: PathBuf,
+    /// Media worker threads sending RTP (0: one per core).
+    pub workers: usize,
 }
 
 impl Default for MediaConfig {
@@ -146,6 +150,8 @@ impl Default for MediaConfig {
             rtp_timeout_s: 30,
             hold_music: PathBuf::from("audio/defaultmusic_on_hold.wav"),
             prompts_dir: PathBuf::from("audio"),
+            welcome_prompt: PathBuf::from("audio/welcome.wav"),
+            workers: 0,
         }
     }
 }

@@ -11,6 +11,7 @@ use tracing::info;
 
 use crate::call::{self, CallContext, CallSummary};
 use crate::config::{Config, ConfigError};
+use crate::media::engine::MediaEngine;
 use crate::media::rtp_ports::RtpPorts;
 use crate::sip::dialog::{Ua, UaConfig};
 use crate::sip::endpoint::{self, Command, EndpointHandle};
@@ -24,6 +25,8 @@ pub enum ServerError {
     Config(#[from] ConfigError),
     #[error("cannot listen for SIP on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot start the media engine: {0}")]
+    Media(io::Error),
 }
 
 /// A running endpoint.
@@ -91,7 +94,8 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let rtp_ports = RtpPorts::new(sip.listen.ip(), sip.advertised_ip(), low, high);
     let (active_tx, active) = watch::channel(0usize);
     let active_tx = Arc::new(active_tx);
-    let ctx = CallContext { config: config.clone(), endpoint: endpoint.clone(), rtp_ports };
+    let media = MediaEngine::start(&config.media).await.map_err(ServerError::Media)?;
+    let ctx = CallContext { config: config.clone(), endpoint: endpoint.clone(), rtp_ports, media };
     let (summaries, _) = broadcast::channel(1024);
     let summaries_tx = summaries.clone();
     tokio::spawn(async move {

@@ -1,7 +1,15 @@
 //! Media: codecs, prompts, pacing, DTMF, per-call RTP sessions and bridging.
 
+pub mod call_media;
 pub mod codec;
 pub mod dtmf;
+pub mod engine;
+pub mod latch;
+pub mod liveness;
 pub mod pacer;
+pub mod playback;
 pub mod prompt;
+pub mod rtcp;
 pub mod rtp_ports;
+pub mod session;
+pub mod worker;

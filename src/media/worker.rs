@@ -1,0 +1,285 @@
+//! The media engine (runtime layer): a few worker threads, each driving the outgoing RTP of
+//! many calls from one [`Pacer`] tick — never a timer per call.
+//!
+//! Each worker is a plain OS thread that sleeps until the pacer's next deadline (or a
+//! command), then, for every stream due, writes a 12-byte RTP header in front of a frame
+//! that was encoded once and is shared by every call (`Prompt = Arc<[Frame]>`), and sends
+//! it. A thread rather than a tokio task because the OS sleeps with tens of microseconds of
+//! precision where tokio's timer wheel has one millisecond.
+//!
+//! Sends are one `sendto` per packet on the call's own RTP socket: symmetric RTP needs the
+//! packets to leave from the port we advertised, one socket per call, and `sendmmsg`
+//! batches only datagrams of one socket, so it has nothing to batch here.
+//!
+//! Metrics: `rtp_packets_sent_total`, `rtp_frames_skipped_total` (late frames skipped
+//! after a stall), `rtp_send_errors_total`, `media_tick_late_seconds` (how late each
+//! tick woke), gauge `media_streams`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Instant;
+
+use socket2::{SockAddr, SockRef};
+use tokio::sync::mpsc as tokio_mpsc;
+use tracing::{debug, warn};
+
+use crate::media::codec::Frame;
+use crate::media::pacer::{DEFAULT_PERIOD, Due, Pacer};
+use crate::media::playback::{Finished, PlayRequest, PlaybackId, Player, StopReason};
+use crate::media::rtp_ports::RtpSockets;
+
+/// Identifies one outgoing stream on the engine.
+pub type StreamId = u64;
+
+/// Largest RTP packet built (header + an Opus frame of at most 1275 bytes).
+const MAX_PACKET: usize = 1500;
+
+/// Counters of what a stream sent, read by the session for RTCP sender reports.
+#[derive(Debug, Default)]
+pub struct SendCounters {
+    pub packets: AtomicU32,
+    pub octets: AtomicU32,
+    pub last_timestamp: AtomicU32,
+}
+
+/// Everything a worker needs to send one call's RTP.
+pub struct StreamSetup {
+    pub sockets: Arc<RtpSockets>,
+    pub payload_type: u8,
+    pub ssrc: u32,
+    pub first_sequence: u16,
+    pub first_timestamp: u32,
+    /// RTP timestamp step per frame.
+    pub samples_per_frame: u32,
+    /// Encoded silence, sent when nothing plays.
+    pub silence: Frame,
+    /// Where playbacks that end are reported.
+    pub finished: tokio_mpsc::UnboundedSender<Finished>,
+    pub counters: Arc<SendCounters>,
+}
+
+pub(crate) enum Command {
+    Add(StreamId, Box<StreamSetup>),
+    Remove(StreamId),
+    /// Where to send; `None` stops sending (hold, or no address yet).
+    Target(StreamId, Option<SocketAddr>),
+    Play(StreamId, PlayRequest),
+    Stop(StreamId, Option<PlaybackId>, StopReason),
+}
+
+struct Stream {
+    setup: StreamSetup,
+    target: Option<SockAddr>,
+    player: Player,
+    sequence: u16,
+}
+
+/// A handle on the engine's workers; cheap to clone.
+#[derive(Clone)]
+pub struct MediaWorkers {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    workers: Vec<mpsc::Sender<Command>>,
+    next_stream: AtomicU64,
+    next_worker: AtomicUsize,
+}
+
+/// Where one stream lives: its id and its worker's command channel.
+#[derive(Clone)]
+pub(crate) struct StreamHandle {
+    pub id: StreamId,
+    tx: mpsc::Sender<Command>,
+}
+
+impl StreamHandle {
+    pub(crate) fn send(&self, command: Command) {
+        if self.tx.send(command).is_err() {
+            warn!(stream = self.id, "media worker has stopped");
+        }
+    }
+}
+
+impl MediaWorkers {
+    /// Starts `count` worker threads (0: one per available core).
+    pub fn start(count: usize) -> std::io::Result<MediaWorkers> {
+        let count = match count {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            n => n,
+        }
+        .min(64);
+        let mut workers = Vec::with_capacity(count);
+        for index in 0..count {
+            let (tx, rx) = mpsc::channel();
+            std::thread::Builder::new()
+                .name(format!("media-{index}"))
+                .spawn(move || run_worker(rx))?;
+            workers.push(tx);
+        }
+        Ok(MediaWorkers {
+            inner: Arc::new(Inner {
+                workers,
+                next_stream: AtomicU64::new(1),
+                next_worker: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// Number of worker threads.
+    pub fn len(&self) -> usize {
+        self.inner.workers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.workers.is_empty()
+    }
+
+    /// Schedules a new stream on the next worker (round-robin). It sends nothing until
+    /// a target is set.
+    pub(crate) fn add(&self, setup: StreamSetup) -> StreamHandle {
+        let id = self.inner.next_stream.fetch_add(1, Ordering::Relaxed);
+        let index = self.inner.next_worker.fetch_add(1, Ordering::Relaxed) % self.len().max(1);
+        let tx = self.inner.workers[index].clone();
+        let handle = StreamHandle { id, tx };
+        handle.send(Command::Add(id, Box::new(setup)));
+        handle
+    }
+}
+
+fn run_worker(rx: mpsc::Receiver<Command>) {
+    let mut pacer: Pacer<StreamId> = Pacer::new();
+    let mut streams: HashMap<StreamId, Stream> = HashMap::new();
+    let mut due: Vec<Due<StreamId>> = Vec::new();
+    let mut buf = vec![0u8; MAX_PACKET];
+    loop {
+        // Sleep until the next deadline or a command.
+        let command = match pacer.next_deadline() {
+            None => match rx.recv() {
+                Ok(c) => Some(c),
+                Err(_) => return,
+            },
+            Some(deadline) => {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                if wait.is_zero() {
+                    None
+                } else {
+                    match rx.recv_timeout(wait) {
+                        Ok(c) => Some(c),
+                        Err(mpsc::RecvTimeoutError::Timeout) => None,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            }
+        };
+        if let Some(command) = command {
+            apply(command, &mut pacer, &mut streams);
+            while let Ok(more) = rx.try_recv() {
+                apply(more, &mut pacer, &mut streams);
+            }
+        }
+        let now = Instant::now();
+        if pacer.next_deadline().is_none_or(|d| d > now) {
+            continue;
+        }
+        if let Some(deadline) = pacer.next_deadline() {
+            metrics::histogram!("media_tick_late_seconds")
+                .record(now.saturating_duration_since(deadline).as_secs_f64());
+        }
+        due.clear();
+        pacer.poll(now, &mut due);
+        let (mut sent, mut skipped, mut errors) = (0u64, 0u64, 0u64);
+        for d in &due {
+            let Some(stream) = streams.get_mut(&d.stream) else { continue };
+            skipped += d.skipped;
+            match send_one(stream, d, &mut buf) {
+                Ok(true) => sent += 1,
+                Ok(false) => {}
+                Err(err) => {
+                    errors += 1;
+                    debug!(stream = d.stream, %err, "RTP send failed");
+                }
+            }
+        }
+        metrics::counter!("rtp_packets_sent_total").increment(sent);
+        if skipped > 0 {
+            metrics::counter!("rtp_frames_skipped_total").increment(skipped);
+        }
+        if errors > 0 {
+            metrics::counter!("rtp_send_errors_total").increment(errors);
+        }
+    }
+}
+
+fn apply(command: Command, pacer: &mut Pacer<StreamId>, streams: &mut HashMap<StreamId, Stream>) {
+    match command {
+        Command::Add(id, setup) => {
+            let setup = *setup;
+            if pacer
+                .add(id, Instant::now(), DEFAULT_PERIOD, setup.first_timestamp, setup.samples_per_frame)
+                .is_ok()
+            {
+                let player = Player::new(setup.silence.clone());
+                let sequence = setup.first_sequence;
+                streams.insert(id, Stream { setup, target: None, player, sequence });
+                metrics::gauge!("media_streams").increment(1.0);
+            }
+        }
+        Command::Remove(id) => {
+            pacer.remove(id);
+            if streams.remove(&id).is_some() {
+                metrics::gauge!("media_streams").decrement(1.0);
+            }
+        }
+        Command::Target(id, target) => {
+            if let Some(s) = streams.get_mut(&id) {
+                s.target = target.map(SockAddr::from);
+            }
+        }
+        Command::Play(id, request) => {
+            if let Some(s) = streams.get_mut(&id) {
+                if let Some(old) = s.player.play(request) {
+                    let _ = s.setup.finished.send(old);
+                }
+            }
+        }
+        Command::Stop(id, playback, reason) => {
+            if let Some(s) = streams.get_mut(&id) {
+                if let Some(done) = s.player.stop(playback, reason) {
+                    let _ = s.setup.finished.send(done);
+                }
+            }
+        }
+    }
+}
+
+/// Builds and sends one packet. Ok(false) when the stream has nowhere to send.
+fn send_one(stream: &mut Stream, due: &Due<StreamId>, buf: &mut [u8]) -> std::io::Result<bool> {
+    let out = stream.player.next(due.skipped.saturating_add(1));
+    if let Some(done) = out.finished {
+        let _ = stream.setup.finished.send(done);
+    }
+    let Some(target) = stream.target.as_ref() else {
+        return Ok(false);
+    };
+    let payload = out.frame.payload.as_ref();
+    let len = rtp_rs::RtpPacketBuilder::new()
+        .payload_type(stream.setup.payload_type)
+        .ssrc(stream.setup.ssrc)
+        .sequence(rtp_rs::Seq::from(stream.sequence))
+        .timestamp(due.timestamp)
+        .marked(out.marker)
+        .payload(payload)
+        .build_into(buf)
+        .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+    stream.sequence = stream.sequence.wrapping_add(1);
+    let packet = buf.get(..len).unwrap_or_default();
+    SockRef::from(&stream.setup.sockets.rtp).send_to(packet, target)?;
+    let c = &stream.setup.counters;
+    c.packets.fetch_add(1, Ordering::Relaxed);
+    c.octets.fetch_add(payload.len() as u32, Ordering::Relaxed);
+    c.last_timestamp.store(due.timestamp, Ordering::Relaxed);
+    Ok(true)
+}
