@@ -109,6 +109,8 @@ impl MediaSession {
         let (negotiated, negotiated_rx) = watch::channel(*media);
         let (events_tx, received) = mpsc::channel(EVENT_QUEUE);
         let receiver = Receiver::new(Instant::now(), media, &settings, ssrc, codec)?;
+        // Before any playback is queued, so a prompt's first frames are not sent nowhere.
+        stream.send(Command::Target(stream.id, receiver.send_target()));
         let receive_task = tokio::spawn(receive_loop(
             receiver,
             sockets,
@@ -363,7 +365,6 @@ async fn receive_loop(
     mut negotiated: watch::Receiver<Negotiated>,
     events: mpsc::Sender<MediaEvent>,
 ) {
-    stream.send(Command::Target(stream.id, rx.send_target()));
     let mut rtp_buf = vec![0u8; MAX_RTP_BYTES];
     let mut rtcp_buf = vec![0u8; rtcp::MAX_RTCP_BYTES];
     let mut negotiation_open = true;
