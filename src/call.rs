@@ -49,7 +49,9 @@ async fn drive(ctx: CallContext, mut incoming: IncomingCall) -> CallSummary {
     match &ani.caller {
         CallerId::Number(n) => info!(caller = %n.e164, source = ?ani.source, "incoming call"),
         CallerId::Anonymous => info!("incoming call from a withheld number"),
-        CallerId::NotANumber(user) => info!(caller = %user, "incoming call from a non-numeric caller"),
+        CallerId::NotANumber(user) => {
+            info!(caller = %user, "incoming call from a non-numeric caller")
+        }
     }
     let mut summary = CallSummary {
         call_id: incoming.call_id.clone(),

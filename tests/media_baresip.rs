@@ -24,7 +24,8 @@ use zendesk_ivr::media::prompt::{Limits, encode, read_wav_file, resample};
 
 /// What the far end should hear of the welcome prompt: our PCMU frames, decoded.
 fn welcome_as_sent() -> Vec<f32> {
-    let pcm = read_wav_file(&manifest_dir().join("audio/welcome.wav"), Limits::default()).expect("welcome.wav");
+    let pcm = read_wav_file(&manifest_dir().join("audio/welcome.wav"), Limits::default())
+        .expect("welcome.wav");
     let frames = encode(&pcm, CodecName::Pcmu).expect("encode");
     let mut dec = Decoder::new(CodecName::Pcmu).expect("decoder");
     let mut out = Vec::new();
@@ -72,7 +73,12 @@ fn ncc(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Best (lag, correlation) of `reference[..len]` inside `heard`, for lags in `lags`.
-fn best_lag(heard: &[f32], reference: &[f32], len: usize, lags: impl Iterator<Item = usize>) -> (usize, f32) {
+fn best_lag(
+    heard: &[f32],
+    reference: &[f32],
+    len: usize,
+    lags: impl Iterator<Item = usize>,
+) -> (usize, f32) {
     let reference = &reference[..len.min(reference.len())];
     lags.filter(|&lag| lag + reference.len() <= heard.len())
         .map(|lag| (lag, ncc(&heard[lag..lag + reference.len()], reference)))
@@ -169,7 +175,11 @@ async fn baresip_hears_the_welcome_prompt_at_20ms_and_its_keys_reach_the_call() 
     let mean = (arrivals[arrivals.len() - 1] - arrivals[0]) * 1000.0 / intervals.len() as f64;
     assert!((mean - 20.0).abs() < 0.2, "mean interval {mean:.3} ms");
     let near = intervals.iter().filter(|&&i| (i - 20.0).abs() <= 5.0).count();
-    assert!(near * 100 >= intervals.len() * 95, "{near} of {} intervals within 20±5 ms", intervals.len());
+    assert!(
+        near * 100 >= intervals.len() * 95,
+        "{near} of {} intervals within 20±5 ms",
+        intervals.len()
+    );
 
     // What the phone heard (sndfile closes the file when the call ends).
     phone.wait_for("terminated", Duration::from_secs(10)).await;
@@ -185,9 +195,16 @@ async fn baresip_hears_the_welcome_prompt_at_20ms_and_its_keys_reach_the_call() 
     let ((env_lag, env_corr), ref_start) = (0..50)
         .map(|start| (best_lag(&heard_env, &ref_env[start..], 200, 0..250), start))
         .fold(((0, f32::MIN), 0), |best, c| if c.0.1 > best.0.1 { c } else { best });
-    assert!(env_corr >= 0.8, "envelope correlation {env_corr} at lag {env_lag}, prompt from {ref_start}");
+    assert!(
+        env_corr >= 0.8,
+        "envelope correlation {env_corr} at lag {env_lag}, prompt from {ref_start}"
+    );
     let coarse = env_lag * 80;
-    let (lag, corr) =
-        best_lag(&heard, &reference[ref_start * 80..], 16_000, coarse.saturating_sub(160)..coarse + 160);
+    let (lag, corr) = best_lag(
+        &heard,
+        &reference[ref_start * 80..],
+        16_000,
+        coarse.saturating_sub(160)..coarse + 160,
+    );
     assert!(corr >= 0.8, "waveform correlation {corr} at lag {lag} samples");
 }

@@ -75,8 +75,11 @@ impl BridgeDirection {
         first_seq: u16,
         first_ts: u32,
     ) -> Result<Self, CodecError> {
-        let mode =
-            if from.codec.name == to.codec.name { BridgeMode::Relay } else { BridgeMode::Transcode };
+        let mode = if from.codec.name == to.codec.name {
+            BridgeMode::Relay
+        } else {
+            BridgeMode::Transcode
+        };
         let transcoder = match mode {
             BridgeMode::Relay => None,
             BridgeMode::Transcode => {
@@ -111,7 +114,10 @@ impl BridgeDirection {
             Some(o) if o.in_ssrc == ssrc => o,
             _ => {
                 let (out_seq, out_ts) = match self.last_out {
-                    Some((s, t)) => (s.wrapping_add(1), t.wrapping_add(self.to.codec.name.timestamp_increment())),
+                    Some((s, t)) => (
+                        s.wrapping_add(1),
+                        t.wrapping_add(self.to.codec.name.timestamp_increment()),
+                    ),
                     None => (self.first_seq, self.first_ts),
                 };
                 let o = Origin { in_ssrc: ssrc, in_seq: seq, in_ts: ts, out_seq, out_ts };
@@ -123,7 +129,8 @@ impl BridgeDirection {
         };
         let out_seq = origin.out_seq.wrapping_add(seq.wrapping_sub(origin.in_seq));
         let delta = i64::from(ts.wrapping_sub(origin.in_ts) as i32);
-        let scaled = delta * i64::from(self.to.codec.clock_rate) / i64::from(self.from.codec.clock_rate.max(1));
+        let scaled = delta * i64::from(self.to.codec.clock_rate)
+            / i64::from(self.from.codec.clock_rate.max(1));
         let out_ts = origin.out_ts.wrapping_add(scaled as i32 as u32);
         self.last_out = Some((out_seq, out_ts));
         (out_seq, out_ts)
@@ -152,14 +159,30 @@ impl BridgeDirection {
         match self.mode {
             BridgeMode::Relay => {
                 let (seq, ts) = self.map(ssrc, seq, ts);
-                out.packets.extend(self.build(self.to.codec.payload_type, seq, ts, rtp.mark(), rtp.payload()));
+                out.packets.extend(self.build(
+                    self.to.codec.payload_type,
+                    seq,
+                    ts,
+                    rtp.mark(),
+                    rtp.payload(),
+                ));
             }
-            BridgeMode::Transcode => self.transcode(ssrc, seq, ts, rtp.mark(), rtp.payload(), &mut out),
+            BridgeMode::Transcode => {
+                self.transcode(ssrc, seq, ts, rtp.mark(), rtp.payload(), &mut out)
+            }
         }
         out
     }
 
-    fn transcode(&mut self, ssrc: u32, seq: u16, ts: u32, marker: bool, payload: &[u8], out: &mut Relayed) {
+    fn transcode(
+        &mut self,
+        ssrc: u32,
+        seq: u16,
+        ts: u32,
+        marker: bool,
+        payload: &[u8],
+        out: &mut Relayed,
+    ) {
         let fresh = self.origin.is_none_or(|o| o.in_ssrc != ssrc);
         let (_, out_ts) = self.map(ssrc, seq, ts);
         let Some((decoder, encoder)) = self.transcoder.as_mut() else { return };
@@ -172,7 +195,12 @@ impl BridgeDirection {
             self.pending.clear();
             self.pending_ts = out_ts;
         }
-        convert_rate(&self.pcm_in, self.from.codec.name.pcm_rate(), self.to.codec.name.pcm_rate(), &mut self.pending);
+        convert_rate(
+            &self.pcm_in,
+            self.from.codec.name.pcm_rate(),
+            self.to.codec.name.pcm_rate(),
+            &mut self.pending,
+        );
         if self.pending.len() > MAX_PENDING_PCM {
             let excess = self.pending.len() - MAX_PENDING_PCM;
             self.pending.drain(..excess);
@@ -237,7 +265,10 @@ fn convert_rate(pcm: &[i16], from: u32, to: u32, out: &mut Vec<i16>) {
         }
     } else {
         let factor = (from / to).max(1) as usize;
-        out.extend(pcm.chunks(factor).map(|c| (c.iter().map(|&s| i32::from(s)).sum::<i32>() / c.len() as i32) as i16));
+        out.extend(
+            pcm.chunks(factor)
+                .map(|c| (c.iter().map(|&s| i32::from(s)).sum::<i32>() / c.len() as i32) as i16),
+        );
     }
 }
 
@@ -271,7 +302,13 @@ mod tests {
 
     fn read(p: &[u8]) -> (u8, u16, u32, u32, Vec<u8>) {
         let r = rtp_rs::RtpReader::new(p).unwrap();
-        (r.payload_type(), r.sequence_number().into(), r.timestamp(), r.ssrc(), r.payload().to_vec())
+        (
+            r.payload_type(),
+            r.sequence_number().into(),
+            r.timestamp(),
+            r.ssrc(),
+            r.payload().to_vec(),
+        )
     }
 
     #[test]
@@ -321,9 +358,8 @@ mod tests {
         let b = leg(CodecName::Opus, 111, Some(101));
         let mut d = BridgeDirection::new(&a, &b, 9, 10, 0).unwrap();
         assert_eq!(d.mode(), BridgeMode::Transcode);
-        let tone: Vec<u8> = (0..160)
-            .map(|i| linear_to_ulaw((8000.0 * (i as f32 * 0.3).sin()) as i16))
-            .collect();
+        let tone: Vec<u8> =
+            (0..160).map(|i| linear_to_ulaw((8000.0 * (i as f32 * 0.3).sin()) as i16)).collect();
         let mut seqs = Vec::new();
         let mut stamps = Vec::new();
         for n in 0..10u16 {
@@ -358,6 +394,9 @@ mod tests {
         let out = d.packet(&rtp(111, 0, 0, 4, &frame.payload));
         assert_eq!(out.packets.len(), 1);
         assert_eq!(read(&out.packets[0]).4.len(), 160);
-        assert!(d.packet(&rtp(111, 1, 960, 4, &[0xff, 0xff, 0xff])).packets.len() <= 1, "garbage Opus is not a panic");
+        assert!(
+            d.packet(&rtp(111, 1, 960, 4, &[0xff, 0xff, 0xff])).packets.len() <= 1,
+            "garbage Opus is not a panic"
+        );
     }
 }

@@ -33,7 +33,13 @@ pub struct CallMedia {
 
 impl CallMedia {
     pub fn new(engine: MediaEngine, sockets: RtpSockets) -> Self {
-        CallMedia { engine, sockets: Some(sockets), session: None, welcome: None, digits: String::new() }
+        CallMedia {
+            engine,
+            sockets: Some(sockets),
+            session: None,
+            welcome: None,
+            digits: String::new(),
+        }
     }
 
     /// The digits received so far (at most [`MAX_DIGITS`]).

@@ -58,7 +58,11 @@ impl MediaEngine {
     }
 
     /// Starts one call's media.
-    pub fn session(&self, sockets: RtpSockets, media: &Negotiated) -> Result<MediaSession, MediaError> {
+    pub fn session(
+        &self,
+        sockets: RtpSockets,
+        media: &Negotiated,
+    ) -> Result<MediaSession, MediaError> {
         MediaSession::start(&self.workers, sockets, media, self.settings.clone())
     }
 

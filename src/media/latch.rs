@@ -108,7 +108,10 @@ mod tests {
     fn sdp_address_latches_at_once() {
         let mut l = Latch::new(Some(addr("192.0.2.1:4000")));
         assert_eq!(l.target(), Some(addr("192.0.2.1:4000")));
-        assert_eq!(l.packet(addr("192.0.2.1:4000")), LatchDecision::Latched(addr("192.0.2.1:4000")));
+        assert_eq!(
+            l.packet(addr("192.0.2.1:4000")),
+            LatchDecision::Latched(addr("192.0.2.1:4000"))
+        );
         assert_eq!(l.packet(addr("192.0.2.1:4000")), LatchDecision::Accept);
     }
 

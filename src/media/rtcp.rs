@@ -60,7 +60,13 @@ impl ReceptionStats {
     pub fn packet(&mut self, ssrc: u32, seq: u16, timestamp: u32, arrival: u32) {
         if self.ssrc != Some(ssrc) {
             let last_sr = self.last_sr;
-            *self = ReceptionStats { ssrc: Some(ssrc), base_seq: seq, max_seq: seq, last_sr, ..Default::default() };
+            *self = ReceptionStats {
+                ssrc: Some(ssrc),
+                base_seq: seq,
+                max_seq: seq,
+                last_sr,
+                ..Default::default()
+            };
             self.received = 1;
             self.last_transit = Some(i64::from(arrival) - i64::from(timestamp));
             return;

@@ -151,7 +151,8 @@ impl MediaSession {
         let id = self.next_playback;
         self.next_playback += 1;
         self.barge_in = barge_in.then_some(id);
-        self.stream.send(Command::Play(self.stream.id, PlayRequest { id, prompts, mode, barge_in }));
+        self.stream
+            .send(Command::Play(self.stream.id, PlayRequest { id, prompts, mode, barge_in }));
         id
     }
 
@@ -182,7 +183,11 @@ impl MediaSession {
         match event {
             MediaEvent::Digit(d) => {
                 if let Some(id) = self.barge_in.take() {
-                    self.stream.send(Command::Stop(self.stream.id, Some(id), StopReason::BargeIn(d.digit)));
+                    self.stream.send(Command::Stop(
+                        self.stream.id,
+                        Some(id),
+                        StopReason::BargeIn(d.digit),
+                    ));
                 }
             }
             MediaEvent::PlaybackFinished(f) if self.barge_in == Some(f.id) => self.barge_in = None,
@@ -226,9 +231,12 @@ impl Receiver {
         ssrc: u32,
         codec: CodecName,
     ) -> Result<Receiver, MediaError> {
-        let rfc4733 = media.telephone_event.map(|pt| Rfc4733Receiver::new(pt, media.codec.clock_rate));
+        let rfc4733 =
+            media.telephone_event.map(|pt| Rfc4733Receiver::new(pt, media.codec.clock_rate));
         let inband = match (rfc4733.is_none(), codec) {
-            (true, CodecName::Pcmu | CodecName::Pcma) => Some((Decoder::new(codec)?, InbandDetector::new())),
+            (true, CodecName::Pcmu | CodecName::Pcma) => {
+                Some((Decoder::new(codec)?, InbandDetector::new()))
+            }
             _ => None,
         };
         Ok(Receiver {
@@ -259,7 +267,8 @@ impl Receiver {
         self.latch.signal(media.remote_rtp);
         self.liveness.set_on_hold(now, on_hold(&media));
         if media.telephone_event != self.media.telephone_event {
-            self.rfc4733 = media.telephone_event.map(|pt| Rfc4733Receiver::new(pt, media.codec.clock_rate));
+            self.rfc4733 =
+                media.telephone_event.map(|pt| Rfc4733Receiver::new(pt, media.codec.clock_rate));
         }
         self.media = media;
     }
@@ -290,15 +299,20 @@ impl Receiver {
         };
         self.liveness.packet(now);
         if is_event {
-            if let Some(r) = self.rfc4733.as_mut() {
-                if let Some(d) = r.handle_event(now, rtp.ssrc(), rtp.timestamp(), rtp.payload()) {
-                    self.digits.push(d);
-                }
+            if let Some(r) = self.rfc4733.as_mut()
+                && let Some(d) = r.handle_event(now, rtp.ssrc(), rtp.timestamp(), rtp.payload())
+            {
+                self.digits.push(d);
             }
         } else {
             let arrival = now.saturating_duration_since(self.t_ref).as_secs_f64()
                 * f64::from(self.media.codec.clock_rate);
-            self.stats.packet(rtp.ssrc(), rtp.sequence_number().into(), rtp.timestamp(), arrival as u64 as u32);
+            self.stats.packet(
+                rtp.ssrc(),
+                rtp.sequence_number().into(),
+                rtp.timestamp(),
+                arrival as u64 as u32,
+            );
             if let Some((decoder, detector)) = self.inband.as_mut() {
                 self.pcm.clear();
                 if decoder.decode_into(rtp.payload(), &mut self.pcm).is_ok() {
@@ -314,10 +328,10 @@ impl Receiver {
         if let Some(t) = self.rfc4733.as_ref().and_then(|r| r.poll_timeout()) {
             at = at.min(t);
         }
-        if !self.timed_out {
-            if let Some(t) = self.liveness.poll_timeout() {
-                at = at.min(t);
-            }
+        if !self.timed_out
+            && let Some(t) = self.liveness.poll_timeout()
+        {
+            at = at.min(t);
         }
         at
     }
@@ -342,7 +356,14 @@ impl Receiver {
                 rtp_timestamp: counters.last_timestamp.load(Ordering::Relaxed),
             });
             self.packets_at_last_report = packets;
-            report = Some(rtcp::build_report(now, rtcp::ntp_now(), self.ssrc, sent, &mut self.stats, &self.cname));
+            report = Some(rtcp::build_report(
+                now,
+                rtcp::ntp_now(),
+                self.ssrc,
+                sent,
+                &mut self.stats,
+                &self.cname,
+            ));
         }
         (dead, report)
     }
@@ -399,10 +420,10 @@ async fn receive_loop(
                     info!("no RTP within the timeout while not on hold");
                     let _ = events.try_send(MediaEvent::RtpTimeout);
                 }
-                if let (Some(report), Some(to)) = (report, rx.rtcp_target()) {
-                    if let Err(err) = sockets.rtcp.send_to(&report, to).await {
-                        debug!(%err, %to, "RTCP send failed");
-                    }
+                if let (Some(report), Some(to)) = (report, rx.rtcp_target())
+                    && let Err(err) = sockets.rtcp.send_to(&report, to).await
+                {
+                    debug!(%err, %to, "RTCP send failed");
                 }
             }
         }
@@ -450,7 +471,8 @@ mod tests {
     #[test]
     fn telephone_events_become_digits_and_foreign_payload_types_are_dropped() {
         let t0 = Instant::now();
-        let mut rx = Receiver::new(t0, &negotiated(Some(101)), &settings(), 1, CodecName::Pcmu).unwrap();
+        let mut rx =
+            Receiver::new(t0, &negotiated(Some(101)), &settings(), 1, CodecName::Pcmu).unwrap();
         let src: SocketAddr = "127.0.0.1:4000".parse().unwrap();
         assert_eq!(rx.rtp(t0, src, &packet(96, 1, 0, 9, &[5, 10, 0, 160], true)), None);
         assert!(rx.digits.is_empty(), "PT 96 was not negotiated");
@@ -483,13 +505,15 @@ mod tests {
     fn rtp_timeout_fires_once_and_not_on_hold() {
         let t0 = Instant::now();
         let counters = SendCounters::default();
-        let mut rx = Receiver::new(t0, &negotiated(Some(101)), &settings(), 1, CodecName::Pcmu).unwrap();
+        let mut rx =
+            Receiver::new(t0, &negotiated(Some(101)), &settings(), 1, CodecName::Pcmu).unwrap();
         assert_eq!(rx.next_wake(), t0 + Duration::from_secs(2));
         assert!(!rx.timers(t0 + Duration::from_millis(1999), &counters).0);
         assert!(rx.timers(t0 + Duration::from_secs(2), &counters).0);
         assert!(!rx.timers(t0 + Duration::from_secs(3), &counters).0, "reported once");
 
-        let mut held = Receiver::new(t0, &negotiated(Some(101)), &settings(), 1, CodecName::Pcmu).unwrap();
+        let mut held =
+            Receiver::new(t0, &negotiated(Some(101)), &settings(), 1, CodecName::Pcmu).unwrap();
         let mut m = negotiated(Some(101));
         m.direction = Direction::RecvOnly;
         held.renegotiated(t0, m);
@@ -501,7 +525,8 @@ mod tests {
     fn rtcp_report_every_interval_sr_only_after_sending() {
         let t0 = Instant::now();
         let counters = SendCounters::default();
-        let mut rx = Receiver::new(t0, &negotiated(Some(101)), &settings(), 7, CodecName::Pcmu).unwrap();
+        let mut rx =
+            Receiver::new(t0, &negotiated(Some(101)), &settings(), 7, CodecName::Pcmu).unwrap();
         assert!(rx.timers(t0 + Duration::from_secs(4), &counters).1.is_none());
         let rr = rx.timers(t0 + rtcp::REPORT_INTERVAL, &counters).1.unwrap();
         assert_eq!(rr[1], 201, "nothing sent yet: RR");

@@ -218,7 +218,13 @@ fn apply(command: Command, pacer: &mut Pacer<StreamId>, streams: &mut HashMap<St
         Command::Add(id, setup) => {
             let setup = *setup;
             if pacer
-                .add(id, Instant::now(), DEFAULT_PERIOD, setup.first_timestamp, setup.samples_per_frame)
+                .add(
+                    id,
+                    Instant::now(),
+                    DEFAULT_PERIOD,
+                    setup.first_timestamp,
+                    setup.samples_per_frame,
+                )
                 .is_ok()
             {
                 let player = Player::new(setup.silence.clone());
@@ -239,17 +245,17 @@ fn apply(command: Command, pacer: &mut Pacer<StreamId>, streams: &mut HashMap<St
             }
         }
         Command::Play(id, request) => {
-            if let Some(s) = streams.get_mut(&id) {
-                if let Some(old) = s.player.play(request) {
-                    let _ = s.setup.finished.send(old);
-                }
+            if let Some(s) = streams.get_mut(&id)
+                && let Some(old) = s.player.play(request)
+            {
+                let _ = s.setup.finished.send(old);
             }
         }
         Command::Stop(id, playback, reason) => {
-            if let Some(s) = streams.get_mut(&id) {
-                if let Some(done) = s.player.stop(playback, reason) {
-                    let _ = s.setup.finished.send(done);
-                }
+            if let Some(s) = streams.get_mut(&id)
+                && let Some(done) = s.player.stop(playback, reason)
+            {
+                let _ = s.setup.finished.send(done);
             }
         }
     }
