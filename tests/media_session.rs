@@ -1,0 +1,226 @@
+//! One call's media over real loopback sockets, with a test socket as the caller: the RTP
+//! we send (header fields, marker, pacing), symmetric latching, playback end and barge-in,
+//! RTCP, and the RTP timeout.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::time::timeout;
+
+use zendesk_ivr::config::{CodecName, MediaConfig};
+use zendesk_ivr::media::engine::MediaEngine;
+use zendesk_ivr::media::playback::{PlayMode, StopReason};
+use zendesk_ivr::media::prompt::{Prompt, encode_pcm};
+use zendesk_ivr::media::rtp_ports::RtpPorts;
+use zendesk_ivr::media::session::{MediaEvent, MediaSession};
+use zendesk_ivr::sdp::{Codec, Direction, Negotiated};
+
+const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+struct Rtp {
+    pt: u8,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    marker: bool,
+    payload: Vec<u8>,
+}
+
+async fn recv_rtp(socket: &UdpSocket) -> Rtp {
+    let mut buf = [0u8; 2048];
+    let (len, _) = timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
+        .await
+        .expect("RTP within 5 s")
+        .expect("recv");
+    let r = rtp_rs::RtpReader::new(&buf[..len]).expect("valid RTP");
+    Rtp {
+        pt: r.payload_type(),
+        seq: r.sequence_number().into(),
+        ts: r.timestamp(),
+        ssrc: r.ssrc(),
+        marker: r.mark(),
+        payload: r.payload().to_vec(),
+    }
+}
+
+fn rtp(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+    rtp_rs::RtpPacketBuilder::new()
+        .payload_type(pt)
+        .sequence(seq.into())
+        .timestamp(ts)
+        .ssrc(0x1234)
+        .payload(payload)
+        .build()
+        .expect("packet")
+}
+
+fn negotiated(remote: SocketAddr) -> Negotiated {
+    Negotiated {
+        codec: Codec { name: CodecName::Pcmu, payload_type: 0, clock_rate: 8000, channels: 1 },
+        telephone_event: Some(101),
+        remote_rtp: Some(remote),
+        direction: Direction::SendRecv,
+        ptime_ms: 20,
+    }
+}
+
+/// A prompt of `frames` frames, each a distinct constant byte (1, 2, 3, ...).
+fn marked_prompt(frames: usize) -> Prompt {
+    let samples: Vec<i16> =
+        (0..frames).flat_map(|f| std::iter::repeat_n((f as i16 + 1) * 500, 160)).collect();
+    encode_pcm(&samples, CodecName::Pcmu).expect("prompt")
+}
+
+async fn setup(rtp_timeout_s: u64) -> (MediaEngine, RtpPorts) {
+    let config = MediaConfig { rtp_timeout_s, workers: 1, ..MediaConfig::default() };
+    let engine = MediaEngine::start(&config).await.expect("engine");
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
+    let base = probe.local_addr().expect("addr").port().saturating_sub(40).max(20_000) & !1;
+    drop(probe);
+    (engine, RtpPorts::new(LOCALHOST, LOCALHOST, base, base + 39))
+}
+
+/// Two sockets on ports P and P + 1 (RTP and RTCP of the test caller).
+async fn socket_pair() -> (UdpSocket, UdpSocket) {
+    for _ in 0..100 {
+        let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let port = rtp.local_addr().expect("addr").port();
+        if let Some(next) = port.checked_add(1)
+            && let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(LOCALHOST, next)).await
+        {
+            return (rtp, rtcp);
+        }
+    }
+    panic!("no two adjacent free UDP ports");
+}
+
+async fn next_event(session: &mut MediaSession) -> MediaEvent {
+    timeout(Duration::from_secs(5), session.next_event()).await.expect("a media event within 5 s")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sends_paced_rtp_plays_a_prompt_and_reports_its_end() {
+    let (engine, ports) = setup(0).await;
+    let (caller, caller_rtcp) = socket_pair().await;
+    let sockets = ports.allocate().await.expect("ports");
+    let ours = sockets.rtp_addr();
+    let mut session =
+        engine.session(sockets, &negotiated(caller.local_addr().expect("addr"))).expect("session");
+    // Silence first (no marker), then the prompt with a marker on its first frame.
+    let first = recv_rtp(&caller).await;
+    assert_eq!(first.pt, 0);
+    assert!(!first.marker);
+    let id = session.play(vec![marked_prompt(5)], PlayMode::Once, false);
+    let mut packets = vec![first];
+    let started = std::time::Instant::now();
+    let mut prompt_frames = Vec::new();
+    while prompt_frames.len() < 5 {
+        let p = recv_rtp(&caller).await;
+        if p.payload.iter().any(|&b| b != 0xff) {
+            prompt_frames.push((p.marker, p.payload[0]));
+        }
+        packets.push(p);
+    }
+    assert_eq!(prompt_frames[0].0, true, "marker on the prompt's first frame");
+    assert!(prompt_frames[1..].iter().all(|f| !f.0), "no marker inside the prompt");
+    let distinct: std::collections::BTreeSet<u8> = prompt_frames.iter().map(|f| f.1).collect();
+    assert_eq!(distinct.len(), 5, "five different frames in order");
+    for w in packets.windows(2) {
+        assert_eq!(w[1].ssrc, w[0].ssrc);
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1));
+        assert_eq!(w[1].ts, w[0].ts.wrapping_add(160));
+    }
+    let expected = Duration::from_millis(20 * (packets.len() as u64 - 1));
+    let took = started.elapsed();
+    assert!(
+        took + Duration::from_millis(60) >= expected,
+        "{} packets in {took:?}: a burst",
+        packets.len()
+    );
+    match next_event(&mut session).await {
+        MediaEvent::PlaybackFinished(f) => {
+            assert_eq!((f.id, f.reason), (id, StopReason::Completed))
+        }
+        other => panic!("expected the end of the prompt, got {other:?}"),
+    }
+    // RTCP: a report reaches the RTP port + 1 within ~5 s.
+    let mut buf = [0u8; 1500];
+    let (len, from) = timeout(Duration::from_secs(7), caller_rtcp.recv_from(&mut buf))
+        .await
+        .expect("RTCP")
+        .expect("recv");
+    assert_eq!(from.port(), ours.port() + 1, "from our RTCP port");
+    assert_eq!(buf[1], 200, "a sender report (we have sent)");
+    assert!(len >= 28);
+    drop(session);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn latches_to_the_real_source_and_a_digit_barges_in() {
+    let (engine, ports) = setup(0).await;
+    let announced = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let nat = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let sockets = ports.allocate().await.expect("ports");
+    let ours = sockets.rtp_addr();
+    let mut session = engine
+        .session(sockets, &negotiated(announced.local_addr().expect("addr")))
+        .expect("session");
+    let id = session.play(vec![marked_prompt(50)], PlayMode::Loop, true);
+    recv_rtp(&announced).await;
+    // The caller really sends from another address: we follow it.
+    nat.send_to(&rtp(0, 1, 0, &[0xff; 160]), ours).await.expect("send");
+    let moved = recv_rtp(&nat).await;
+    assert_eq!(moved.pt, 0);
+    // Key 7 by RFC 4733 stops the looping prompt.
+    nat.send_to(&rtp(101, 2, 160, &[7, 10, 0, 160]), ours).await.expect("send");
+    match next_event(&mut session).await {
+        MediaEvent::Digit(d) => assert_eq!(d.digit, '7'),
+        other => panic!("expected a digit, got {other:?}"),
+    }
+    match next_event(&mut session).await {
+        MediaEvent::PlaybackFinished(f) => {
+            assert_eq!((f.id, f.reason), (id, StopReason::BargeIn('7')))
+        }
+        other => panic!("expected barge-in, got {other:?}"),
+    }
+    // SIP INFO digits come out the same way.
+    session.sip_info("application/dtmf-relay", b"Signal=#\r\nDuration=100\r\n");
+    match next_event(&mut session).await {
+        MediaEvent::Digit(d) => assert_eq!(d.digit, '#'),
+        other => panic!("expected a digit, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silence_from_the_caller_times_out_but_hold_does_not() {
+    let (engine, ports) = setup(1).await;
+    let caller = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let remote = caller.local_addr().expect("addr");
+    let mut held = negotiated(remote);
+    held.direction = Direction::RecvOnly;
+    let mut on_hold =
+        engine.session(ports.allocate().await.expect("ports"), &held).expect("session");
+    let mut live = engine
+        .session(ports.allocate().await.expect("ports"), &negotiated(remote))
+        .expect("session");
+    let started = std::time::Instant::now();
+    assert_eq!(next_event(&mut live).await, MediaEvent::RtpTimeout);
+    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        timeout(Duration::from_millis(1500), on_hold.next_event()).await.is_err(),
+        "a call on hold is not timed out"
+    );
+    assert_eq!(ports.in_use(), 2);
+    drop(live);
+    drop(on_hold);
+    // The ports go back to the pool once the worker and the receive task let go.
+    timeout(Duration::from_secs(5), async {
+        while ports.in_use() > 0 {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("ports released");
+}
