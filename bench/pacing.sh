@@ -46,7 +46,7 @@ for CALLS in ${@:-1 100 1000}; do
     SIPP=$!
     # Let every call come up (ramp at RATE calls/s), then capture.
     sleep $((CALLS / RATE + 3))
-    dumpcap -i lo -q -P -s 64 -f "udp src portrange $RTP_PORTS" -a "duration:$CAPTURE_S" \
+    dumpcap -i lo -q -P -s 64 -f "udp src portrange $RTP_PORTS and dst port $MEDIA_PORT" -a "duration:$CAPTURE_S" \
         -w "$WORK/rtp-$CALLS.pcap" 2>/dev/null
     printf 'calls=%s ' "$CALLS"
     python3 bench/analyze_pacing.py "$WORK/rtp-$CALLS.pcap"

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use socket2::{SockAddr, SockRef};
 use tokio::sync::mpsc as tokio_mpsc;
@@ -32,6 +32,10 @@ use crate::media::rtp_ports::RtpSockets;
 
 /// Identifies one outgoing stream on the engine.
 pub type StreamId = u64;
+
+/// Streams start on this grid (from the worker's start), so many streams share each
+/// wake-up: at most 20 distinct deadlines per 20 ms, however many calls there are.
+pub const TICK_GRID: Duration = Duration::from_millis(1);
 
 /// Largest RTP packet built (header + an Opus frame of at most 1275 bytes).
 const MAX_PACKET: usize = 1500;
@@ -149,7 +153,17 @@ impl MediaWorkers {
     }
 }
 
+/// The first grid point at or after `now` (`epoch + k·grid`).
+pub fn align_to_grid(epoch: Instant, now: Instant, grid: Duration) -> Instant {
+    let grid_ns = grid.as_nanos().max(1);
+    let since = now.saturating_duration_since(epoch).as_nanos();
+    let k = since.div_ceil(grid_ns);
+    let offset = u64::try_from(k.saturating_mul(grid_ns)).unwrap_or(u64::MAX);
+    epoch + Duration::from_nanos(offset)
+}
+
 fn run_worker(rx: mpsc::Receiver<Command>) {
+    let epoch = Instant::now();
     let mut pacer: Pacer<StreamId> = Pacer::new();
     let mut streams: HashMap<StreamId, Stream> = HashMap::new();
     let mut due: Vec<Due<StreamId>> = Vec::new();
@@ -175,9 +189,9 @@ fn run_worker(rx: mpsc::Receiver<Command>) {
             }
         };
         if let Some(command) = command {
-            apply(command, &mut pacer, &mut streams);
+            apply(epoch, command, &mut pacer, &mut streams);
             while let Ok(more) = rx.try_recv() {
-                apply(more, &mut pacer, &mut streams);
+                apply(epoch, more, &mut pacer, &mut streams);
             }
         }
         let now = Instant::now();
@@ -213,18 +227,18 @@ fn run_worker(rx: mpsc::Receiver<Command>) {
     }
 }
 
-fn apply(command: Command, pacer: &mut Pacer<StreamId>, streams: &mut HashMap<StreamId, Stream>) {
+fn apply(
+    epoch: Instant,
+    command: Command,
+    pacer: &mut Pacer<StreamId>,
+    streams: &mut HashMap<StreamId, Stream>,
+) {
     match command {
         Command::Add(id, setup) => {
             let setup = *setup;
+            let t0 = align_to_grid(epoch, Instant::now(), TICK_GRID);
             if pacer
-                .add(
-                    id,
-                    Instant::now(),
-                    DEFAULT_PERIOD,
-                    setup.first_timestamp,
-                    setup.samples_per_frame,
-                )
+                .add(id, t0, DEFAULT_PERIOD, setup.first_timestamp, setup.samples_per_frame)
                 .is_ok()
             {
                 let player = Player::new(setup.silence.clone());
@@ -288,4 +302,21 @@ fn send_one(stream: &mut Stream, due: &Due<StreamId>, buf: &mut [u8]) -> std::io
     c.octets.fetch_add(payload.len() as u32, Ordering::Relaxed);
     c.last_timestamp.store(due.timestamp, Ordering::Relaxed);
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_are_aligned_to_the_grid() {
+        let epoch = Instant::now();
+        let ms = Duration::from_millis(1);
+        assert_eq!(align_to_grid(epoch, epoch, ms), epoch);
+        assert_eq!(align_to_grid(epoch, epoch + Duration::from_micros(1), ms), epoch + ms);
+        assert_eq!(align_to_grid(epoch, epoch + Duration::from_micros(2999), ms), epoch + ms * 3);
+        assert_eq!(align_to_grid(epoch, epoch + ms * 7, ms), epoch + ms * 7);
+        // Clock readings before the epoch start at the epoch.
+        assert_eq!(align_to_grid(epoch + ms, epoch, ms), epoch + ms);
+    }
 }
