@@ -122,7 +122,7 @@ async fn sends_paced_rtp_plays_a_prompt_and_reports_its_end() {
         }
         packets.push(p);
     }
-    assert_eq!(prompt_frames[0].0, true, "marker on the prompt's first frame");
+    assert!(prompt_frames[0].0, "marker on the prompt's first frame");
     assert!(prompt_frames[1..].iter().all(|f| !f.0), "no marker inside the prompt");
     let distinct: std::collections::BTreeSet<u8> = prompt_frames.iter().map(|f| f.1).collect();
     assert_eq!(distinct.len(), 5, "five different frames in order");

@@ -10,6 +10,7 @@ pub mod liveness;
 pub mod pacer;
 pub mod playback;
 pub mod prompt;
+pub mod relay;
 pub mod rtcp;
 pub mod rtp_ports;
 pub mod session;
