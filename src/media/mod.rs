@@ -1,6 +1,5 @@
 //! Media: codecs, prompts, pacing, DTMF, per-call RTP sessions and bridging.
 
-pub mod bridge;
 pub mod call_media;
 pub mod codec;
 pub mod dtmf;
@@ -10,7 +9,6 @@ pub mod liveness;
 pub mod pacer;
 pub mod playback;
 pub mod prompt;
-pub mod relay;
 pub mod rtcp;
 pub mod rtp_ports;
 pub mod session;
