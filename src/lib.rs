@@ -8,6 +8,7 @@ pub mod call;
 pub mod config;
 pub mod media;
 pub mod outbox;
+pub mod post_call;
 pub mod sdp;
 pub mod server;
 pub mod sip;

@@ -12,11 +12,13 @@ use tracing::info;
 use crate::call::{self, CallContext, CallSummary};
 use crate::config::{Config, ConfigError};
 use crate::media::rtp_ports::RtpPorts;
+use crate::outbox::{self, Outbox, OutboxError};
 use crate::sip::dialog::{Ua, UaConfig};
 use crate::sip::endpoint::{self, Command, EndpointHandle};
 use crate::sip::message::Limits;
 use crate::sip::transaction::{TimerConfig, TransactionLayer};
 use crate::sip::transport::Transports;
+use crate::zendesk::client::{ClientError, ZendeskClient};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -24,6 +26,10 @@ pub enum ServerError {
     Config(#[from] ConfigError),
     #[error("cannot listen for SIP on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("Zendesk client: {0}")]
+    Zendesk(#[from] ClientError),
+    #[error("outbox: {0}")]
+    Outbox(#[from] OutboxError),
 }
 
 /// A running endpoint.
@@ -33,6 +39,10 @@ pub struct RunningServer {
     /// Calls in progress.
     active: watch::Receiver<usize>,
     summaries: broadcast::Sender<CallSummary>,
+    /// Stops the outbox sender.
+    stop: watch::Sender<bool>,
+    sender: Option<tokio::task::JoinHandle<()>>,
+    outbox: Option<Outbox>,
 }
 
 impl RunningServer {
@@ -58,6 +68,22 @@ impl RunningServer {
         let mut active = self.active.clone();
         let _ = tokio::time::timeout(grace, active.wait_for(|n| *n == 0)).await;
         self.active_calls()
+    }
+
+    /// The outbox of post-call comments, when Zendesk is enabled.
+    pub fn outbox(&self) -> Option<&Outbox> {
+        self.outbox.as_ref()
+    }
+
+    /// Drains (see [`RunningServer::drain`]), then stops the outbox sender. Comments not
+    /// yet posted stay in the outbox for the next start.
+    pub async fn shutdown(mut self, grace: Duration) -> usize {
+        let left = self.drain(grace).await;
+        let _ = self.stop.send(true);
+        if let Some(sender) = self.sender.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), sender).await;
+        }
+        left
     }
 }
 
@@ -91,7 +117,35 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let rtp_ports = RtpPorts::new(sip.listen.ip(), sip.advertised_ip(), low, high);
     let (active_tx, active) = watch::channel(0usize);
     let active_tx = Arc::new(active_tx);
-    let ctx = CallContext { config: config.clone(), endpoint: endpoint.clone(), rtp_ports };
+    let (stop, stop_rx) = watch::channel(false);
+    let (zendesk, outbox, sender) = if config.zendesk.enabled {
+        let client = ZendeskClient::from_config(&config.zendesk)?;
+        let outbox_config = config.outbox.clone();
+        let outbox = tokio::task::spawn_blocking(move || Outbox::open_config(&outbox_config))
+            .await
+            .map_err(|e| OutboxError::Worker(e.to_string()))??;
+        let mut stop_rx = stop_rx.clone();
+        let shutdown = async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        };
+        let (sending, sink) = (outbox.clone(), client.clone());
+        let sender = tokio::spawn(async move {
+            if let Err(err) = outbox::run_sender(sending, sink, shutdown).await {
+                tracing::error!(%err, "the outbox sender stopped");
+            }
+        });
+        (Some(client), Some(outbox), Some(sender))
+    } else {
+        info!("Zendesk is disabled (zendesk.enabled = false): no data dip, no comments");
+        (None, None, None)
+    };
+    let ctx = CallContext {
+        config: config.clone(),
+        endpoint: endpoint.clone(),
+        rtp_ports,
+        zendesk,
+        outbox: outbox.clone(),
+    };
     let (summaries, _) = broadcast::channel(1024);
     let summaries_tx = summaries.clone();
     tokio::spawn(async move {
@@ -108,7 +162,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         }
     });
     info!(%sip_addr, "SIP endpoint listening on UDP and TCP");
-    Ok(RunningServer { sip_addr, endpoint, active, summaries })
+    Ok(RunningServer { sip_addr, endpoint, active, summaries, stop, sender, outbox })
 }
 
 /// Runs until SIGINT or SIGTERM, then drains for up to `grace`.
@@ -116,7 +170,7 @@ pub async fn run(config: Config, grace: Duration) -> Result<(), ServerError> {
     let server = start(config).await?;
     shutdown_signal().await;
     info!(calls = server.active_calls(), "shutting down: draining calls");
-    let left = server.drain(grace).await;
+    let left = server.shutdown(grace).await;
     info!(left, "stopped");
     Ok(())
 }
