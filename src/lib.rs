@@ -6,6 +6,7 @@
 
 pub mod call;
 pub mod config;
+pub mod demo;
 pub mod media;
 pub mod outbox;
 pub mod post_call;
