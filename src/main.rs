@@ -34,10 +34,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Check { config } => {
             let config = Config::load(config.as_deref()).context("loading the configuration")?;
-            println!(
-                "configuration OK: SIP on {}, Zendesk at {}",
-                config.sip.listen, config.zendesk.url
-            );
+            println!("configuration OK: SIP on {}, Zendesk at {}", config.sip.listen, config.zendesk.url);
             Ok(())
         }
     }
