@@ -228,10 +228,8 @@ mod tests {
 
     #[test]
     fn a_stall_is_a_failure_that_still_applies_the_request() {
-        let mut faults: Vec<Fault> = ["tickets:stall@1", "tickets:500@1"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
+        let mut faults: Vec<Fault> =
+            ["tickets:stall@1", "tickets:500@1"].iter().map(|s| s.parse().unwrap()).collect();
         let first = decide(&mut faults, Endpoint::Tickets);
         assert_eq!(first.failure, Some(FaultKind::Stall { ms: None }));
         assert!(first.failure.is_some_and(FaultKind::applies_request));
@@ -249,8 +247,7 @@ mod tests {
         assert_eq!(fault.kind, FaultKind::Latency { ms: 30 });
         assert_eq!(fault.remaining, None);
         let stall: Fault =
-            serde_json::from_str(r#"{"endpoint":"tickets","kind":"stall","remaining":1}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"endpoint":"tickets","kind":"stall","remaining":1}"#).unwrap();
         assert_eq!(stall.kind, FaultKind::Stall { ms: None });
         let back: Fault = serde_json::from_value(serde_json::to_value(stall).unwrap()).unwrap();
         assert_eq!(back, stall);
