@@ -299,6 +299,10 @@ async fn killed_before_sending_delivers_each_once() {
 
 /// Killed in the middle of sending: what landed before the kill is not sent again, the
 /// rest is delivered by the restarted sender, each comment once, in order per ticket.
+///
+/// The child sends one entry at a time, so at most one attempt is cut by the kill. The
+/// simulator runs without latency: a PUT it has logged is applied in the same step, so
+/// no stray PUT of the dead child can land after the restarted sender has checked.
 async fn killed_while_sending_delivers_each_once() {
     const N: u64 = 90;
     const KILL_AFTER: usize = 10;
