@@ -77,16 +77,32 @@ pub(super) async fn api(
     if !decision.latency.is_zero() {
         tokio::time::sleep(decision.latency).await;
     }
-    if let Some(failure) = decision.failure {
-        return fault_response(failure);
+    match decision.failure {
+        Some(FaultKind::Stall { ms }) => {
+            // Carried out now; only the answer is lost.
+            let status = answer(&state, route, &uri, &headers, &body).status();
+            tracing::debug!(%status, ?ms, "simulator withholds the answer");
+            match ms {
+                Some(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
+                None => std::future::pending::<()>().await,
+            }
+            return fault_response(FaultKind::Stall { ms });
+        }
+        Some(failure) => return fault_response(failure),
+        None => {}
     }
-    if !authorised(state.inner.auth.as_ref(), &headers) {
+    answer(&state, route, &uri, &headers, &body)
+}
+
+/// Carries out an API request and builds its answer (no faults applied).
+fn answer(state: &SimState, route: Route, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Response {
+    if !authorised(state.inner.auth.as_ref(), headers) {
         return json_response(
             StatusCode::UNAUTHORIZED,
             json!({ "error": "Couldn't authenticate you" }),
         );
     }
-    let base = base_url(&headers);
+    let base = base_url(headers);
     let params = query_pairs(uri.query().unwrap_or(""));
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let mut data = lock(&state.inner.data);
@@ -110,8 +126,8 @@ pub(super) async fn api(
             Some(user) => json_response(StatusCode::OK, json!({ "user": user_json(user, &base) })),
             None => not_found(),
         },
-        Route::UpdateTicket(id) => update_ticket(&mut data, &base, id, &body),
-        Route::CreateTicket => create_ticket(&mut data, &base, &body),
+        Route::UpdateTicket(id) => update_ticket(&mut data, &base, id, body),
+        Route::CreateTicket => create_ticket(&mut data, &base, body),
         Route::Comments(id) => {
             if !data.tickets.iter().any(|t| t.id == id) {
                 return not_found();
@@ -428,7 +444,8 @@ fn fault_response(kind: FaultKind) -> Response {
             .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
             .body(Body::from("{\"results\": [ {\"id\": 1, \"name\": \"trunc"))
             .unwrap_or_default(),
-        FaultKind::Drop => {
+        // A stall ends like a drop, after the wait (see `api`).
+        FaultKind::Drop | FaultKind::Stall { .. } => {
             // A body that fails at once makes the server cut the connection.
             let stream = futures_util::stream::once(async {
                 Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped"))
@@ -511,6 +528,56 @@ mod tests {
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer tok"));
         assert!(authorised(Some(&auth), &headers));
         assert!(!format!("{auth:?}").contains("tok\""));
+    }
+
+    /// A stalled PUT adds its comment, the client hears nothing, and the next PUT is
+    /// answered as usual.
+    #[tokio::test]
+    async fn a_stalled_write_lands_but_is_never_answered() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let state = SimState::sample();
+        state.add_fault("tickets:stall@1".parse().unwrap());
+        let (addr, _server) =
+            super::super::spawn("127.0.0.1:0".parse().unwrap(), state.clone()).await.unwrap();
+        let http = reqwest::Client::new();
+        let put = |marker: &str| {
+            http.put(format!("http://{addr}/api/v2/tickets/101.json"))
+                .timeout(std::time::Duration::from_millis(300))
+                .json(&json!({ "ticket": { "comment": { "body": marker, "public": false } } }))
+                .send()
+        };
+        let before = state.comments(101).len();
+
+        let stalled = put("stalled-write").await;
+        assert!(stalled.as_ref().is_err_and(reqwest::Error::is_timeout), "{stalled:?}");
+        let comments = state.comments(101);
+        assert_eq!(comments.len(), before + 1);
+        assert!(comments.last().is_some_and(|c| c.body == "stalled-write" && !c.public));
+
+        let answered = put("answered-write").await.unwrap();
+        assert_eq!(answered.status(), StatusCode::OK);
+        assert_eq!(state.comments(101).len(), before + 2);
+        let puts = state.requests().iter().filter(|r| r.method == "PUT").count();
+        assert_eq!(puts, 2);
+    }
+
+    /// With a hold time, the stall ends by cutting the connection: no status reaches the
+    /// client, only an error.
+    #[tokio::test]
+    async fn a_bounded_stall_cuts_the_connection() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let state = SimState::sample();
+        state.add_fault("comments:stall:50@1".parse().unwrap());
+        let (addr, _server) =
+            super::super::spawn("127.0.0.1:0".parse().unwrap(), state.clone()).await.unwrap();
+        let url = format!("http://{addr}/api/v2/tickets/101/comments.json");
+        let started = std::time::Instant::now();
+        let read = async { reqwest::get(&url).await?.bytes().await };
+        let cut = tokio::time::timeout(std::time::Duration::from_secs(5), read).await.unwrap();
+        assert!(cut.is_err(), "{cut:?}");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(50));
+        let again = reqwest::get(&url).await.unwrap();
+        assert_eq!(again.status(), StatusCode::OK);
     }
 
     #[test]
