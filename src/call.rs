@@ -59,7 +59,9 @@ pub async fn run(ctx: CallContext, incoming: IncomingCall) -> CallSummary {
         match &ani.caller {
             CallerId::Number(n) => info!(caller = %n.e164, source = ?ani.source, "incoming call"),
             CallerId::Anonymous => info!("incoming call from a withheld number"),
-            CallerId::NotANumber(user) => info!(caller = %user, "incoming call from a non-numeric caller"),
+            CallerId::NotANumber(user) => {
+                info!(caller = %user, "incoming call from a non-numeric caller")
+            }
         }
         // The dip runs while the call is answered; it has its own deadline.
         let dip = ctx.zendesk.clone().map(|client| {
@@ -106,7 +108,9 @@ fn describe(outcome: &DipOutcome) -> String {
         DipOutcome::Found { user, ticket: Some(t), .. } => {
             format!("user {} with ticket {} ({:?}, {:?})", user.id, t.id, t.status, t.priority)
         }
-        DipOutcome::Found { user, ticket: None, .. } => format!("user {} with no open ticket", user.id),
+        DipOutcome::Found { user, ticket: None, .. } => {
+            format!("user {} with no open ticket", user.id)
+        }
         DipOutcome::UnknownCaller => "unknown caller".into(),
         DipOutcome::Anonymous => "anonymous caller: skipped".into(),
         DipOutcome::Fallback { reason } => format!("fallback: {reason:?}"),

@@ -157,10 +157,7 @@ impl MediaConfig {
             key: "media.rtp_ports",
             reason: format!("{reason} (got {:?}, want e.g. \"30000-30999\")", self.rtp_ports),
         };
-        let (lo, hi) = self
-            .rtp_ports
-            .split_once('-')
-            .ok_or_else(|| err("expected LOW-HIGH"))?;
+        let (lo, hi) = self.rtp_ports.split_once('-').ok_or_else(|| err("expected LOW-HIGH"))?;
         let lo: u16 = lo.trim().parse().map_err(|_| err("LOW is not a port"))?;
         let hi: u16 = hi.trim().parse().map_err(|_| err("HIGH is not a port"))?;
         if lo == 0 || lo >= hi {
@@ -423,10 +420,7 @@ impl Config {
             ("routing.priority_queue", &self.routing.priority_queue),
         ] {
             if !(uri.starts_with("sip:") || uri.starts_with("sips:")) {
-                return Err(ConfigError::Key {
-                    key,
-                    reason: format!("{uri:?} is not a SIP URI"),
-                });
+                return Err(ConfigError::Key { key, reason: format!("{uri:?} is not a SIP URI") });
             }
         }
         Ok(())

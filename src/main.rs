@@ -123,7 +123,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Check { config } => {
             let config = Config::load(config.as_deref()).context("loading the configuration")?;
-            println!("configuration OK: SIP on {}, Zendesk at {}", config.sip.listen, config.zendesk.url);
+            println!(
+                "configuration OK: SIP on {}, Zendesk at {}",
+                config.sip.listen, config.zendesk.url
+            );
             Ok(())
         }
         Command::Outbox { command, config } => {

@@ -152,7 +152,8 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         while let Some(incoming) = calls.recv().await {
             active_tx.send_modify(|n| *n += 1);
             metrics::gauge!("calls_active").increment(1.0);
-            let (ctx, active_tx, summaries) = (ctx.clone(), active_tx.clone(), summaries_tx.clone());
+            let (ctx, active_tx, summaries) =
+                (ctx.clone(), active_tx.clone(), summaries_tx.clone());
             tokio::spawn(async move {
                 let summary = call::run(ctx, incoming).await;
                 let _ = summaries.send(summary);

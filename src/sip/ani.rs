@@ -37,8 +37,15 @@ pub struct Ani {
 }
 
 /// User parts that mean "withheld" (RFC 3323 §4.1.1.3 and common practice).
-const WITHHELD: &[&str] =
-    &["anonymous", "restricted", "unknown", "unavailable", "private", "withheld", "anonymous.invalid"];
+const WITHHELD: &[&str] = &[
+    "anonymous",
+    "restricted",
+    "unknown",
+    "unavailable",
+    "private",
+    "withheld",
+    "anonymous.invalid",
+];
 
 /// The longest header value considered.
 const MAX_HEADER: usize = 1024;
@@ -79,9 +86,7 @@ fn asserted_uri(invite: &rsip::Request) -> Option<String> {
 
 fn header_values<'a>(request: &'a rsip::Request, name: &'a str) -> impl Iterator<Item = &'a str> {
     request.headers.iter().filter_map(move |h| match h {
-        rsip::Header::Other(key, value) if key.eq_ignore_ascii_case(name) => {
-            Some(value.as_str())
-        }
+        rsip::Header::Other(key, value) if key.eq_ignore_ascii_case(name) => Some(value.as_str()),
         _ => None,
     })
 }
@@ -150,10 +155,9 @@ fn classify(uri: &str, default_region: &str) -> CallerId {
     if user.is_empty() || WITHHELD.contains(&user.as_str()) {
         return CallerId::Anonymous;
     }
-    let looks_numeric = user
-        .chars()
-        .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | '(' | ')' | ' '))
-        && user.chars().any(|c| c.is_ascii_digit());
+    let looks_numeric =
+        user.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | '(' | ')' | ' '))
+            && user.chars().any(|c| c.is_ascii_digit());
     if !looks_numeric {
         return CallerId::NotANumber(user);
     }
@@ -170,7 +174,11 @@ fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes.get(i), bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+        match (
+            bytes.get(i),
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
             (Some(b'%'), Some(hi), Some(lo)) => {
                 out.push((hi * 16 + lo) as u8);
                 i += 3;
@@ -248,9 +256,15 @@ mod tests {
     #[test]
     fn tel_and_escaped_plus_in_from() {
         let req = invite("", "<tel:+47-987-65-432>");
-        assert_eq!(number(&caller_id(&req, "192.0.2.1".parse().unwrap(), &[], "US")), "+4798765432");
+        assert_eq!(
+            number(&caller_id(&req, "192.0.2.1".parse().unwrap(), &[], "US")),
+            "+4798765432"
+        );
         let req = invite("", "<sip:%2B4798765432@192.0.2.1>");
-        assert_eq!(number(&caller_id(&req, "192.0.2.1".parse().unwrap(), &[], "US")), "+4798765432");
+        assert_eq!(
+            number(&caller_id(&req, "192.0.2.1".parse().unwrap(), &[], "US")),
+            "+4798765432"
+        );
     }
 
     #[test]
@@ -275,7 +289,12 @@ mod tests {
 
     #[test]
     fn names_are_not_numbers() {
-        let ani = caller_id(&invite("", "<sip:alice@example.com>"), "192.0.2.1".parse().unwrap(), &[], "NO");
+        let ani = caller_id(
+            &invite("", "<sip:alice@example.com>"),
+            "192.0.2.1".parse().unwrap(),
+            &[],
+            "NO",
+        );
         assert_eq!(ani.caller, CallerId::NotANumber("alice".into()));
     }
 

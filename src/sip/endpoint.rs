@@ -58,13 +58,8 @@ pub fn spawn(
 ) -> (EndpointHandle, mpsc::Receiver<IncomingCall>) {
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let (calls_tx, calls_rx) = mpsc::channel(1024);
-    let endpoint = Endpoint {
-        transports,
-        transactions,
-        ua,
-        calls: HashMap::new(),
-        new_calls: calls_tx,
-    };
+    let endpoint =
+        Endpoint { transports, transactions, ua, calls: HashMap::new(), new_calls: calls_tx };
     tokio::spawn(endpoint.run(inbound, commands_rx));
     (EndpointHandle { commands: commands_tx }, calls_rx)
 }
