@@ -35,7 +35,7 @@ for target_file in fuzz/fuzz_targets/*.rs; do
   seeds="fuzz/corpus/$target"
   mkdir -p "$seeds"
   case "$target" in
-    sip_*) find "$torture" -type f ! -name '*.md' -exec cp -n {} "$seeds/" \; ;;
+    sip_*|sdp) find "$torture" -type f ! -name '*.md' -exec cp -n {} "$seeds/" \; ;;
   esac
   echo "fuzz-smoke: $target for ${FUZZ_SECONDS:-20}s"
   RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time="${FUZZ_SECONDS:-20}"
