@@ -4,6 +4,7 @@
 //! cores (`sip::message`, `sip::transaction`, `sip::dialog`, `sdp`, `media::{codec,pacer,dtmf}`)
 //! and one runtime layer that owns sockets, the clock, files and HTTP.
 
+pub mod admin;
 pub mod call;
 pub mod config;
 pub mod demo;

@@ -4,11 +4,13 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::info;
 
+use crate::admin;
 use crate::call::{self, CallContext, CallSummary};
 use crate::config::{Config, ConfigError};
 use crate::media::rtp_ports::RtpPorts;
@@ -26,6 +28,8 @@ pub enum ServerError {
     Config(#[from] ConfigError),
     #[error("cannot listen for SIP on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot listen for admin (admin.listen) on {addr}: {source}")]
+    Admin { addr: SocketAddr, source: io::Error },
     #[error("Zendesk client: {0}")]
     Zendesk(#[from] ClientError),
     #[error("outbox: {0}")]
@@ -43,9 +47,16 @@ pub struct RunningServer {
     stop: watch::Sender<bool>,
     sender: Option<tokio::task::JoinHandle<()>>,
     outbox: Option<Outbox>,
+    draining: Arc<AtomicBool>,
+    admin_addr: Option<SocketAddr>,
 }
 
 impl RunningServer {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, if enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
     /// Where SIP (UDP and TCP) listens; with port 0 in the config, the port chosen.
     pub fn sip_addr(&self) -> SocketAddr {
         self.sip_addr
@@ -64,6 +75,7 @@ impl RunningServer {
     /// Stops taking calls (INVITE and OPTIONS get 503) and waits up to `grace` for the
     /// calls in progress to end. Returns the number still up when the wait ended.
     pub async fn drain(&self, grace: Duration) -> usize {
+        self.draining.store(true, Ordering::SeqCst);
         self.endpoint.send(Command::Drain(true));
         let mut active = self.active.clone();
         let _ = tokio::time::timeout(grace, active.wait_for(|n| *n == 0)).await;
@@ -91,6 +103,15 @@ impl RunningServer {
 pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     config.validate()?;
     let config = Arc::new(config);
+    let draining = Arc::new(AtomicBool::new(false));
+    let admin_addr = match config.admin.listen {
+        Some(addr) => Some(
+            admin::spawn(addr, draining.clone())
+                .await
+                .map_err(|source| ServerError::Admin { addr, source })?,
+        ),
+        None => None,
+    };
     let sip = &config.sip;
     let (inbound_tx, inbound_rx) = mpsc::channel(4096);
     let limits = Limits { max_message_bytes: sip.max_message_bytes, ..Limits::default() };
@@ -163,7 +184,17 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         }
     });
     info!(%sip_addr, "SIP endpoint listening on UDP and TCP");
-    Ok(RunningServer { sip_addr, endpoint, active, summaries, stop, sender, outbox })
+    Ok(RunningServer {
+        sip_addr,
+        endpoint,
+        active,
+        summaries,
+        stop,
+        sender,
+        outbox,
+        draining,
+        admin_addr,
+    })
 }
 
 /// Runs until SIGINT or SIGTERM, then drains for up to `grace`.
