@@ -7,9 +7,7 @@
 
 use std::net::IpAddr;
 
-use rsip::headers::UntypedHeader;
-use rsip::message::HeadersExt;
-
+use crate::sip::header_text as ht;
 use crate::zendesk::phone::{self, PhoneNumber};
 
 /// Where the caller ID came from.
@@ -47,9 +45,6 @@ const WITHHELD: &[&str] = &[
     "anonymous.invalid",
 ];
 
-/// The longest header value considered.
-const MAX_HEADER: usize = 1024;
-
 /// Reads the caller ID of `invite`, received from `source`.
 pub fn caller_id(
     invite: &rsip::Request,
@@ -65,73 +60,27 @@ pub fn caller_id(
             source: AniSource::PAssertedIdentity,
         };
     }
-    let from = invite.from_header().map(|h| h.value().to_string()).unwrap_or_default();
-    let withheld_by_privacy = header_values(invite, "privacy")
+    let from = ht::first(&invite.headers, "From", Some("f")).unwrap_or_default();
+    let withheld_by_privacy = ht::values(&invite.headers, "Privacy", None)
+        .iter()
         .any(|v| v.split(';').any(|p| p.trim().eq_ignore_ascii_case("id")));
-    let caller = match first_uri(&from) {
-        _ if withheld_by_privacy => CallerId::Anonymous,
-        Some(uri) => classify(&uri, default_region),
-        None => CallerId::Anonymous,
+    let uri = ht::uri_part(&from);
+    let caller = if withheld_by_privacy || uri.is_empty() {
+        CallerId::Anonymous
+    } else {
+        classify(uri, default_region)
     };
     Ani { caller, source: AniSource::From }
 }
 
 /// The PAI URI to use: a `tel:` one if there is one, else the first.
 fn asserted_uri(invite: &rsip::Request) -> Option<String> {
-    let uris: Vec<String> = header_values(invite, "p-asserted-identity")
-        .flat_map(|v| split_name_addrs(v).into_iter().filter_map(|part| first_uri(&part)))
+    let uris: Vec<String> = ht::list_entries(&invite.headers, "P-Asserted-Identity", None)
+        .iter()
+        .map(|entry| ht::uri_part(entry).to_string())
+        .filter(|uri| !uri.is_empty())
         .collect();
-    uris.iter().find(|u| u.to_ascii_lowercase().starts_with("tel:")).or(uris.first()).cloned()
-}
-
-fn header_values<'a>(request: &'a rsip::Request, name: &'a str) -> impl Iterator<Item = &'a str> {
-    request.headers.iter().filter_map(move |h| match h {
-        rsip::Header::Other(key, value) if key.eq_ignore_ascii_case(name) => Some(value.as_str()),
-        _ => None,
-    })
-}
-
-/// Splits a header value on commas that are outside quotes and angle brackets.
-fn split_name_addrs(value: &str) -> Vec<String> {
-    let mut parts = Vec::new();
-    let (mut quoted, mut angle, mut current) = (false, false, String::new());
-    for c in value.chars().take(MAX_HEADER) {
-        match c {
-            '"' if !angle => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
-            ',' if !quoted && !angle => {
-                parts.push(std::mem::take(&mut current));
-                continue;
-            }
-            _ => {}
-        }
-        current.push(c);
-    }
-    parts.push(current);
-    parts
-}
-
-/// The URI of a name-addr (`"Name" <uri>;tag=x`) or addr-spec (`uri;tag=x`).
-fn first_uri(value: &str) -> Option<String> {
-    let value = value.get(..value.len().min(MAX_HEADER)).unwrap_or(value);
-    let uri = match (value.find('<'), value.rfind('>')) {
-        (Some(start), Some(end)) if start < end => &value[start + 1..end],
-        _ => {
-            // addr-spec: header parameters follow the first ';' after the URI's user part.
-            let trimmed = value.trim();
-            match trimmed.find('@') {
-                Some(at) => {
-                    let rest = &trimmed[at..];
-                    let end = rest.find(';').map(|i| at + i).unwrap_or(trimmed.len());
-                    &trimmed[..end]
-                }
-                None => trimmed.split(';').next().unwrap_or(trimmed),
-            }
-        }
-    };
-    let uri = uri.trim();
-    (!uri.is_empty()).then(|| uri.to_string())
+    uris.iter().find(|u| ht::scheme(u).as_deref() == Some("tel")).or(uris.first()).cloned()
 }
 
 /// Turns a URI into a caller ID.
@@ -302,8 +251,6 @@ mod tests {
     fn odd_input_never_panics() {
         for s in ["%", "%4", "%zz", "<>", "<sip:@>", "\"<\"", ",,,", "sip:", "tel:;", "<sip:+>"] {
             let _ = classify(s, "NO");
-            let _ = first_uri(s);
-            let _ = split_name_addrs(s);
             let _ = percent_decode(s);
         }
     }
