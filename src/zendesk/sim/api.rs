@@ -8,11 +8,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::data::{self, SimComment, SimData, SimTicket, SimUser};
+use super::data::{self, SimComment, SimData};
 use super::faults::{self, Endpoint, FaultKind};
 use super::{MAX_COMMENT_BYTES, MAX_PER_PAGE, RecordedRequest, SimAuth, SimState, lock, search};
 use crate::zendesk::auth::base64_decode;
-use crate::zendesk::model::{NewTicket, Status};
+use crate::zendesk::model::{Comment, NewTicket, Status, Ticket, User};
 
 /// The API routes the simulator knows, from method and path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,7 +238,7 @@ fn update_ticket(data: &mut SimData, base: &str, id: u64, body: &[u8]) -> Respon
     if let Some(status) = update.ticket.status {
         ticket.status = status;
     }
-    ticket.updated_at.clone_from(&now);
+    ticket.updated_at = Some(now.clone());
     let ticket = ticket.clone();
     let mut events = Vec::new();
     if let Some(comment) = update.ticket.comment {
@@ -302,30 +302,30 @@ fn create_ticket(data: &mut SimData, base: &str, body: &[u8]) -> Response {
         (Some(_), _) => return invalid("requester_id is not a user"),
         (None, Some(requester)) => {
             let id = data.next_user_id();
-            data.users.push(SimUser {
+            data.users.push(User {
                 id,
                 name: requester.name,
                 email: None,
                 phone: requester.phone,
-                locale: "en-US".into(),
-                role: "end-user".into(),
-                shared_phone_number: false,
-                created_at: now.clone(),
-                updated_at: now.clone(),
+                locale: Some(data::default_locale()),
+                role: Some(data::default_role()),
+                shared_phone_number: Some(false),
+                created_at: Some(now.clone()),
+                updated_at: Some(now.clone()),
             });
             id
         }
         (None, None) => return invalid("a requester is needed"),
     };
-    let ticket = SimTicket {
+    let ticket = Ticket {
         id: data.next_ticket_id(),
-        subject: new.subject,
+        subject: Some(new.subject),
         status: Status::New,
         priority: new.priority,
         requester_id,
         tags: new.tags,
-        created_at: now.clone(),
-        updated_at: now.clone(),
+        created_at: Some(now.clone()),
+        updated_at: Some(now.clone()),
     };
     data.comments.push(SimComment {
         id: data.next_comment_id(),
@@ -339,58 +339,56 @@ fn create_ticket(data: &mut SimData, base: &str, body: &[u8]) -> Response {
     json_response(StatusCode::CREATED, json!({ "ticket": ticket_json(&ticket, base) }))
 }
 
-fn user_json(user: &SimUser, base: &str) -> Value {
-    json!({
-        "id": user.id,
-        "url": format!("{base}/api/v2/users/{}.json", user.id),
-        "name": user.name,
-        "email": user.email,
-        "phone": user.phone,
-        "shared_phone_number": user.shared_phone_number,
-        "locale": user.locale,
-        "role": user.role,
-        "active": true,
-        "verified": true,
-        "suspended": false,
-        "time_zone": "UTC",
-        "iana_time_zone": "Etc/UTC",
-        "tags": [],
-        "user_fields": {},
-        "created_at": user.created_at,
-        "updated_at": user.updated_at,
-    })
+/// A model record in its API shape, with the fields the simulator adds that the data dip
+/// does not read.
+fn api_json(record: &impl serde::Serialize, extra: Value) -> Value {
+    let mut value = serde_json::to_value(record).unwrap_or_else(|_| json!({}));
+    if let (Some(object), Value::Object(extra)) = (value.as_object_mut(), extra) {
+        object.extend(extra);
+    }
+    value
 }
 
-fn ticket_json(ticket: &SimTicket, base: &str) -> Value {
-    json!({
-        "id": ticket.id,
-        "url": format!("{base}/api/v2/tickets/{}.json", ticket.id),
-        "subject": ticket.subject,
-        "raw_subject": ticket.subject,
-        "status": ticket.status,
-        "priority": ticket.priority,
-        "type": null,
-        "requester_id": ticket.requester_id,
-        "submitter_id": ticket.requester_id,
-        "tags": ticket.tags,
-        "is_public": true,
-        "via": { "channel": "web" },
-        "created_at": ticket.created_at,
-        "updated_at": ticket.updated_at,
-    })
+fn user_json(user: &User, base: &str) -> Value {
+    api_json(
+        user,
+        json!({
+            "url": format!("{base}/api/v2/users/{}.json", user.id),
+            "active": true,
+            "verified": true,
+            "suspended": false,
+            "time_zone": "UTC",
+            "iana_time_zone": "Etc/UTC",
+            "tags": [],
+            "user_fields": {},
+        }),
+    )
+}
+
+fn ticket_json(ticket: &Ticket, base: &str) -> Value {
+    api_json(
+        ticket,
+        json!({
+            "url": format!("{base}/api/v2/tickets/{}.json", ticket.id),
+            "raw_subject": ticket.subject,
+            "type": null,
+            "submitter_id": ticket.requester_id,
+            "is_public": true,
+            "via": { "channel": "web" },
+        }),
+    )
 }
 
 fn comment_json(comment: &SimComment) -> Value {
-    json!({
-        "id": comment.id,
-        "type": "Comment",
-        "author_id": comment.author_id,
-        "body": comment.body,
-        "plain_body": comment.body,
-        "public": comment.public,
-        "attachments": [],
-        "created_at": comment.created_at,
-    })
+    let api = Comment {
+        id: comment.id,
+        body: comment.body.clone(),
+        public: comment.public,
+        author_id: Some(comment.author_id),
+        created_at: Some(comment.created_at.clone()),
+        kind: Some("Comment".into()),
+    };
+    api_json(&api, json!({ "plain_body": comment.body, "attachments": [] }))
 }
 
 fn with_result_type(mut value: Value, kind: &str) -> Value {
