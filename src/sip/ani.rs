@@ -237,6 +237,13 @@ mod tests {
     }
 
     #[test]
+    fn angle_bracket_in_a_quoted_display_name_does_not_hide_the_number() {
+        let req = invite("", "\"Kari <Nordmann>\" <sip:98765432@192.0.2.1>");
+        let ani = caller_id(&req, "192.0.2.1".parse().unwrap(), &[], "NO");
+        assert_eq!(number(&ani), "+4798765432");
+    }
+
+    #[test]
     fn names_are_not_numbers() {
         let ani = caller_id(
             &invite("", "<sip:alice@example.com>"),

@@ -77,7 +77,8 @@ pub fn option_tags(headers: &rsip::Headers, name: &str, compact: Option<&str>) -
 /// The URI of a name-addr or addr-spec (`"Bob" <sip:bob@h;lr>;tag=1` → `sip:bob@h;lr`).
 pub fn uri_part(value: &str) -> &str {
     let value = value.trim();
-    if let Some(open) = value.find('<') {
+    // A `<` inside a quoted display name ("a<b" <sip:x>) does not open the URI.
+    if let Some(open) = find_outside(value, '<', Angles::Ordinary) {
         let rest = value.get(open + 1..).unwrap_or("");
         return rest.split('>').next().unwrap_or("").trim();
     }
