@@ -10,8 +10,7 @@ fn bodies() -> Vec<Vec<u8>> {
     let root = common::shared_dir().join("corpus/sip-torture");
     let mut out = Vec::new();
     for sub in ["rfc4475", "rfc5118"] {
-        let entries =
-            std::fs::read_dir(root.join(sub)).expect("torture corpus (ZENDESK_IVR_SHARED)");
+        let entries = std::fs::read_dir(root.join(sub)).expect("torture corpus (ZENDESK_IVR_SHARED)");
         for entry in entries.flatten() {
             let bytes = std::fs::read(entry.path()).expect("readable corpus file");
             let body = find_body(&bytes);
