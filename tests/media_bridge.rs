@@ -9,9 +9,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
 use zendesk_ivr::config::CodecName;
-use zendesk_ivr::media::codec::ulaw_to_linear;
 use zendesk_ivr::media::bridge::{LegSetup, StreamState};
 use zendesk_ivr::media::bridge_relay::{RelayLeg, RelayOutcome, relay};
+use zendesk_ivr::media::codec::ulaw_to_linear;
 use zendesk_ivr::media::dtmf::rfc4733::TelephoneEvent;
 use zendesk_ivr::sdp::{Codec, Direction, Negotiated};
 

@@ -112,8 +112,9 @@ pub struct DirectionStats {
     pub received_bytes: u64,
     pub sent_packets: u64,
     pub sent_bytes: u64,
-    /// Received packets that produced nothing: junk, unknown payload types, no
-    /// destination, a direction that does not send, undecodable audio.
+    /// Received packets discarded: junk, unknown payload types, no destination, a
+    /// direction that does not send, undecodable audio, audio replaced by tones, events
+    /// the far leg cannot carry. (Audio held in the transcoder's buffer is not dropped.)
     pub dropped_packets: u64,
 }
 
@@ -126,14 +127,14 @@ pub struct BridgeStats {
 
 impl BridgeStats {
     /// The counters of packets received on `from`.
-    pub fn from_leg(&self, from: Leg) -> &DirectionStats {
+    pub fn received_on(&self, from: Leg) -> &DirectionStats {
         match from {
             Leg::A => &self.a_to_b,
             Leg::B => &self.b_to_a,
         }
     }
 
-    fn from_leg_mut(&mut self, from: Leg) -> &mut DirectionStats {
+    fn received_on_mut(&mut self, from: Leg) -> &mut DirectionStats {
         match from {
             Leg::A => &mut self.a_to_b,
             Leg::B => &mut self.b_to_a,
@@ -293,14 +294,15 @@ impl Bridge {
         source: SocketAddr,
         bytes: &[u8],
     ) -> Vec<Transmit> {
-        let stats = self.stats.from_leg_mut(from);
+        let stats = self.stats.received_on_mut(from);
         stats.received_packets += 1;
         stats.received_bytes += bytes.len() as u64;
-        let out = self.route(now, from, source, bytes);
-        let stats = self.stats.from_leg_mut(from);
-        if out.is_empty() {
+        let routed = self.route(now, from, source, bytes);
+        let stats = self.stats.received_on_mut(from);
+        let Some(out) = routed else {
             stats.dropped_packets += 1;
-        }
+            return Vec::new();
+        };
         for t in &out {
             stats.sent_packets += 1;
             stats.sent_bytes += t.packet.len() as u64;
@@ -314,31 +316,29 @@ impl Bridge {
         from: Leg,
         source: SocketAddr,
         bytes: &[u8],
-    ) -> Vec<Transmit> {
+    ) -> Option<Vec<Transmit>> {
         if bytes.len() > MAX_RTP_PACKET {
             debug!(len = bytes.len(), "oversized RTP packet dropped");
-            return Vec::new();
+            return None;
         }
         let Ok(rtp) = rtp_rs::RtpReader::new(bytes) else {
             debug!(len = bytes.len(), "malformed RTP packet dropped");
-            return Vec::new();
+            return None;
         };
         let src = self.legs[from.index()].negotiated;
         let pt = rtp.payload_type();
         let is_event = src.telephone_event == Some(pt);
         if pt != src.codec.payload_type && !is_event {
             debug!(pt, "RTP with an unnegotiated payload type dropped");
-            return Vec::new();
+            return None;
         }
         self.latch(from, source);
         let to = from.other();
         let dst = &self.legs[to.index()];
         if !src.direction.receives() || !dst.negotiated.direction.sends() {
-            return Vec::new();
+            return None;
         }
-        let Some(dest) = dst.remote else {
-            return Vec::new();
-        };
+        let dest = dst.remote?;
         let packet = Incoming {
             ssrc: rtp.ssrc(),
             ts: rtp.timestamp(),
@@ -350,7 +350,7 @@ impl Bridge {
         } else {
             self.audio_packet(now, from, &packet)
         };
-        payloads.into_iter().map(|packet| Transmit { leg: to, dest, packet }).collect()
+        Some(payloads?.into_iter().map(|packet| Transmit { leg: to, dest, packet }).collect())
     }
 
     /// Symmetric RTP: send to where the leg's packets come from.
@@ -398,7 +398,7 @@ impl Bridge {
         *anchor
     }
 
-    fn audio_packet(&mut self, now: Instant, from: Leg, p: &Incoming) -> Vec<Vec<u8>> {
+    fn audio_packet(&mut self, now: Instant, from: Leg, p: &Incoming) -> Option<Vec<Vec<u8>>> {
         let (src, dst) =
             (self.legs[from.index()].negotiated, self.legs[from.other().index()].negotiated);
         let path = &mut self.paths[from.index()];
@@ -407,7 +407,7 @@ impl Bridge {
                 // The tones took this time on our timeline; no gap to add afterwards.
                 transcoder.forget_source();
             }
-            return Vec::new();
+            return None;
         }
         if matches!(self.paths[from.index()].media, Media::Passthrough) {
             let anchor = self.anchor(from, p);
@@ -424,11 +424,11 @@ impl Bridge {
                 ts.wrapping_add(duration),
                 p.payload,
             );
-            return vec![packet];
+            return Some(vec![packet]);
         }
         let to = from.other();
         let Media::Transcode(transcoder) = &mut self.paths[from.index()].media else {
-            return Vec::new();
+            return None;
         };
         let out = &mut self.legs[to.index()].out;
         if let SourceStep::Restart { gap } =
@@ -442,7 +442,7 @@ impl Bridge {
         }
         if let Err(err) = transcoder.push(p.ssrc, p.ts, p.payload) {
             debug!(%err, "undecodable audio dropped");
-            return Vec::new();
+            return None;
         }
         let mut packets = Vec::new();
         while let Some(frame) = transcoder.pop_frame() {
@@ -460,10 +460,10 @@ impl Bridge {
                 Err(err) => debug!(%err, "audio not encoded"),
             }
         }
-        packets
+        Some(packets)
     }
 
-    fn event_packet(&mut self, now: Instant, from: Leg, p: &Incoming) -> Vec<Vec<u8>> {
+    fn event_packet(&mut self, now: Instant, from: Leg, p: &Incoming) -> Option<Vec<Vec<u8>>> {
         let to = from.other();
         // The event's start on our timeline: the source mapping when passing through,
         // else where our stream is now.
@@ -475,14 +475,18 @@ impl Bridge {
         let action = self.paths[from.index()].events.handle(now, p.ssrc, p.ts, p.payload, start_ts);
         let out = &mut self.legs[to.index()].out;
         match action {
-            EventAction::None => Vec::new(),
+            EventAction::Dropped => None,
             EventAction::Forward { pt, marker, ts, end_ts, payload } => {
-                vec![out.packet(pt, marker, ts, end_ts, &payload)]
+                Some(vec![out.packet(pt, marker, ts, end_ts, &payload)])
             }
-            EventAction::Tones { pt, frames } => frames
-                .into_iter()
-                .map(|f| out.packet(pt, f.marker, f.ts, f.ts.wrapping_add(f.samples), &f.payload))
-                .collect(),
+            EventAction::Tones { pt, frames } => Some(
+                frames
+                    .into_iter()
+                    .map(|f| {
+                        out.packet(pt, f.marker, f.ts, f.ts.wrapping_add(f.samples), &f.payload)
+                    })
+                    .collect(),
+            ),
         }
     }
 }

@@ -58,9 +58,19 @@ pub(super) struct ToneFrame {
 
 /// What to send for one telephone-event packet.
 pub(super) enum EventAction {
-    None,
-    Forward { pt: u8, marker: bool, ts: u32, end_ts: u32, payload: [u8; 4] },
-    Tones { pt: u8, frames: Vec<ToneFrame> },
+    /// The packet was discarded (malformed, or the far leg cannot carry events).
+    Dropped,
+    Forward {
+        pt: u8,
+        marker: bool,
+        ts: u32,
+        end_ts: u32,
+        payload: [u8; 4],
+    },
+    Tones {
+        pt: u8,
+        frames: Vec<ToneFrame>,
+    },
 }
 
 /// Telephone-event handling for one bridge direction.
@@ -105,7 +115,7 @@ impl EventPath {
     ) -> EventAction {
         let Some(te) = TelephoneEvent::parse(payload) else {
             debug!(len = payload.len(), "short telephone-event payload dropped");
-            return EventAction::None;
+            return EventAction::Dropped;
         };
         let is_new = self.current.as_ref().is_none_or(|e| e.ssrc != ssrc || e.src_ts != src_ts);
         if is_new {
@@ -120,7 +130,7 @@ impl EventPath {
             });
         }
         let Some(event) = self.current.as_mut() else {
-            return EventAction::None;
+            return EventAction::Dropped;
         };
         event.last_packet = now;
         event.ended |= te.end;
@@ -140,7 +150,7 @@ impl EventPath {
             }
             Mode::Inband { pt, codec, frame, from_clock } => {
                 let Some(digit) = digit_of_event(te.event) else {
-                    return EventAction::None;
+                    return EventAction::Dropped;
                 };
                 let level =
                     -f32::from(te.volume).clamp(TONE_ATTENUATION_DB.0, TONE_ATTENUATION_DB.1);
@@ -159,7 +169,7 @@ impl EventPath {
                         "telephone-event dropped: the far leg has no way to carry it"
                     );
                 }
-                EventAction::None
+                EventAction::Dropped
             }
         }
     }

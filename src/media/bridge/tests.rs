@@ -482,6 +482,7 @@ fn telephone_events_become_inband_tones_on_a_g711_leg_without_them() {
     detector.process(&decode_ulaw(&got), &mut digits);
     let digits: Vec<char> = digits.iter().map(|d| d.digit).collect();
     assert_eq!(digits, vec!['7']);
+    assert_eq!(b.stats().a_to_b.dropped_packets, 4, "only the replaced audio");
 }
 
 #[test]
@@ -602,4 +603,29 @@ fn junk_packets_are_dropped_and_counted() {
             rtp_rs::RtpReader::new(&t.packet).expect("output parses");
         }
     }
+}
+
+#[test]
+fn inband_tones_cover_an_event_updated_every_50_ms() {
+    let now = Instant::now();
+    let mut b = bridge(
+        negotiated(CodecName::Pcmu, 0, Some(101), A_REMOTE),
+        negotiated(CodecName::Pcmu, 0, None, B_REMOTE),
+    );
+    let mut counts = Vec::new();
+    let mut got = Vec::new();
+    for (duration, end) in [(400, false), (800, false), (1200, false), (1300, true), (1300, true)] {
+        let out = send(&mut b, now, Leg::A, &event_packet(101, 1, 0, 5, 0, end, duration));
+        counts.push(out.len());
+        got.extend(out);
+    }
+    // Whole packets while the key is down, the padded rest at the end, nothing for the
+    // repeated end packet.
+    assert_eq!(counts, vec![2, 3, 2, 2, 0]);
+    let ts: Vec<u32> = got.iter().map(|p| p.ts).collect();
+    assert_eq!(ts, (0..9).map(|i| 16000 + 160 * i).collect::<Vec<u32>>());
+    assert_eq!(b.stream_state(Leg::B).next_ts, 16000 + 9 * 160);
+    let pcm = decode_ulaw(&got);
+    let tail = &pcm[1300..];
+    assert!(tail.iter().all(|s| s.abs() <= 8), "padded with silence after the press");
 }
