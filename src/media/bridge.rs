@@ -365,37 +365,34 @@ impl Bridge {
     /// The timestamp mapping for a same-codec source stream, re-anchored (with a marker)
     /// on a new SSRC or a jump.
     fn anchor(&mut self, from: Leg, p: &Incoming) -> Anchor {
-        let to = from.other();
-        let clock = self.legs[from.index()].negotiated.codec.clock_rate;
-        let path = &mut self.paths[from.index()];
-        let out = &mut self.legs[to.index()].out;
-        let max_jump = clock.saturating_mul(MAX_TIMESTAMP_JUMP_S);
-        let fresh = match path.anchor {
-            None => true,
-            Some(a) => {
-                let jump = p.ts.wrapping_sub(a.last_src_ts);
-                a.src_ssrc != p.ssrc || (jump > max_jump && jump.wrapping_neg() > max_jump)
+        let max_jump = self.legs[from.index()]
+            .negotiated
+            .codec
+            .clock_rate
+            .saturating_mul(MAX_TIMESTAMP_JUMP_S);
+        let out = &mut self.legs[from.other().index()].out;
+        match &mut self.paths[from.index()].anchor {
+            Some(a)
+                if a.src_ssrc == p.ssrc
+                    && p.ts.wrapping_sub(a.last_src_ts).min(a.last_src_ts.wrapping_sub(p.ts))
+                        <= max_jump =>
+            {
+                if is_after(p.ts, a.last_src_ts) {
+                    a.last_src_ts = p.ts;
+                }
+                *a
             }
-        };
-        if fresh {
-            out.marker = true;
-            path.anchor = Some(Anchor {
-                src_ssrc: p.ssrc,
-                offset: out.state.next_ts.wrapping_sub(p.ts),
-                last_src_ts: p.ts,
-            });
+            slot => {
+                out.marker = true;
+                let a = Anchor {
+                    src_ssrc: p.ssrc,
+                    offset: out.state.next_ts.wrapping_sub(p.ts),
+                    last_src_ts: p.ts,
+                };
+                *slot = Some(a);
+                a
+            }
         }
-        let Some(anchor) = path.anchor.as_mut() else {
-            return Anchor {
-                src_ssrc: p.ssrc,
-                offset: out.state.next_ts.wrapping_sub(p.ts),
-                last_src_ts: p.ts,
-            };
-        };
-        if is_after(p.ts, anchor.last_src_ts) {
-            anchor.last_src_ts = p.ts;
-        }
-        *anchor
     }
 
     fn audio_packet(&mut self, now: Instant, from: Leg, p: &Incoming) -> Option<Vec<Vec<u8>>> {

@@ -17,7 +17,7 @@ use crate::media::codec::{CodecInfo, Decoder, Encoder, linear_to_alaw, linear_to
 /// Most audio held between decoding and encoding, per direction.
 pub(super) const MAX_BUFFERED_MS: usize = 500;
 
-/// A gap in the source larger than this (seconds) is a restart, not silence to bridge.
+/// A gap in the source larger than this (seconds) is a jump, not silence to keep.
 const MAX_GAP_S: u32 = 10;
 
 /// What a source packet means for our timeline.
@@ -91,10 +91,14 @@ impl Transcoder {
             Some((s, _)) if s != ssrc => SourceStep::Restart { gap: 0 },
             Some((_, expected)) => {
                 let gap = ts.wrapping_sub(expected);
-                if gap > 0 && gap <= clock.saturating_mul(MAX_GAP_S) {
+                if gap == 0 || (gap as i32) < 0 {
+                    // In step, or late (reordered): nothing to bridge.
+                    SourceStep::Continues
+                } else if gap <= clock.saturating_mul(MAX_GAP_S) {
                     SourceStep::Restart { gap }
                 } else {
-                    SourceStep::Continues
+                    // A jump, not silence: carry on right after our last packet.
+                    SourceStep::Restart { gap: 0 }
                 }
             }
             None => SourceStep::Continues,
