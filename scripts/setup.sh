@@ -13,6 +13,7 @@ packages=(
   tshark                         # RTP pacing captures for bench/
   iproute2                       # network namespaces for tests with foreign addresses
   sqlite3                        # inspecting the outbox by hand
+  curl                           # the demo reads the simulator's comments
 )
 
 missing=()

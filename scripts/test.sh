@@ -8,7 +8,16 @@ scripts/setup.sh
 export ZENDESK_IVR_SHARED="${ZENDESK_IVR_SHARED:-$(cd .. && pwd)/shared}"
 
 cargo build --all-targets --locked
-cargo test --all-targets --locked -- --test-threads "${TEST_THREADS:-4}"
-if [ -x scripts/fuzz-smoke.sh ]; then
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --all-targets --locked --no-fail-fast -- --test-threads "${TEST_THREADS:-4}" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+if [ -x scripts/fuzz-smoke.sh ] && [ "$status" -eq 0 ]; then
   scripts/fuzz-smoke.sh
 fi
+# One closing line over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "\nAll tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -1,10 +1,10 @@
 //! The per-call driver (runtime layer): one task per call, in a tracing span that carries
-//! the Call-ID. It reads the caller ID, takes RTP ports, answers, and follows the call's
-//! events until it ends.
+//! the Call-ID. It reads the caller ID, starts the Zendesk data dip, takes RTP ports,
+//! answers, follows the call's events until it ends, and queues the post-call comment.
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -12,9 +12,12 @@ use crate::config::Config;
 use crate::media::call_media::{CallMedia, CallMediaEvent};
 use crate::media::engine::MediaEngine;
 use crate::media::rtp_ports::RtpPorts;
+use crate::outbox::Outbox;
+use crate::post_call;
 use crate::sip::ani::{self, Ani, CallerId};
-use crate::sip::dialog::CallEvent;
+use crate::sip::dialog::{CallEvent, EndReason};
 use crate::sip::endpoint::{Command, EndpointHandle, IncomingCall};
+use crate::zendesk::client::{DipOutcome, ZendeskClient};
 
 /// What every call shares.
 #[derive(Clone)]
@@ -23,43 +26,102 @@ pub struct CallContext {
     pub endpoint: EndpointHandle,
     pub rtp_ports: RtpPorts,
     pub media: MediaEngine,
+    /// The data dip; `None` runs calls without Zendesk.
+    pub zendesk: Option<ZendeskClient>,
+    /// Where post-call comments go; `None` drops them (with a log line).
+    pub outbox: Option<Outbox>,
 }
 
-/// How a call went, for logs and (later) the post-call comment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a call went: for logs, the post-call comment, and tests.
+#[derive(Debug, Clone, PartialEq)]
 pub struct CallSummary {
     pub call_id: String,
     pub ani: Ani,
     pub answered: bool,
+    /// How it ended, as text (for logs).
     pub end: String,
-    /// DTMF digits received, in order (RFC 4733, SIP INFO or in-band).
+    pub end_reason: Option<EndReason>,
+    pub started_at: SystemTime,
+    pub duration: Duration,
+    /// DTMF digits the caller pressed, in order.
     pub digits: String,
+    /// The data dip's result (user, latest unsolved ticket), when Zendesk is configured.
+    pub dip: Option<DipOutcome>,
 }
 
-/// Runs one call to its end.
+/// Runs one call to its end, then queues its comment; the call counts as finished only
+/// after that.
 pub async fn run(ctx: CallContext, incoming: IncomingCall) -> CallSummary {
     let span = info_span!("call", call_id = %incoming.call_id);
-    drive(ctx, incoming).instrument(span).await
+    async move {
+        let started = Instant::now();
+        let sip = &ctx.config.sip;
+        let source: IpAddr = incoming.source.addr.ip();
+        let ani =
+            ani::caller_id(&incoming.invite, source, &sip.trusted_sources, &sip.default_region);
+        match &ani.caller {
+            CallerId::Number(n) => info!(caller = %n.e164, source = ?ani.source, "incoming call"),
+            CallerId::Anonymous => info!("incoming call from a withheld number"),
+            CallerId::NotANumber(user) => {
+                info!(caller = %user, "incoming call from a non-numeric caller")
+            }
+        }
+        // The dip runs while the call is answered; it has its own deadline.
+        let dip = ctx.zendesk.clone().map(|client| {
+            let number = match &ani.caller {
+                CallerId::Number(n) => Some(n.clone()),
+                _ => None,
+            };
+            tokio::spawn(
+                async move {
+                    let outcome = client.data_dip(number.as_ref()).await;
+                    info!(outcome = %describe(&outcome), "data dip");
+                    outcome
+                }
+                .in_current_span(),
+            )
+        });
+        let mut summary = CallSummary {
+            call_id: incoming.call_id.clone(),
+            ani,
+            answered: false,
+            end: String::new(),
+            end_reason: None,
+            started_at: SystemTime::now(),
+            duration: Duration::ZERO,
+            digits: String::new(),
+            dip: None,
+        };
+        drive(&ctx, incoming, &mut summary).await;
+        summary.duration = started.elapsed();
+        if let Some(dip) = dip {
+            summary.dip = dip.await.ok();
+        }
+        post_call::record(&summary, &ctx.config.zendesk, ctx.outbox.as_ref(), ctx.zendesk.as_ref())
+            .await;
+        summary
+    }
+    .instrument(span)
+    .await
 }
 
-async fn drive(ctx: CallContext, mut incoming: IncomingCall) -> CallSummary {
-    let sip = &ctx.config.sip;
-    let source: IpAddr = incoming.source.addr.ip();
-    let ani = ani::caller_id(&incoming.invite, source, &sip.trusted_sources, &sip.default_region);
-    match &ani.caller {
-        CallerId::Number(n) => info!(caller = %n.e164, source = ?ani.source, "incoming call"),
-        CallerId::Anonymous => info!("incoming call from a withheld number"),
-        CallerId::NotANumber(user) => {
-            info!(caller = %user, "incoming call from a non-numeric caller")
+/// One line for the log: who, and which ticket.
+fn describe(outcome: &DipOutcome) -> String {
+    match outcome {
+        DipOutcome::Found { user, ticket: Some(t), .. } => {
+            format!("user {} with ticket {} ({:?}, {:?})", user.id, t.id, t.status, t.priority)
         }
+        DipOutcome::Found { user, ticket: None, .. } => {
+            format!("user {} with no open ticket", user.id)
+        }
+        DipOutcome::UnknownCaller => "unknown caller".into(),
+        DipOutcome::Anonymous => "anonymous caller: skipped".into(),
+        DipOutcome::Fallback { reason } => format!("fallback: {reason:?}"),
     }
-    let mut summary = CallSummary {
-        call_id: incoming.call_id.clone(),
-        ani,
-        answered: false,
-        end: String::new(),
-        digits: String::new(),
-    };
+}
+
+async fn drive(ctx: &CallContext, mut incoming: IncomingCall, summary: &mut CallSummary) {
+    let sip = &ctx.config.sip;
     let call = incoming.call;
     let rtp = match ctx.rtp_ports.allocate().await {
         Ok(sockets) => sockets,
@@ -67,7 +129,8 @@ async fn drive(ctx: CallContext, mut incoming: IncomingCall) -> CallSummary {
             warn!(%err, "no RTP port; rejecting the call");
             ctx.endpoint.send(Command::Reject { call, status: 503 });
             summary.end = "rejected: no RTP port".into();
-            return summary;
+            summary.end_reason = Some(EndReason::Rejected);
+            return;
         }
     };
     let answer_delay = Duration::from_millis(sip.answer_delay_ms);
@@ -82,10 +145,11 @@ async fn drive(ctx: CallContext, mut incoming: IncomingCall) -> CallSummary {
                     Some(CallEvent::Terminated { reason, .. }) => {
                         info!(?reason, "caller hung up while ringing");
                         summary.end = format!("{reason:?}");
-                        return summary;
+                        summary.end_reason = Some(reason);
+                        return;
                     }
                     Some(other) => debug!(event = ?other, "call event while ringing"),
-                    None => return summary,
+                    None => return,
                 },
             }
         }
@@ -137,6 +201,7 @@ async fn drive(ctx: CallContext, mut incoming: IncomingCall) -> CallSummary {
             CallEvent::Terminated { reason, .. } => {
                 info!(?reason, "call ended");
                 summary.end = format!("{reason:?}");
+                summary.end_reason = Some(reason);
                 break;
             }
             other => debug!(event = ?other, "call event"),
@@ -144,5 +209,4 @@ async fn drive(ctx: CallContext, mut incoming: IncomingCall) -> CallSummary {
     }
     summary.digits = media.digits().to_string();
     drop(media);
-    summary
 }

@@ -176,6 +176,8 @@ impl MediaConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ZendeskConfig {
+    /// Look callers up and post comments. Off runs the IVR without Zendesk (a lab).
+    pub enabled: bool,
     /// `https://<subdomain>.zendesk.com`, or any base URL (the simulator in labs).
     pub url: String,
     /// Agent email for API-token auth (`{email}/token:{api_token}`).
@@ -207,6 +209,7 @@ pub struct ZendeskConfig {
 impl Default for ZendeskConfig {
     fn default() -> Self {
         ZendeskConfig {
+            enabled: true,
             url: "http://127.0.0.1:8089".into(),
             email: None,
             api_token: None,

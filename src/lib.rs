@@ -4,10 +4,13 @@
 //! cores (`sip::message`, `sip::transaction`, `sip::dialog`, `sdp`, `media::{codec,pacer,dtmf}`)
 //! and one runtime layer that owns sockets, the clock, files and HTTP.
 
+pub mod admin;
 pub mod call;
 pub mod config;
+pub mod demo;
 pub mod media;
 pub mod outbox;
+pub mod post_call;
 pub mod sdp;
 pub mod server;
 pub mod sip;

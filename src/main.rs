@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -25,6 +26,21 @@ enum Command {
         /// How long to let calls finish on SIGTERM/SIGINT before exiting.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         drain: std::time::Duration,
+    },
+    /// Run the endpoint with the embedded Zendesk simulator and its sample customers.
+    Demo {
+        /// Base configuration (optional); SIP, Zendesk and the outbox are set by the demo.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// SIP address (UDP and TCP).
+        #[arg(long, default_value = "127.0.0.1:5080")]
+        sip: SocketAddr,
+        /// Address of the embedded Zendesk simulator.
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        simulator: SocketAddr,
+        /// Outbox database of the demo.
+        #[arg(long, default_value = "demo-outbox.sqlite")]
+        outbox: PathBuf,
     },
     /// Validate the configuration file (and the environment overrides).
     Check {
@@ -97,6 +113,12 @@ fn main() -> anyhow::Result<()> {
         Command::Run { config, drain } => {
             let config = Config::load(config.as_deref()).context("loading the configuration")?;
             runtime()?.block_on(zendesk_ivr::server::run(config, drain))?;
+            Ok(())
+        }
+        Command::Demo { config, sip, simulator, outbox } => {
+            let base = Config::load(config.as_deref()).context("loading the configuration")?;
+            let options = zendesk_ivr::demo::DemoOptions { sip, simulator, outbox };
+            runtime()?.block_on(zendesk_ivr::demo::run(base, options, Duration::from_secs(5)))?;
             Ok(())
         }
         Command::Check { config } => {

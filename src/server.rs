@@ -4,20 +4,24 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::info;
 
+use crate::admin;
 use crate::call::{self, CallContext, CallSummary};
 use crate::config::{Config, ConfigError};
 use crate::media::engine::MediaEngine;
 use crate::media::rtp_ports::RtpPorts;
+use crate::outbox::{self, Outbox, OutboxError};
 use crate::sip::dialog::{Ua, UaConfig};
 use crate::sip::endpoint::{self, Command, EndpointHandle};
 use crate::sip::message::Limits;
 use crate::sip::transaction::{TimerConfig, TransactionLayer};
 use crate::sip::transport::Transports;
+use crate::zendesk::client::{ClientError, ZendeskClient};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -27,6 +31,12 @@ pub enum ServerError {
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot start the media engine: {0}")]
     Media(io::Error),
+    #[error("cannot listen for admin (admin.listen) on {addr}: {source}")]
+    Admin { addr: SocketAddr, source: io::Error },
+    #[error("Zendesk client: {0}")]
+    Zendesk(#[from] ClientError),
+    #[error("outbox: {0}")]
+    Outbox(#[from] OutboxError),
 }
 
 /// A running endpoint.
@@ -36,9 +46,20 @@ pub struct RunningServer {
     /// Calls in progress.
     active: watch::Receiver<usize>,
     summaries: broadcast::Sender<CallSummary>,
+    /// Stops the outbox sender.
+    stop: watch::Sender<bool>,
+    sender: Option<tokio::task::JoinHandle<()>>,
+    outbox: Option<Outbox>,
+    draining: Arc<AtomicBool>,
+    admin_addr: Option<SocketAddr>,
 }
 
 impl RunningServer {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, if enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
     /// Where SIP (UDP and TCP) listens; with port 0 in the config, the port chosen.
     pub fn sip_addr(&self) -> SocketAddr {
         self.sip_addr
@@ -57,10 +78,27 @@ impl RunningServer {
     /// Stops taking calls (INVITE and OPTIONS get 503) and waits up to `grace` for the
     /// calls in progress to end. Returns the number still up when the wait ended.
     pub async fn drain(&self, grace: Duration) -> usize {
+        self.draining.store(true, Ordering::SeqCst);
         self.endpoint.send(Command::Drain(true));
         let mut active = self.active.clone();
         let _ = tokio::time::timeout(grace, active.wait_for(|n| *n == 0)).await;
         self.active_calls()
+    }
+
+    /// The outbox of post-call comments, when Zendesk is enabled.
+    pub fn outbox(&self) -> Option<&Outbox> {
+        self.outbox.as_ref()
+    }
+
+    /// Drains (see [`RunningServer::drain`]), then stops the outbox sender. Comments not
+    /// yet posted stay in the outbox for the next start.
+    pub async fn shutdown(mut self, grace: Duration) -> usize {
+        let left = self.drain(grace).await;
+        let _ = self.stop.send(true);
+        if let Some(sender) = self.sender.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), sender).await;
+        }
+        left
     }
 }
 
@@ -68,6 +106,15 @@ impl RunningServer {
 pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     config.validate()?;
     let config = Arc::new(config);
+    let draining = Arc::new(AtomicBool::new(false));
+    let admin_addr = match config.admin.listen {
+        Some(addr) => Some(
+            admin::spawn(addr, draining.clone())
+                .await
+                .map_err(|source| ServerError::Admin { addr, source })?,
+        ),
+        None => None,
+    };
     let sip = &config.sip;
     let (inbound_tx, inbound_rx) = mpsc::channel(4096);
     let limits = Limits { max_message_bytes: sip.max_message_bytes, ..Limits::default() };
@@ -94,8 +141,37 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let rtp_ports = RtpPorts::new(sip.listen.ip(), sip.advertised_ip(), low, high);
     let (active_tx, active) = watch::channel(0usize);
     let active_tx = Arc::new(active_tx);
+    let (stop, stop_rx) = watch::channel(false);
+    let (zendesk, outbox, sender) = if config.zendesk.enabled {
+        let client = ZendeskClient::from_config(&config.zendesk)?;
+        let outbox_config = config.outbox.clone();
+        let outbox = tokio::task::spawn_blocking(move || Outbox::open_config(&outbox_config))
+            .await
+            .map_err(|e| OutboxError::Worker(e.to_string()))??;
+        let mut stop_rx = stop_rx.clone();
+        let shutdown = async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        };
+        let (sending, sink) = (outbox.clone(), client.clone());
+        let sender = tokio::spawn(async move {
+            if let Err(err) = outbox::run_sender(sending, sink, shutdown).await {
+                tracing::error!(%err, "the outbox sender stopped");
+            }
+        });
+        (Some(client), Some(outbox), Some(sender))
+    } else {
+        info!("Zendesk is disabled (zendesk.enabled = false): no data dip, no comments");
+        (None, None, None)
+    };
     let media = MediaEngine::start(&config.media).await.map_err(ServerError::Media)?;
-    let ctx = CallContext { config: config.clone(), endpoint: endpoint.clone(), rtp_ports, media };
+    let ctx = CallContext {
+        config: config.clone(),
+        endpoint: endpoint.clone(),
+        rtp_ports,
+        zendesk,
+        outbox: outbox.clone(),
+        media,
+    };
     let (summaries, _) = broadcast::channel(1024);
     let summaries_tx = summaries.clone();
     tokio::spawn(async move {
@@ -113,7 +189,17 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         }
     });
     info!(%sip_addr, "SIP endpoint listening on UDP and TCP");
-    Ok(RunningServer { sip_addr, endpoint, active, summaries })
+    Ok(RunningServer {
+        sip_addr,
+        endpoint,
+        active,
+        summaries,
+        stop,
+        sender,
+        outbox,
+        draining,
+        admin_addr,
+    })
 }
 
 /// Runs until SIGINT or SIGTERM, then drains for up to `grace`.
@@ -121,7 +207,7 @@ pub async fn run(config: Config, grace: Duration) -> Result<(), ServerError> {
     let server = start(config).await?;
     shutdown_signal().await;
     info!(calls = server.active_calls(), "shutting down: draining calls");
-    let left = server.drain(grace).await;
+    let left = server.shutdown(grace).await;
     info!(left, "stopped");
     Ok(())
 }

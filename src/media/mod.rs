@@ -1,5 +1,7 @@
 //! Media: codecs, prompts, pacing, DTMF, per-call RTP sessions and bridging.
 
+pub mod bridge;
+pub mod bridge_relay;
 pub mod call_media;
 pub mod codec;
 pub mod dtmf;

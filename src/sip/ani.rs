@@ -7,9 +7,7 @@
 
 use std::net::IpAddr;
 
-use rsip::headers::UntypedHeader;
-use rsip::message::HeadersExt;
-
+use crate::sip::header_text as ht;
 use crate::zendesk::phone::{self, PhoneNumber};
 
 /// Where the caller ID came from.
@@ -37,11 +35,15 @@ pub struct Ani {
 }
 
 /// User parts that mean "withheld" (RFC 3323 §4.1.1.3 and common practice).
-const WITHHELD: &[&str] =
-    &["anonymous", "restricted", "unknown", "unavailable", "private", "withheld", "anonymous.invalid"];
-
-/// The longest header value considered.
-const MAX_HEADER: usize = 1024;
+const WITHHELD: &[&str] = &[
+    "anonymous",
+    "restricted",
+    "unknown",
+    "unavailable",
+    "private",
+    "withheld",
+    "anonymous.invalid",
+];
 
 /// Reads the caller ID of `invite`, received from `source`.
 pub fn caller_id(
@@ -58,75 +60,27 @@ pub fn caller_id(
             source: AniSource::PAssertedIdentity,
         };
     }
-    let from = invite.from_header().map(|h| h.value().to_string()).unwrap_or_default();
-    let withheld_by_privacy = header_values(invite, "privacy")
+    let from = ht::first(&invite.headers, "From", Some("f")).unwrap_or_default();
+    let withheld_by_privacy = ht::values(&invite.headers, "Privacy", None)
+        .iter()
         .any(|v| v.split(';').any(|p| p.trim().eq_ignore_ascii_case("id")));
-    let caller = match first_uri(&from) {
-        _ if withheld_by_privacy => CallerId::Anonymous,
-        Some(uri) => classify(&uri, default_region),
-        None => CallerId::Anonymous,
+    let uri = ht::uri_part(&from);
+    let caller = if withheld_by_privacy || uri.is_empty() {
+        CallerId::Anonymous
+    } else {
+        classify(uri, default_region)
     };
     Ani { caller, source: AniSource::From }
 }
 
 /// The PAI URI to use: a `tel:` one if there is one, else the first.
 fn asserted_uri(invite: &rsip::Request) -> Option<String> {
-    let uris: Vec<String> = header_values(invite, "p-asserted-identity")
-        .flat_map(|v| split_name_addrs(v).into_iter().filter_map(|part| first_uri(&part)))
+    let uris: Vec<String> = ht::list_entries(&invite.headers, "P-Asserted-Identity", None)
+        .iter()
+        .map(|entry| ht::uri_part(entry).to_string())
+        .filter(|uri| !uri.is_empty())
         .collect();
-    uris.iter().find(|u| u.to_ascii_lowercase().starts_with("tel:")).or(uris.first()).cloned()
-}
-
-fn header_values<'a>(request: &'a rsip::Request, name: &'a str) -> impl Iterator<Item = &'a str> {
-    request.headers.iter().filter_map(move |h| match h {
-        rsip::Header::Other(key, value) if key.eq_ignore_ascii_case(name) => {
-            Some(value.as_str())
-        }
-        _ => None,
-    })
-}
-
-/// Splits a header value on commas that are outside quotes and angle brackets.
-fn split_name_addrs(value: &str) -> Vec<String> {
-    let mut parts = Vec::new();
-    let (mut quoted, mut angle, mut current) = (false, false, String::new());
-    for c in value.chars().take(MAX_HEADER) {
-        match c {
-            '"' if !angle => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
-            ',' if !quoted && !angle => {
-                parts.push(std::mem::take(&mut current));
-                continue;
-            }
-            _ => {}
-        }
-        current.push(c);
-    }
-    parts.push(current);
-    parts
-}
-
-/// The URI of a name-addr (`"Name" <uri>;tag=x`) or addr-spec (`uri;tag=x`).
-fn first_uri(value: &str) -> Option<String> {
-    let value = value.get(..value.len().min(MAX_HEADER)).unwrap_or(value);
-    let uri = match (value.find('<'), value.rfind('>')) {
-        (Some(start), Some(end)) if start < end => &value[start + 1..end],
-        _ => {
-            // addr-spec: header parameters follow the first ';' after the URI's user part.
-            let trimmed = value.trim();
-            match trimmed.find('@') {
-                Some(at) => {
-                    let rest = &trimmed[at..];
-                    let end = rest.find(';').map(|i| at + i).unwrap_or(trimmed.len());
-                    &trimmed[..end]
-                }
-                None => trimmed.split(';').next().unwrap_or(trimmed),
-            }
-        }
-    };
-    let uri = uri.trim();
-    (!uri.is_empty()).then(|| uri.to_string())
+    uris.iter().find(|u| ht::scheme(u).as_deref() == Some("tel")).or(uris.first()).cloned()
 }
 
 /// Turns a URI into a caller ID.
@@ -150,10 +104,9 @@ fn classify(uri: &str, default_region: &str) -> CallerId {
     if user.is_empty() || WITHHELD.contains(&user.as_str()) {
         return CallerId::Anonymous;
     }
-    let looks_numeric = user
-        .chars()
-        .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | '(' | ')' | ' '))
-        && user.chars().any(|c| c.is_ascii_digit());
+    let looks_numeric =
+        user.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | '(' | ')' | ' '))
+            && user.chars().any(|c| c.is_ascii_digit());
     if !looks_numeric {
         return CallerId::NotANumber(user);
     }
@@ -170,7 +123,11 @@ fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes.get(i), bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+        match (
+            bytes.get(i),
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
             (Some(b'%'), Some(hi), Some(lo)) => {
                 out.push((hi * 16 + lo) as u8);
                 i += 3;
@@ -248,9 +205,15 @@ mod tests {
     #[test]
     fn tel_and_escaped_plus_in_from() {
         let req = invite("", "<tel:+47-987-65-432>");
-        assert_eq!(number(&caller_id(&req, "192.0.2.1".parse().unwrap(), &[], "US")), "+4798765432");
+        assert_eq!(
+            number(&caller_id(&req, "192.0.2.1".parse().unwrap(), &[], "US")),
+            "+4798765432"
+        );
         let req = invite("", "<sip:%2B4798765432@192.0.2.1>");
-        assert_eq!(number(&caller_id(&req, "192.0.2.1".parse().unwrap(), &[], "US")), "+4798765432");
+        assert_eq!(
+            number(&caller_id(&req, "192.0.2.1".parse().unwrap(), &[], "US")),
+            "+4798765432"
+        );
     }
 
     #[test]
@@ -274,8 +237,20 @@ mod tests {
     }
 
     #[test]
+    fn angle_bracket_in_a_quoted_display_name_does_not_hide_the_number() {
+        let req = invite("", "\"Kari <Nordmann>\" <sip:98765432@192.0.2.1>");
+        let ani = caller_id(&req, "192.0.2.1".parse().unwrap(), &[], "NO");
+        assert_eq!(number(&ani), "+4798765432");
+    }
+
+    #[test]
     fn names_are_not_numbers() {
-        let ani = caller_id(&invite("", "<sip:alice@example.com>"), "192.0.2.1".parse().unwrap(), &[], "NO");
+        let ani = caller_id(
+            &invite("", "<sip:alice@example.com>"),
+            "192.0.2.1".parse().unwrap(),
+            &[],
+            "NO",
+        );
         assert_eq!(ani.caller, CallerId::NotANumber("alice".into()));
     }
 
@@ -283,8 +258,6 @@ mod tests {
     fn odd_input_never_panics() {
         for s in ["%", "%4", "%zz", "<>", "<sip:@>", "\"<\"", ",,,", "sip:", "tel:;", "<sip:+>"] {
             let _ = classify(s, "NO");
-            let _ = first_uri(s);
-            let _ = split_name_addrs(s);
             let _ = percent_decode(s);
         }
     }

@@ -13,17 +13,45 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::sip::dialog::{CallEvent, CallHandle, Ua, UaAction};
+use tokio::sync::oneshot;
+
+use crate::sip::dialog::{CallEvent, CallHandle, Ua, UaAction, UaError};
+use crate::sip::message::Transport;
 use crate::sip::transaction::{Peer, TransactionLayer};
 use crate::sip::transport::{Inbound, Transports};
+
+/// An outgoing call placed through the endpoint: its handle and its events (`Progress`,
+/// then `Established` or `Terminated`, and every later event of the call).
+pub type DialedCall = (CallHandle, mpsc::UnboundedReceiver<CallEvent>);
 
 /// What a call (or the server) asks the endpoint to do.
 #[derive(Debug)]
 pub enum Command {
-    Accept { call: CallHandle, local_rtp: SocketAddr },
-    Reject { call: CallHandle, status: u16 },
-    Hangup { call: CallHandle },
-    Refer { call: CallHandle, target: String },
+    Accept {
+        call: CallHandle,
+        local_rtp: SocketAddr,
+    },
+    /// Places an outgoing call (see [`Ua::dial`]); the reply carries its handle and event
+    /// stream, or why it could not be placed. If the reply cannot be delivered (the asker
+    /// is gone), the call is hung up at once.
+    Dial {
+        target: String,
+        from_user: String,
+        transport: Transport,
+        local_rtp: SocketAddr,
+        reply: oneshot::Sender<Result<DialedCall, UaError>>,
+    },
+    Reject {
+        call: CallHandle,
+        status: u16,
+    },
+    Hangup {
+        call: CallHandle,
+    },
+    Refer {
+        call: CallHandle,
+        target: String,
+    },
     Drain(bool),
 }
 
@@ -34,6 +62,15 @@ pub struct IncomingCall {
     pub invite: rsip::Request,
     pub source: Peer,
     pub events: mpsc::UnboundedReceiver<CallEvent>,
+}
+
+/// Why [`EndpointHandle::dial`] placed no call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DialError {
+    #[error(transparent)]
+    Ua(#[from] UaError),
+    #[error("the SIP endpoint has stopped")]
+    EndpointStopped,
 }
 
 /// The endpoint's command channel, cloned into every call.
@@ -47,6 +84,30 @@ impl EndpointHandle {
     pub fn send(&self, command: Command) -> bool {
         self.commands.send(command).is_ok()
     }
+
+    /// Places an outgoing call to `target` (a `sip:` URI with an IP host) from
+    /// `from_user`, offering RTP at `local_rtp`. Returns once the INVITE is on its way;
+    /// the call's progress arrives on the returned receiver.
+    pub async fn dial(
+        &self,
+        target: &str,
+        from_user: &str,
+        transport: Transport,
+        local_rtp: SocketAddr,
+    ) -> Result<DialedCall, DialError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Dial {
+            target: target.to_string(),
+            from_user: from_user.to_string(),
+            transport,
+            local_rtp,
+            reply,
+        };
+        if !self.send(command) {
+            return Err(DialError::EndpointStopped);
+        }
+        Ok(answer.await.map_err(|_| DialError::EndpointStopped)??)
+    }
 }
 
 /// Starts the endpoint task. New calls arrive on the returned receiver.
@@ -58,13 +119,8 @@ pub fn spawn(
 ) -> (EndpointHandle, mpsc::Receiver<IncomingCall>) {
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let (calls_tx, calls_rx) = mpsc::channel(1024);
-    let endpoint = Endpoint {
-        transports,
-        transactions,
-        ua,
-        calls: HashMap::new(),
-        new_calls: calls_tx,
-    };
+    let endpoint =
+        Endpoint { transports, transactions, ua, calls: HashMap::new(), new_calls: calls_tx };
     tokio::spawn(endpoint.run(inbound, commands_rx));
     (EndpointHandle { commands: commands_tx }, calls_rx)
 }
@@ -131,6 +187,10 @@ impl Endpoint {
             Command::Accept { call, local_rtp } => self.ua.accept(now, call, local_rtp),
             Command::Reject { call, status } => self.ua.reject(now, call, status),
             Command::Hangup { call } => self.ua.hangup(now, call),
+            Command::Dial { target, from_user, transport, local_rtp, reply } => {
+                self.dial(now, &target, &from_user, transport, local_rtp, reply);
+                Ok(())
+            }
             Command::Refer { call, target } => self.ua.refer(now, call, &target),
             Command::Drain(draining) => {
                 self.ua.set_draining(draining);
@@ -139,6 +199,36 @@ impl Endpoint {
         };
         if let Err(err) = result {
             debug!(%err, "call command not carried out");
+        }
+    }
+
+    fn dial(
+        &mut self,
+        now: Instant,
+        target: &str,
+        from_user: &str,
+        transport: Transport,
+        local_rtp: SocketAddr,
+        reply: oneshot::Sender<Result<DialedCall, UaError>>,
+    ) {
+        let call = match self.ua.dial(now, target, from_user, transport, local_rtp) {
+            Ok(call) => call,
+            Err(err) => {
+                debug!(%err, "outgoing call not placed");
+                let _ = reply.send(Err(err));
+                return;
+            }
+        };
+        // Routed like an incoming call's events from now on; the INVITE goes out on the
+        // next flush.
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.calls.insert(call, tx);
+        if reply.send(Ok((call, rx))).is_err() {
+            debug!(?call, "nobody waits for the outgoing call; hanging up");
+            self.calls.remove(&call);
+            if let Err(err) = self.ua.hangup(now, call) {
+                debug!(%err, "abandoned outgoing call not hung up");
+            }
         }
     }
 

@@ -2,10 +2,19 @@
 //!
 //! rsip keeps most headers as text; these helpers read the few things the dialog layer
 //! needs without failing on forms rsip's typed parsers reject. They never panic.
+//!
+//! The lexical core under them (quote-, escape- and angle-aware splitting and finding, in
+//! `header_text/scan.rs`) is shared by every SIP layer that reads header text.
 
 use std::net::IpAddr;
 
 use rsip::Header;
+
+mod scan;
+
+pub use scan::{
+    Angles, Lexer, Region, Split, Unclosed, find_outside, param, quoted_string_end, split_outside,
+};
 
 /// Most entries read from one list-valued header (Record-Route, Require, ...).
 pub const MAX_LIST_ENTRIES: usize = 32;
@@ -37,44 +46,13 @@ pub fn first(headers: &rsip::Headers, name: &str, compact: Option<&str>) -> Opti
 }
 
 /// Split a comma-separated list, ignoring commas inside `<...>` and quoted strings.
-/// At most [`MAX_LIST_ENTRIES`] entries are returned.
+/// Entries are trimmed, empty ones dropped; at most [`MAX_LIST_ENTRIES`] are returned.
 pub fn split_list(value: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut in_angle, mut in_quote, mut escaped) = (false, false, false);
-    let mut start = 0;
-    for (i, c) in value.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' if in_quote => escaped = true,
-            '"' => in_quote = !in_quote,
-            '<' if !in_quote => in_angle = true,
-            '>' if !in_quote => in_angle = false,
-            ',' if !in_quote && !in_angle => {
-                if let Some(part) = value.get(start..i) {
-                    push_trimmed(&mut out, part);
-                }
-                start = i + 1;
-            }
-            _ => {}
-        }
-        if out.len() >= MAX_LIST_ENTRIES {
-            return out;
-        }
-    }
-    if let Some(part) = value.get(start..) {
-        push_trimmed(&mut out, part);
-    }
-    out
-}
-
-fn push_trimmed<'a>(out: &mut Vec<&'a str>, part: &'a str) {
-    let part = part.trim();
-    if !part.is_empty() && out.len() < MAX_LIST_ENTRIES {
-        out.push(part);
-    }
+    split_outside(value, ',', Angles::Enclose)
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .take(MAX_LIST_ENTRIES)
+        .collect()
 }
 
 /// All entries of list-valued headers (e.g. every Record-Route), in order.
@@ -99,7 +77,8 @@ pub fn option_tags(headers: &rsip::Headers, name: &str, compact: Option<&str>) -
 /// The URI of a name-addr or addr-spec (`"Bob" <sip:bob@h;lr>;tag=1` → `sip:bob@h;lr`).
 pub fn uri_part(value: &str) -> &str {
     let value = value.trim();
-    if let Some(open) = value.find('<') {
+    // A `<` inside a quoted display name ("a<b" <sip:x>) does not open the URI.
+    if let Some(open) = find_outside(value, '<', Angles::Ordinary) {
         let rest = value.get(open + 1..).unwrap_or("");
         return rest.split('>').next().unwrap_or("").trim();
     }
@@ -117,10 +96,11 @@ fn header_params(value: &str) -> &str {
 
 /// A parameter value from `;name=value;...` text; `Some("")` for a flag parameter.
 fn param_in<'a>(params: &'a str, name: &str) -> Option<&'a str> {
-    params.split(';').map(str::trim).filter(|p| !p.is_empty()).find_map(|p| {
-        let (n, v) = p.split_once('=').unwrap_or((p, ""));
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
+    params
+        .split(';')
+        .filter(|p| !p.trim().is_empty())
+        .map(param)
+        .find_map(|(n, v)| n.eq_ignore_ascii_case(name).then(|| v.unwrap_or_default()))
 }
 
 /// A header parameter (e.g. `tag` of From/To, `refresher` of Session-Expires).

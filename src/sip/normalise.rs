@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 
+use super::header_text::{Angles, Lexer, Region, split_outside};
 use super::message::{Limits, MessageError};
 
 /// One header field after unfolding: canonical name and trimmed value.
@@ -301,50 +302,19 @@ fn next_line(bytes: &[u8], pos: usize) -> (&[u8], usize) {
 /// Split a comma-joined header value, honouring quoted strings and `<...>`.
 /// Empty elements are an error (RFC 3261 list syntax has none).
 pub fn split_list(value: &str) -> Result<Vec<String>, MessageError> {
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    let mut in_quotes = false;
-    let mut in_angle = false;
-    let mut escaped = false;
-    for c in value.chars() {
-        if in_quotes {
-            current.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_quotes = false;
-            }
-            continue;
-        }
-        match c {
-            '"' => in_quotes = true,
-            '<' if !in_angle => in_angle = true,
-            '>' if in_angle => in_angle = false,
-            ',' if !in_angle => {
-                parts.push(std::mem::take(&mut current));
-                continue;
-            }
-            _ => {}
-        }
-        current.push(c);
+    let mut split = split_outside(value, ',', Angles::Enclose);
+    let parts: Vec<&str> = split.by_ref().collect();
+    if let Some(open) = split.unclosed() {
+        return Err(MessageError::Malformed(open.to_string()));
     }
-    if in_quotes {
-        return Err(MessageError::Malformed("unbalanced quotes".into()));
-    }
-    if in_angle {
-        return Err(MessageError::Malformed("unbalanced angle brackets".into()));
-    }
-    parts.push(current);
     parts
         .into_iter()
         .map(|p| {
-            let p = p.trim_matches([' ', '\t']).to_owned();
+            let p = p.trim_matches([' ', '\t']);
             if p.is_empty() {
                 Err(MessageError::Malformed("empty element in header list".into()))
             } else {
-                Ok(p)
+                Ok(p.to_owned())
             }
         })
         .collect()
@@ -354,55 +324,23 @@ pub fn split_list(value: &str) -> Result<Vec<String>, MessageError> {
 /// check quotes and brackets balance. Display names keep their inner spaces.
 pub fn tidy_params(value: &str) -> Result<String, MessageError> {
     let mut out = String::with_capacity(value.len());
-    let mut in_quotes = false;
-    let mut in_angle = false;
-    let mut escaped = false;
+    let mut lexer = Lexer::new(Angles::Verbatim);
     let mut chars = value.chars().peekable();
     while let Some(c) = chars.next() {
-        if in_quotes {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_quotes = false;
-            }
-            continue;
-        }
-        if in_angle {
-            if c == '>' {
-                in_angle = false;
-            }
+        if lexer.feed(c) != Region::Plain || !matches!(c, ';' | '=') {
             out.push(c);
             continue;
         }
-        match c {
-            '"' => {
-                in_quotes = true;
-                out.push(c);
-            }
-            '<' => {
-                in_angle = true;
-                out.push(c);
-            }
-            ';' | '=' => {
-                while out.ends_with([' ', '\t']) {
-                    out.pop();
-                }
-                out.push(c);
-                while chars.peek().is_some_and(|n| *n == ' ' || *n == '\t') {
-                    chars.next();
-                }
-            }
-            _ => out.push(c),
+        while out.ends_with([' ', '\t']) {
+            out.pop();
+        }
+        out.push(c);
+        while chars.peek().is_some_and(|n| *n == ' ' || *n == '\t') {
+            chars.next();
         }
     }
-    if in_quotes {
-        return Err(MessageError::Malformed("unbalanced quotes".into()));
-    }
-    if in_angle {
-        return Err(MessageError::Malformed("unbalanced angle brackets".into()));
+    if let Some(open) = lexer.unclosed() {
+        return Err(MessageError::Malformed(open.to_string()));
     }
     Ok(out.trim_matches([' ', '\t']).to_owned())
 }

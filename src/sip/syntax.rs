@@ -4,6 +4,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use super::header_text::{Angles, find_outside, quoted_string_end, split_outside};
 use super::message::MessageError;
 use super::normalise::is_token_char;
 
@@ -226,7 +227,7 @@ fn header_params(params: &str) -> Result<(), MessageError> {
         return Ok(());
     }
     let rest = params.strip_prefix(';').ok_or_else(|| bad("junk after address"))?;
-    for p in split_outside_quotes(rest, ';') {
+    for p in split_outside(rest, ';', Angles::Ordinary) {
         let (name, value) = match p.split_once('=') {
             Some((n, v)) => (n, Some(v)),
             None => (p, None),
@@ -248,38 +249,13 @@ fn header_params(params: &str) -> Result<(), MessageError> {
     Ok(())
 }
 
-fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        if in_quotes {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_quotes = false;
-            }
-        } else if c == '"' {
-            in_quotes = true;
-        } else if c == sep {
-            out.push(&s[start..i]);
-            start = i + c.len_utf8();
-        }
-    }
-    out.push(&s[start..]);
-    out
-}
-
 /// Check one name-addr / addr-spec value (From, To, one Contact) and return its URI.
 /// `allow_star` admits the `Contact: *` form.
 pub fn address(value: &str, allow_star: bool) -> Result<&str, MessageError> {
     if allow_star && value == "*" {
         return Ok(value);
     }
-    let (display, uri, params) = match find_unquoted(value, '<') {
+    let (display, uri, params) = match find_outside(value, '<', Angles::Ordinary) {
         Some(lt) => {
             let after = &value[lt + 1..];
             let gt = after.find('>').ok_or_else(|| bad("unterminated <URI>"))?;
@@ -309,49 +285,18 @@ pub fn address(value: &str, allow_star: bool) -> Result<&str, MessageError> {
     Ok(uri)
 }
 
-fn find_unquoted(s: &str, target: char) -> Option<usize> {
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        if in_quotes {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_quotes = false;
-            }
-        } else if c == '"' {
-            in_quotes = true;
-        } else if c == target {
-            return Some(i);
-        }
-    }
-    None
-}
-
 /// display-name = *(token LWS) / quoted-string
 fn display_name(d: &str) -> Result<(), MessageError> {
     if d.is_empty() {
         return Ok(());
     }
-    if let Some(inner) = d.strip_prefix('"') {
+    if d.starts_with('"') {
         // One quoted string, closed at the end.
-        let mut escaped = false;
-        for (i, c) in inner.char_indices() {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                return if i + 1 == inner.len() {
-                    Ok(())
-                } else {
-                    Err(bad("junk after quoted display name"))
-                };
-            }
-        }
-        return Err(bad("unterminated display name"));
+        return match quoted_string_end(d) {
+            Some(end) if end == d.len() => Ok(()),
+            Some(_) => Err(bad("junk after quoted display name")),
+            None => Err(bad("unterminated display name")),
+        };
     }
     if d.split([' ', '\t']).filter(|t| !t.is_empty()).all(|t| t.bytes().all(is_token_char)) {
         Ok(())

@@ -55,13 +55,8 @@ impl Transports {
     ) -> io::Result<Transports> {
         let (udp, tcp) = bind_pair(listen).await?;
         let local = udp.local_addr()?;
-        let transports = Transports {
-            udp: Arc::new(udp),
-            tcp: Arc::default(),
-            limits,
-            inbound,
-            local,
-        };
+        let transports =
+            Transports { udp: Arc::new(udp), tcp: Arc::default(), limits, inbound, local };
         tokio::spawn(transports.clone().udp_loop());
         tokio::spawn(transports.clone().accept_loop(tcp));
         Ok(transports)
@@ -190,7 +185,7 @@ impl Transports {
         pong: mpsc::Sender<Bytes>,
     ) {
         let peer = Peer { addr, transport: Transport::Tcp };
-        let mut framer = StreamFramer::new(self.limits.clone());
+        let mut framer = StreamFramer::new(self.limits);
         let mut buf = vec![0u8; 16_384];
         loop {
             let n = match tokio::time::timeout(TCP_IDLE, reader.read(&mut buf)).await {

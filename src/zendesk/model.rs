@@ -33,6 +33,8 @@ pub struct User {
     /// RFC 3339, e.g. `2024-05-01T10:00:00Z`.
     #[serde(default)]
     pub updated_at: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
 }
 
 impl User {

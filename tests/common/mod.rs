@@ -47,6 +47,7 @@ pub fn test_config() -> Config {
     let base = free_port_pair();
     config.media.rtp_ports = format!("{}-{}", base, base + 19);
     config.admin.listen = None;
+    config.zendesk.enabled = false;
     config.sip.default_region = "NO".into();
     config
 }

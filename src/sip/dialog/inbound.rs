@@ -514,8 +514,7 @@ impl Ua {
         // Target refresh (RFC 3261 §12.2.2).
         if let Some(contact) = ht::first(&request.headers, "Contact", Some("m")) {
             let target = ht::uri_part(&contact);
-            if usable_target(target)
-            {
+            if usable_target(target) {
                 c.dialog.remote_target = target.to_string();
             }
         }

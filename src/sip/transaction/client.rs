@@ -50,24 +50,10 @@ impl TransactionLayer {
         // Timeout back to the request it sent.
         let id = TransactionId(format!("{}:{} {}", self.next_id('c').0, key.method, key.branch));
         self.client_index.insert(key.clone(), id.clone());
-        self.transactions.insert(
-            id.clone(),
-            Transaction {
-                role: if invite { Role::InviteClient } else { Role::NonInviteClient },
-                state: if invite { State::Calling } else { State::Trying },
-                peer: dest,
-                request: request.clone(),
-                cseq: fields.cseq,
-                last_response: None,
-                ack: None,
-                interval: self.config.t1,
-                timers: Vec::new(),
-                index: IndexKey::Client(key),
-                ack_key: None,
-                acked: false,
-                last_provisional: None,
-            },
-        );
+        let role = if invite { Role::InviteClient } else { Role::NonInviteClient };
+        let index = IndexKey::Client(key);
+        let txn = Transaction::new(role, dest, &request, fields.cseq, self.config.t1, index);
+        self.transactions.insert(id.clone(), txn);
         self.transmit(dest, request);
         let (retransmit, timeout) =
             if invite { (Timer::A, Timer::B) } else { (Timer::E, Timer::F) };

@@ -10,6 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use rsip::Header;
 use rsip::headers::UntypedHeader;
 
+use crate::sip::header_text::{Angles, find_outside, param, split_outside};
+
 /// The RFC 3261 branch prefix; branches without it are matched the RFC 2543 way.
 pub(super) const MAGIC_COOKIE: &str = "z9hG4bK";
 
@@ -93,35 +95,9 @@ pub(super) fn to_tag(headers: &rsip::Headers) -> Option<String> {
 
 /// Splits `value` at `sep` outside double-quoted strings. `None` past [`MAX_PARTS`] parts.
 fn split_unquoted(value: &str, sep: char) -> Option<Vec<&str>> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for (i, c) in value.char_indices() {
-        if escaped {
-            escaped = false;
-        } else if in_quotes && c == '\\' {
-            escaped = true;
-        } else if c == '"' {
-            in_quotes = !in_quotes;
-        } else if c == sep && !in_quotes {
-            parts.push(&value[start..i]);
-            start = i + c.len_utf8();
-            if parts.len() >= MAX_PARTS {
-                return None;
-            }
-        }
-    }
-    parts.push(&value[start..]);
-    Some(parts)
-}
-
-/// `name[=value]`, trimmed; the name lower-cased for comparison by the caller.
-fn param(part: &str) -> (&str, Option<&str>) {
-    match part.split_once('=') {
-        Some((name, value)) => (name.trim(), Some(value.trim())),
-        None => (part.trim(), None),
-    }
+    let parts: Vec<&str> =
+        split_outside(value, sep, Angles::Ordinary).take(MAX_PARTS + 1).collect();
+    (parts.len() <= MAX_PARTS).then_some(parts)
 }
 
 /// The first entry of a Via value, split off any comma-joined entries after it.
@@ -180,7 +156,7 @@ fn parse_cseq(value: &str) -> Result<(u32, String), FieldError> {
 
 /// The `tag` parameter of a From or To value. `Err` on an unclosed `<`.
 fn tag_param(value: &str) -> Result<Option<String>, ()> {
-    let params = match find_unquoted(value, '<') {
+    let params = match find_outside(value, '<', Angles::Ordinary) {
         Some(open) => {
             let close = value[open..].find('>').ok_or(())?;
             &value[open + close + 1..]
@@ -196,23 +172,6 @@ fn tag_param(value: &str) -> Result<Option<String>, ()> {
         .and_then(|(_, value)| value)
         .filter(|tag| !tag.is_empty())
         .map(str::to_owned))
-}
-
-fn find_unquoted(value: &str, wanted: char) -> Option<usize> {
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for (i, c) in value.char_indices() {
-        if escaped {
-            escaped = false;
-        } else if in_quotes && c == '\\' {
-            escaped = true;
-        } else if c == '"' {
-            in_quotes = !in_quotes;
-        } else if c == wanted && !in_quotes {
-            return Some(i);
-        }
-    }
-    None
 }
 
 /// Adds `received=` to the top Via when its sent-by is not the source address, and fills an
@@ -300,6 +259,16 @@ mod tests {
         let h = headers("garbage", "<sip:a@b>", "<sip:c@d>", "1 INVITE");
         assert_eq!(Fields::read(&h), Err(FieldError::Malformed("Via")));
         assert_eq!(Fields::read(&rsip::Headers::default()), Err(FieldError::Missing("Via")));
+    }
+
+    #[test]
+    fn via_parts_are_bounded() {
+        let within = format!("SIP/2.0/UDP h;branch=z9hG4bK1{}", ";x".repeat(MAX_PARTS - 2));
+        let h = headers(&within, "<sip:a@b>", "<sip:c@d>", "1 INVITE");
+        assert_eq!(Fields::read(&h).expect("fields").via.sent_by, "h");
+        let past = format!("{within};x");
+        let h = headers(&past, "<sip:a@b>", "<sip:c@d>", "1 INVITE");
+        assert_eq!(Fields::read(&h), Err(FieldError::Malformed("Via")));
     }
 
     fn stamp(via: &str, source: &str) -> String {

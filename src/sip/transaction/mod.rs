@@ -260,6 +260,38 @@ struct Transaction {
 }
 
 impl Transaction {
+    /// A new transaction in its role's first state: Calling for a client INVITE, Proceeding
+    /// for a server INVITE (it sends 100 at once), Trying for non-INVITE.
+    fn new(
+        role: Role,
+        peer: Peer,
+        request: &rsip::Request,
+        cseq: u32,
+        interval: Duration,
+        index: IndexKey,
+    ) -> Transaction {
+        let state = match role {
+            Role::InviteClient => State::Calling,
+            Role::InviteServer => State::Proceeding,
+            Role::NonInviteClient | Role::NonInviteServer => State::Trying,
+        };
+        Transaction {
+            role,
+            state,
+            peer,
+            request: request.clone(),
+            cseq,
+            last_response: None,
+            ack: None,
+            interval,
+            timers: Vec::new(),
+            index,
+            ack_key: None,
+            acked: false,
+            last_provisional: None,
+        }
+    }
+
     fn reliable(&self) -> bool {
         self.peer.transport.is_reliable()
     }

@@ -149,24 +149,10 @@ impl TransactionLayer {
         invite: bool,
     ) {
         self.server_index.insert(key.clone(), id.clone());
-        self.transactions.insert(
-            id,
-            Transaction {
-                role: if invite { Role::InviteServer } else { Role::NonInviteServer },
-                state: if invite { State::Proceeding } else { State::Trying },
-                peer: source,
-                request: request.clone(),
-                cseq: fields.cseq,
-                last_response: None,
-                ack: None,
-                interval: self.config.t1,
-                timers: Vec::new(),
-                index: IndexKey::Server(key),
-                ack_key: None,
-                acked: false,
-                last_provisional: None,
-            },
-        );
+        let role = if invite { Role::InviteServer } else { Role::NonInviteServer };
+        let index = IndexKey::Server(key);
+        let txn = Transaction::new(role, source, request, fields.cseq, self.config.t1, index);
+        self.transactions.insert(id, txn);
     }
 
     /// A request matched a live server transaction: answer with the last response, except

@@ -556,6 +556,7 @@ mod tests {
             role: Some(role.into()),
             shared_phone_number: Some(shared),
             updated_at: Some(updated.into()),
+            created_at: None,
         }
     }
 

@@ -8,11 +8,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::data::{self, SimComment, SimData, SimTicket, SimUser};
+use super::data::{self, SimComment, SimData};
 use super::faults::{self, Endpoint, FaultKind};
 use super::{MAX_COMMENT_BYTES, MAX_PER_PAGE, RecordedRequest, SimAuth, SimState, lock, search};
 use crate::zendesk::auth::base64_decode;
-use crate::zendesk::model::{NewTicket, Status};
+use crate::zendesk::model::{Comment, NewTicket, Status, Ticket, User};
 
 /// The API routes the simulator knows, from method and path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,16 +77,32 @@ pub(super) async fn api(
     if !decision.latency.is_zero() {
         tokio::time::sleep(decision.latency).await;
     }
-    if let Some(failure) = decision.failure {
-        return fault_response(failure);
+    match decision.failure {
+        Some(FaultKind::Stall { ms }) => {
+            // Carried out now; only the answer is lost.
+            let status = answer(&state, route, &uri, &headers, &body).status();
+            tracing::debug!(%status, ?ms, "simulator withholds the answer");
+            match ms {
+                Some(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
+                None => std::future::pending::<()>().await,
+            }
+            return fault_response(FaultKind::Stall { ms });
+        }
+        Some(failure) => return fault_response(failure),
+        None => {}
     }
-    if !authorised(state.inner.auth.as_ref(), &headers) {
+    answer(&state, route, &uri, &headers, &body)
+}
+
+/// Carries out an API request and builds its answer (no faults applied).
+fn answer(state: &SimState, route: Route, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Response {
+    if !authorised(state.inner.auth.as_ref(), headers) {
         return json_response(
             StatusCode::UNAUTHORIZED,
             json!({ "error": "Couldn't authenticate you" }),
         );
     }
-    let base = base_url(&headers);
+    let base = base_url(headers);
     let params = query_pairs(uri.query().unwrap_or(""));
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let mut data = lock(&state.inner.data);
@@ -110,8 +126,8 @@ pub(super) async fn api(
             Some(user) => json_response(StatusCode::OK, json!({ "user": user_json(user, &base) })),
             None => not_found(),
         },
-        Route::UpdateTicket(id) => update_ticket(&mut data, &base, id, &body),
-        Route::CreateTicket => create_ticket(&mut data, &base, &body),
+        Route::UpdateTicket(id) => update_ticket(&mut data, &base, id, body),
+        Route::CreateTicket => create_ticket(&mut data, &base, body),
         Route::Comments(id) => {
             if !data.tickets.iter().any(|t| t.id == id) {
                 return not_found();
@@ -222,7 +238,7 @@ fn update_ticket(data: &mut SimData, base: &str, id: u64, body: &[u8]) -> Respon
     if let Some(status) = update.ticket.status {
         ticket.status = status;
     }
-    ticket.updated_at.clone_from(&now);
+    ticket.updated_at = Some(now.clone());
     let ticket = ticket.clone();
     let mut events = Vec::new();
     if let Some(comment) = update.ticket.comment {
@@ -286,30 +302,30 @@ fn create_ticket(data: &mut SimData, base: &str, body: &[u8]) -> Response {
         (Some(_), _) => return invalid("requester_id is not a user"),
         (None, Some(requester)) => {
             let id = data.next_user_id();
-            data.users.push(SimUser {
+            data.users.push(User {
                 id,
                 name: requester.name,
                 email: None,
                 phone: requester.phone,
-                locale: "en-US".into(),
-                role: "end-user".into(),
-                shared_phone_number: false,
-                created_at: now.clone(),
-                updated_at: now.clone(),
+                locale: Some(data::default_locale()),
+                role: Some(data::default_role()),
+                shared_phone_number: Some(false),
+                created_at: Some(now.clone()),
+                updated_at: Some(now.clone()),
             });
             id
         }
         (None, None) => return invalid("a requester is needed"),
     };
-    let ticket = SimTicket {
+    let ticket = Ticket {
         id: data.next_ticket_id(),
-        subject: new.subject,
+        subject: Some(new.subject),
         status: Status::New,
         priority: new.priority,
         requester_id,
         tags: new.tags,
-        created_at: now.clone(),
-        updated_at: now.clone(),
+        created_at: Some(now.clone()),
+        updated_at: Some(now.clone()),
     };
     data.comments.push(SimComment {
         id: data.next_comment_id(),
@@ -323,58 +339,56 @@ fn create_ticket(data: &mut SimData, base: &str, body: &[u8]) -> Response {
     json_response(StatusCode::CREATED, json!({ "ticket": ticket_json(&ticket, base) }))
 }
 
-fn user_json(user: &SimUser, base: &str) -> Value {
-    json!({
-        "id": user.id,
-        "url": format!("{base}/api/v2/users/{}.json", user.id),
-        "name": user.name,
-        "email": user.email,
-        "phone": user.phone,
-        "shared_phone_number": user.shared_phone_number,
-        "locale": user.locale,
-        "role": user.role,
-        "active": true,
-        "verified": true,
-        "suspended": false,
-        "time_zone": "UTC",
-        "iana_time_zone": "Etc/UTC",
-        "tags": [],
-        "user_fields": {},
-        "created_at": user.created_at,
-        "updated_at": user.updated_at,
-    })
+/// A model record in its API shape, with the fields the simulator adds that the data dip
+/// does not read.
+fn api_json(record: &impl serde::Serialize, extra: Value) -> Value {
+    let mut value = serde_json::to_value(record).unwrap_or_else(|_| json!({}));
+    if let (Some(object), Value::Object(extra)) = (value.as_object_mut(), extra) {
+        object.extend(extra);
+    }
+    value
 }
 
-fn ticket_json(ticket: &SimTicket, base: &str) -> Value {
-    json!({
-        "id": ticket.id,
-        "url": format!("{base}/api/v2/tickets/{}.json", ticket.id),
-        "subject": ticket.subject,
-        "raw_subject": ticket.subject,
-        "status": ticket.status,
-        "priority": ticket.priority,
-        "type": null,
-        "requester_id": ticket.requester_id,
-        "submitter_id": ticket.requester_id,
-        "tags": ticket.tags,
-        "is_public": true,
-        "via": { "channel": "web" },
-        "created_at": ticket.created_at,
-        "updated_at": ticket.updated_at,
-    })
+fn user_json(user: &User, base: &str) -> Value {
+    api_json(
+        user,
+        json!({
+            "url": format!("{base}/api/v2/users/{}.json", user.id),
+            "active": true,
+            "verified": true,
+            "suspended": false,
+            "time_zone": "UTC",
+            "iana_time_zone": "Etc/UTC",
+            "tags": [],
+            "user_fields": {},
+        }),
+    )
+}
+
+fn ticket_json(ticket: &Ticket, base: &str) -> Value {
+    api_json(
+        ticket,
+        json!({
+            "url": format!("{base}/api/v2/tickets/{}.json", ticket.id),
+            "raw_subject": ticket.subject,
+            "type": null,
+            "submitter_id": ticket.requester_id,
+            "is_public": true,
+            "via": { "channel": "web" },
+        }),
+    )
 }
 
 fn comment_json(comment: &SimComment) -> Value {
-    json!({
-        "id": comment.id,
-        "type": "Comment",
-        "author_id": comment.author_id,
-        "body": comment.body,
-        "plain_body": comment.body,
-        "public": comment.public,
-        "attachments": [],
-        "created_at": comment.created_at,
-    })
+    let api = Comment {
+        id: comment.id,
+        body: comment.body.clone(),
+        public: comment.public,
+        author_id: Some(comment.author_id),
+        created_at: Some(comment.created_at.clone()),
+        kind: Some("Comment".into()),
+    };
+    api_json(&api, json!({ "plain_body": comment.body, "attachments": [] }))
 }
 
 fn with_result_type(mut value: Value, kind: &str) -> Value {
@@ -428,7 +442,8 @@ fn fault_response(kind: FaultKind) -> Response {
             .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
             .body(Body::from("{\"results\": [ {\"id\": 1, \"name\": \"trunc"))
             .unwrap_or_default(),
-        FaultKind::Drop => {
+        // A stall ends like a drop, after the wait (see `api`).
+        FaultKind::Drop | FaultKind::Stall { .. } => {
             // A body that fails at once makes the server cut the connection.
             let stream = futures_util::stream::once(async {
                 Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped"))
@@ -511,6 +526,56 @@ mod tests {
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer tok"));
         assert!(authorised(Some(&auth), &headers));
         assert!(!format!("{auth:?}").contains("tok\""));
+    }
+
+    /// A stalled PUT adds its comment, the client hears nothing, and the next PUT is
+    /// answered as usual.
+    #[tokio::test]
+    async fn a_stalled_write_lands_but_is_never_answered() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let state = SimState::sample();
+        state.add_fault("tickets:stall@1".parse().unwrap());
+        let (addr, _server) =
+            super::super::spawn("127.0.0.1:0".parse().unwrap(), state.clone()).await.unwrap();
+        let http = reqwest::Client::new();
+        let put = |marker: &str| {
+            http.put(format!("http://{addr}/api/v2/tickets/101.json"))
+                .timeout(std::time::Duration::from_millis(300))
+                .json(&json!({ "ticket": { "comment": { "body": marker, "public": false } } }))
+                .send()
+        };
+        let before = state.comments(101).len();
+
+        let stalled = put("stalled-write").await;
+        assert!(stalled.as_ref().is_err_and(reqwest::Error::is_timeout), "{stalled:?}");
+        let comments = state.comments(101);
+        assert_eq!(comments.len(), before + 1);
+        assert!(comments.last().is_some_and(|c| c.body == "stalled-write" && !c.public));
+
+        let answered = put("answered-write").await.unwrap();
+        assert_eq!(answered.status(), StatusCode::OK);
+        assert_eq!(state.comments(101).len(), before + 2);
+        let puts = state.requests().iter().filter(|r| r.method == "PUT").count();
+        assert_eq!(puts, 2);
+    }
+
+    /// With a hold time, the stall ends by cutting the connection: no status reaches the
+    /// client, only an error.
+    #[tokio::test]
+    async fn a_bounded_stall_cuts_the_connection() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let state = SimState::sample();
+        state.add_fault("comments:stall:50@1".parse().unwrap());
+        let (addr, _server) =
+            super::super::spawn("127.0.0.1:0".parse().unwrap(), state.clone()).await.unwrap();
+        let url = format!("http://{addr}/api/v2/tickets/101/comments.json");
+        let started = std::time::Instant::now();
+        let read = async { reqwest::get(&url).await?.bytes().await };
+        let cut = tokio::time::timeout(std::time::Duration::from_secs(5), read).await.unwrap();
+        assert!(cut.is_err(), "{cut:?}");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(50));
+        let again = reqwest::get(&url).await.unwrap();
+        assert_eq!(again.status(), StatusCode::OK);
     }
 
     #[test]

@@ -1,10 +1,15 @@
 //! The simulator's records: users, tickets and comments, seeded from JSON.
+//!
+//! Users and tickets are the API model's types ([`User`], [`Ticket`]), so their shapes are
+//! defined once; loading fills the fields Zendesk always sends (locale, role, times, ...)
+//! with Zendesk's defaults. Comments are stored with their ticket id and served in the
+//! model's [`Comment`](crate::zendesk::model::Comment) shape.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::zendesk::model::{Priority, Status};
+use crate::zendesk::model::{Ticket, User};
 
 /// Built-in sample data: customers in several locales (Norwegian `nb` with region NO among
 /// them), every priority, an urgent ticket, a user with no ticket, one with only a solved
@@ -14,43 +19,7 @@ pub const SAMPLE_JSON: &str = include_str!("sample.json");
 /// Largest seed file accepted, in bytes.
 pub const MAX_SEED_BYTES: u64 = 16 * 1024 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SimUser {
-    pub id: u64,
-    pub name: String,
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub phone: Option<String>,
-    #[serde(default = "default_locale")]
-    pub locale: String,
-    #[serde(default = "default_role")]
-    pub role: String,
-    #[serde(default)]
-    pub shared_phone_number: bool,
-    #[serde(default = "default_time")]
-    pub created_at: String,
-    #[serde(default = "default_time")]
-    pub updated_at: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SimTicket {
-    pub id: u64,
-    #[serde(default)]
-    pub subject: String,
-    pub status: Status,
-    #[serde(default)]
-    pub priority: Option<Priority>,
-    pub requester_id: u64,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    #[serde(default = "default_time")]
-    pub created_at: String,
-    #[serde(default = "default_time")]
-    pub updated_at: String,
-}
-
+/// A stored comment: the API fields plus the ticket it belongs to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimComment {
     #[serde(default)]
@@ -69,9 +38,9 @@ pub struct SimComment {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SimData {
     #[serde(default)]
-    pub users: Vec<SimUser>,
+    pub users: Vec<User>,
     #[serde(default)]
-    pub tickets: Vec<SimTicket>,
+    pub tickets: Vec<Ticket>,
     #[serde(default)]
     pub comments: Vec<SimComment>,
 }
@@ -86,10 +55,10 @@ pub enum SeedError {
     Invalid(String),
 }
 
-fn default_locale() -> String {
+pub(super) fn default_locale() -> String {
     "en-US".into()
 }
-fn default_role() -> String {
+pub(super) fn default_role() -> String {
     "end-user".into()
 }
 fn default_time() -> String {
@@ -107,6 +76,7 @@ impl SimData {
         let mut data: SimData = serde_json::from_str(text)?;
         data.check()?;
         data.number_comments();
+        data.fill_defaults();
         Ok(data)
     }
 
@@ -143,6 +113,23 @@ impl SimData {
         Ok(())
     }
 
+    /// Gives the fields Zendesk always sends, where a record leaves them out, Zendesk's
+    /// defaults (an `en-US` end-user, an empty subject, times at the start of 2024).
+    pub fn fill_defaults(&mut self) {
+        for user in &mut self.users {
+            user.locale.get_or_insert_with(default_locale);
+            user.role.get_or_insert_with(default_role);
+            user.shared_phone_number.get_or_insert(false);
+            user.created_at.get_or_insert_with(default_time);
+            user.updated_at.get_or_insert_with(default_time);
+        }
+        for ticket in &mut self.tickets {
+            ticket.subject.get_or_insert_with(String::new);
+            ticket.created_at.get_or_insert_with(default_time);
+            ticket.updated_at.get_or_insert_with(default_time);
+        }
+    }
+
     /// Gives comments without an id one above the highest id.
     fn number_comments(&mut self) {
         let first = self.comments.iter().map(|c| c.id).max().unwrap_or(0) + 1;
@@ -151,11 +138,11 @@ impl SimData {
         }
     }
 
-    pub fn user(&self, id: u64) -> Option<&SimUser> {
+    pub fn user(&self, id: u64) -> Option<&User> {
         self.users.iter().find(|u| u.id == id)
     }
 
-    pub fn ticket_mut(&mut self, id: u64) -> Option<&mut SimTicket> {
+    pub fn ticket_mut(&mut self, id: u64) -> Option<&mut Ticket> {
         self.tickets.iter_mut().find(|t| t.id == id)
     }
 
@@ -196,16 +183,32 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::zendesk::model::Priority;
 
     #[test]
     fn sample_data_loads_and_covers_the_cases() {
         let data = SimData::from_json(SAMPLE_JSON).unwrap();
         assert!(data.users.len() >= 8);
-        assert!(data.users.iter().any(|u| u.locale == "nb"));
-        assert!(data.users.iter().any(|u| u.shared_phone_number));
+        assert!(data.users.iter().any(|u| u.locale.as_deref() == Some("nb")));
+        assert!(data.users.iter().any(|u| u.has_shared_phone_number()));
         assert!(data.tickets.iter().any(|t| t.priority == Some(Priority::Urgent)));
         assert!(data.users.iter().any(|u| !data.tickets.iter().any(|t| t.requester_id == u.id)));
         assert_eq!(data, SimData::sample());
+    }
+
+    #[test]
+    fn missing_fields_get_zendesk_defaults() {
+        let seed = r#"{"users":[{"id":1,"name":"a","locale":"nb"}],
+                       "tickets":[{"id":2,"status":"open","requester_id":1}]}"#;
+        let data = SimData::from_json(seed).unwrap();
+        let user = &data.users[0];
+        assert_eq!(user.locale.as_deref(), Some("nb"));
+        assert!(user.is_end_user());
+        assert_eq!(user.shared_phone_number, Some(false));
+        assert_eq!(user.created_at.as_deref(), Some("2024-01-01T00:00:00Z"));
+        let ticket = &data.tickets[0];
+        assert_eq!(ticket.subject.as_deref(), Some(""));
+        assert_eq!(ticket.updated_at.as_deref(), Some("2024-01-01T00:00:00Z"));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! Written as `ENDPOINT:KIND[:ARG][@COUNT]`, e.g. `search:latency:3000` (3 s more on every
 //! search), `search:429:5@1` (the next search gets 429 with `Retry-After: 5`),
-//! `tickets:500@2`, `comments:malformed`, `any:drop@1` (the connection is cut).
+//! `tickets:500@2`, `comments:malformed`, `any:drop@1` (the connection is cut),
+//! `tickets:stall@1` (the next ticket request takes effect but is never answered),
+//! `tickets:stall:2000` (answers come never within 2 s, then the connection is cut).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -43,6 +45,20 @@ pub enum FaultKind {
     MalformedJson,
     /// Close the connection without an answer.
     Drop,
+    /// Carry the request out (a comment is added), then send no answer: hold the
+    /// connection open for `ms` milliseconds (`None`: until the client gives up or the
+    /// simulator stops) and cut it. Models a write that landed while its response was lost.
+    Stall {
+        #[serde(default)]
+        ms: Option<u64>,
+    },
+}
+
+impl FaultKind {
+    /// Whether the request is still carried out (the fault only hides the answer).
+    pub fn applies_request(self) -> bool {
+        matches!(self, FaultKind::Stall { .. })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,9 +117,10 @@ impl FromStr for Fault {
             }
             "malformed" => FaultKind::MalformedJson,
             "drop" => FaultKind::Drop,
+            "stall" | "hang" => FaultKind::Stall { ms: arg.map(|_| number(None)).transpose()? },
             _ => {
                 return Err(err(
-                    "unknown kind (latency, 429, 500, 502, 503, 504, malformed, drop)",
+                    "unknown kind (latency, 429, 500, 502, 503, 504, malformed, drop, stall)",
                 ));
             }
         };
@@ -168,7 +185,27 @@ mod tests {
             FaultKind::ServerError { status: 500 }
         );
         assert_eq!("comments:drop@2".parse::<Fault>().unwrap().remaining, Some(2));
-        for bad in ["", "nowhere:500", "search:latency", "search:418", "search:500@x", "a:b:c:d"] {
+        assert_eq!(
+            "tickets:stall@1".parse::<Fault>().unwrap(),
+            Fault {
+                endpoint: Endpoint::Tickets,
+                kind: FaultKind::Stall { ms: None },
+                remaining: Some(1)
+            }
+        );
+        assert_eq!(
+            "tickets:stall:250".parse::<Fault>().unwrap().kind,
+            FaultKind::Stall { ms: Some(250) }
+        );
+        for bad in [
+            "",
+            "nowhere:500",
+            "search:latency",
+            "search:418",
+            "search:500@x",
+            "a:b:c:d",
+            "tickets:stall:soon",
+        ] {
             assert!(bad.parse::<Fault>().is_err(), "{bad}");
         }
     }
@@ -190,10 +227,29 @@ mod tests {
     }
 
     #[test]
+    fn a_stall_is_a_failure_that_still_applies_the_request() {
+        let mut faults: Vec<Fault> =
+            ["tickets:stall@1", "tickets:500@1"].iter().map(|s| s.parse().unwrap()).collect();
+        let first = decide(&mut faults, Endpoint::Tickets);
+        assert_eq!(first.failure, Some(FaultKind::Stall { ms: None }));
+        assert!(first.failure.is_some_and(FaultKind::applies_request));
+        let second = decide(&mut faults, Endpoint::Tickets);
+        assert_eq!(second.failure, Some(FaultKind::ServerError { status: 500 }));
+        assert!(!FaultKind::ServerError { status: 500 }.applies_request());
+        assert!(!FaultKind::Drop.applies_request());
+        assert!(faults.is_empty());
+    }
+
+    #[test]
     fn faults_read_from_json() {
         let fault: Fault =
             serde_json::from_str(r#"{"endpoint":"search","kind":"latency","ms":30}"#).unwrap();
         assert_eq!(fault.kind, FaultKind::Latency { ms: 30 });
         assert_eq!(fault.remaining, None);
+        let stall: Fault =
+            serde_json::from_str(r#"{"endpoint":"tickets","kind":"stall","remaining":1}"#).unwrap();
+        assert_eq!(stall.kind, FaultKind::Stall { ms: None });
+        let back: Fault = serde_json::from_value(serde_json::to_value(stall).unwrap()).unwrap();
+        assert_eq!(back, stall);
     }
 }

@@ -24,7 +24,7 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-pub use data::{SimComment, SimData, SimTicket, SimUser};
+pub use data::{SimComment, SimData};
 pub use faults::{Endpoint, Fault, FaultKind};
 
 /// Requests kept in the log; older ones are dropped.
@@ -83,7 +83,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SimState {
-    pub fn new(data: SimData, auth: Option<SimAuth>) -> SimState {
+    /// A simulator serving `data`, with Zendesk's defaults filled in where it leaves fields
+    /// out (see [`SimData::fill_defaults`]).
+    pub fn new(mut data: SimData, auth: Option<SimAuth>) -> SimState {
+        data.fill_defaults();
         SimState {
             inner: Arc::new(SimInner {
                 data: Mutex::new(data),

@@ -4,9 +4,9 @@
 //! `status:open`, `priority:urgent`, `tags:billing`, `email:...`, `role:...`, and bare words
 //! matched against names and subjects. Sorting follows `sort_by` / `sort_order`.
 
-use crate::zendesk::model::{Priority, Status};
+use crate::zendesk::model::{Priority, Status, Ticket, User};
 
-use super::data::{SimData, SimTicket, SimUser};
+use super::data::SimData;
 
 /// Longest query accepted, in bytes, and most terms in it.
 pub const MAX_QUERY_BYTES: usize = 1024;
@@ -131,11 +131,11 @@ fn compare<T: Ord>(op: Op, actual: T, wanted: T) -> bool {
     }
 }
 
-pub fn user_matches(user: &SimUser, terms: &[Term]) -> bool {
+pub fn user_matches(user: &User, terms: &[Term]) -> bool {
     terms.iter().all(|term| match term.field.as_deref() {
         Some("phone") => phone_matches(user.phone.as_deref(), &term.value),
         Some("email") => user.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(&term.value)),
-        Some("role") => user.role.eq_ignore_ascii_case(&term.value),
+        Some("role") => user.role.as_deref().unwrap_or_default().eq_ignore_ascii_case(&term.value),
         Some("name") => text_matches(&user.name, &term.value),
         Some("id") => term.value.parse::<u64>().is_ok_and(|id| id == user.id),
         Some(_) => false,
@@ -154,7 +154,7 @@ fn priority_rank(p: Option<Priority>) -> u8 {
     }
 }
 
-pub fn ticket_matches(ticket: &SimTicket, terms: &[Term]) -> bool {
+pub fn ticket_matches(ticket: &Ticket, terms: &[Term]) -> bool {
     terms.iter().all(|term| match term.field.as_deref() {
         Some("requester_id" | "requester") => {
             term.value.parse::<u64>().is_ok_and(|id| id == ticket.requester_id)
@@ -173,32 +173,38 @@ pub fn ticket_matches(ticket: &SimTicket, terms: &[Term]) -> bool {
             compare(term.op, priority_rank(ticket.priority), priority_rank(wanted))
         }
         Some("tags" | "tag") => ticket.tags.iter().any(|t| t.eq_ignore_ascii_case(&term.value)),
-        Some("subject") => text_matches(&ticket.subject, &term.value),
+        Some("subject") => text_matches(subject(ticket), &term.value),
         Some("id") => term.value.parse::<u64>().is_ok_and(|id| id == ticket.id),
         Some(_) => false,
-        None => text_matches(&ticket.subject, &term.value),
+        None => text_matches(subject(ticket), &term.value),
     })
+}
+
+fn subject(ticket: &Ticket) -> &str {
+    ticket.subject.as_deref().unwrap_or_default()
 }
 
 /// A search hit, before it is turned into JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Hit<'a> {
-    User(&'a SimUser),
-    Ticket(&'a SimTicket),
+    User(&'a User),
+    Ticket(&'a Ticket),
 }
 
 impl Hit<'_> {
     fn updated_at(&self) -> &str {
         match self {
-            Hit::User(u) => &u.updated_at,
-            Hit::Ticket(t) => &t.updated_at,
+            Hit::User(u) => u.updated_at.as_deref(),
+            Hit::Ticket(t) => t.updated_at.as_deref(),
         }
+        .unwrap_or_default()
     }
     fn created_at(&self) -> &str {
         match self {
-            Hit::User(u) => &u.created_at,
-            Hit::Ticket(t) => &t.created_at,
+            Hit::User(u) => u.created_at.as_deref(),
+            Hit::Ticket(t) => t.created_at.as_deref(),
         }
+        .unwrap_or_default()
     }
     fn id(&self) -> u64 {
         match self {

@@ -1,0 +1,91 @@
+//! The bridge's runtime: relays RTP between two legs' UDP sockets through a
+//! [`Bridge`](crate::media::bridge::Bridge) until told to stop.
+//!
+//! One task per bridged call. It waits on both sockets and the stop signal, feeds every
+//! datagram to the sans-IO bridge and sends what comes back on the far leg's socket.
+//! Sending is immediate: a bridged packet keeps the pacing of the phone that sent it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tracing::debug;
+
+use crate::media::bridge::{
+    Bridge, BridgeError, BridgeStats, Leg, LegSetup, MAX_RTP_PACKET, StreamState, Transmit,
+};
+
+/// One leg for the relay: its RTP socket and what was negotiated on it.
+#[derive(Debug, Clone)]
+pub struct RelayLeg {
+    pub socket: Arc<UdpSocket>,
+    pub setup: LegSetup,
+}
+
+/// What a finished relay leaves behind: counters, and each leg's outgoing stream and
+/// latched remote, to carry on (prompts, hold music) after the bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayOutcome {
+    pub stats: BridgeStats,
+    pub a: StreamState,
+    pub b: StreamState,
+    pub remote_a: Option<SocketAddr>,
+    pub remote_b: Option<SocketAddr>,
+}
+
+/// Relays between `a` and `b` until `stop` completes. Fails only if the bridge cannot be
+/// built (codecs); socket errors are logged and the relay carries on.
+pub async fn relay(
+    a: RelayLeg,
+    b: RelayLeg,
+    stop: impl Future<Output = ()>,
+) -> Result<RelayOutcome, BridgeError> {
+    let mut bridge = Bridge::new(a.setup, b.setup)?;
+    let sockets = [a.socket, b.socket];
+    // One byte over the limit, so oversized datagrams are seen as such and dropped.
+    let mut buf_a = vec![0u8; MAX_RTP_PACKET + 1];
+    let mut buf_b = vec![0u8; MAX_RTP_PACKET + 1];
+    tokio::pin!(stop);
+    loop {
+        let (leg, received) = tokio::select! {
+            biased;
+            () = &mut stop => break,
+            r = sockets[0].recv_from(&mut buf_a) => (Leg::A, r),
+            r = sockets[1].recv_from(&mut buf_b) => (Leg::B, r),
+        };
+        let (n, source) = match received {
+            Ok(received) => received,
+            Err(err) => {
+                // ICMP errors surface here on some systems; the next datagram may be fine.
+                debug!(?leg, %err, "RTP receive failed");
+                tokio::task::yield_now().await;
+                continue;
+            }
+        };
+        let buf = if leg == Leg::A { &buf_a } else { &buf_b };
+        let Some(bytes) = buf.get(..n) else { continue };
+        let out = bridge.handle_packet(Instant::now(), leg, source, bytes);
+        send_all(&sockets, out).await;
+    }
+    Ok(RelayOutcome {
+        stats: bridge.stats(),
+        a: bridge.stream_state(Leg::A),
+        b: bridge.stream_state(Leg::B),
+        remote_a: bridge.remote(Leg::A),
+        remote_b: bridge.remote(Leg::B),
+    })
+}
+
+async fn send_all(sockets: &[Arc<UdpSocket>; 2], out: Vec<Transmit>) {
+    for t in out {
+        let socket = match t.leg {
+            Leg::A => &sockets[0],
+            Leg::B => &sockets[1],
+        };
+        if let Err(err) = socket.send_to(&t.packet, t.dest).await {
+            debug!(leg = ?t.leg, dest = %t.dest, %err, "RTP send failed");
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Calls with the Zendesk simulator: the data dip finds the caller's ticket, and the
+//! post-call comment lands on it exactly once, also when Zendesk fails at hang-up.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{next_summary, sipp, start, test_config};
+use zendesk_ivr::config::Config;
+use zendesk_ivr::zendesk::client::DipOutcome;
+use zendesk_ivr::zendesk::sim::{self, SimState};
+
+/// The caller number the SIPp scenarios send (Kari Nordmann in the sample data).
+const KARI_TICKETS: [u64; 2] = [101, 102];
+
+async fn setup(dir: &tempfile::TempDir) -> (Config, SimState) {
+    let state = SimState::sample();
+    let (addr, _) = sim::spawn("127.0.0.1:0".parse().unwrap(), state.clone()).await.unwrap();
+    let mut config = test_config();
+    config.zendesk.enabled = true;
+    config.zendesk.url = format!("http://{addr}");
+    config.outbox.path = dir.path().join("outbox.sqlite");
+    config.outbox.backoff_base_ms = 20;
+    config.outbox.backoff_cap_ms = 200;
+    (config, state)
+}
+
+/// Waits (bounded) until `ticket` has a comment containing `needle`; returns how many.
+async fn comments_with(state: &SimState, ticket: u64, needle: &str) -> usize {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let count = state.comments(ticket).iter().filter(|c| c.body.contains(needle)).count();
+        if count > 0 || tokio::time::Instant::now() > deadline {
+            return count;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn ticket_of(dip: &Option<DipOutcome>) -> u64 {
+    match dip {
+        Some(DipOutcome::Found { ticket: Some(t), user, .. }) => {
+            assert_eq!(user.id, 1001, "the caller is Kari Nordmann");
+            t.id
+        }
+        other => panic!("expected the caller and a ticket, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_comment_lands_on_the_callers_latest_ticket() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, state) = setup(&dir).await;
+    let server = start(config).await;
+    let mut ended = server.subscribe();
+    sipp("uac_bye.xml", server.sip_addr(), "u1", &[]).await.assert_ok();
+    let summary = next_summary(&mut ended).await;
+    let ticket = ticket_of(&summary.dip);
+    assert!(KARI_TICKETS.contains(&ticket));
+    let marker = format!("[call-id: {}]", summary.call_id);
+    assert_eq!(comments_with(&state, ticket, &marker).await, 1);
+    let comment = state.comments(ticket).into_iter().find(|c| c.body.contains(&marker)).unwrap();
+    assert!(!comment.public, "post-call comments are private notes");
+    assert!(comment.body.contains("+4798765432"), "{}", comment.body);
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zendesk_failing_at_hang_up_still_gets_the_comment_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, state) = setup(&dir).await;
+    // Searches work (the dip finds the ticket); the first three comment PUTs fail.
+    state.add_fault("tickets:500@3".parse().unwrap());
+    let server = start(config).await;
+    let mut ended = server.subscribe();
+    sipp("uac_bye.xml", server.sip_addr(), "u1", &[]).await.assert_ok();
+    let summary = next_summary(&mut ended).await;
+    let ticket = ticket_of(&summary.dip);
+    let marker = format!("[call-id: {}]", summary.call_id);
+    assert_eq!(comments_with(&state, ticket, &marker).await, 1);
+    let puts = state
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains(&ticket.to_string()))
+        .count();
+    assert!(puts >= 4, "three failed PUTs, then the one that landed: {puts}");
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_zendesk_gives_the_fallback_and_the_call_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut config, _state) = setup(&dir).await;
+    config.zendesk.url = "http://127.0.0.1:9".into(); // nothing listens on the discard port
+    config.zendesk.deadline_ms = 300;
+    let server = start(config).await;
+    let mut ended = server.subscribe();
+    sipp("uac_bye.xml", server.sip_addr(), "u1", &[]).await.assert_ok();
+    let summary = next_summary(&mut ended).await;
+    assert!(summary.answered);
+    assert!(matches!(summary.dip, Some(DipOutcome::Fallback { .. })), "{:?}", summary.dip);
+    server.shutdown(Duration::from_secs(1)).await;
+}

@@ -1,0 +1,200 @@
+//! The bridge relay on real UDP sockets: two "phones" (plain sockets on loopback) talk
+//! through it and each receives the other's audio with our headers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+
+use zendesk_ivr::config::CodecName;
+use zendesk_ivr::media::bridge::{LegSetup, StreamState};
+use zendesk_ivr::media::bridge_relay::{RelayLeg, RelayOutcome, relay};
+use zendesk_ivr::media::codec::ulaw_to_linear;
+use zendesk_ivr::media::dtmf::rfc4733::TelephoneEvent;
+use zendesk_ivr::sdp::{Codec, Direction, Negotiated};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn socket() -> Arc<UdpSocket> {
+    Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind loopback"))
+}
+
+fn negotiated(name: CodecName, pt: u8, te: Option<u8>, remote: SocketAddr) -> Negotiated {
+    let (clock_rate, channels) = if name == CodecName::Opus { (48000, 2) } else { (8000, 1) };
+    Negotiated {
+        codec: Codec { name, payload_type: pt, clock_rate, channels },
+        telephone_event: te,
+        remote_rtp: Some(remote),
+        direction: Direction::SendRecv,
+        ptime_ms: 20,
+    }
+}
+
+fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+struct Header {
+    pt: u8,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    marker: bool,
+    payload: Vec<u8>,
+}
+
+async fn receive(socket: &UdpSocket) -> (Header, SocketAddr) {
+    let mut buf = [0u8; 2048];
+    let (n, from) = tokio::time::timeout(WAIT, socket.recv_from(&mut buf))
+        .await
+        .expect("a packet within 5 s")
+        .expect("receive");
+    let r = rtp_rs::RtpReader::new(&buf[..n]).expect("the relay sends valid RTP");
+    let header = Header {
+        pt: r.payload_type(),
+        seq: r.sequence_number().into(),
+        ts: r.timestamp(),
+        ssrc: r.ssrc(),
+        marker: r.mark(),
+        payload: r.payload().to_vec(),
+    };
+    (header, from)
+}
+
+/// A running relay between two legs, with the phones' and relay's sockets.
+struct Setup {
+    phone_a: Arc<UdpSocket>,
+    phone_b: Arc<UdpSocket>,
+    relay_a: SocketAddr,
+    relay_b: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<RelayOutcome>,
+}
+
+async fn start(a: (CodecName, u8, Option<u8>), b: (CodecName, u8, Option<u8>)) -> Setup {
+    let (phone_a, phone_b) = (socket().await, socket().await);
+    let (relay_a, relay_b) = (socket().await, socket().await);
+    let leg_a = RelayLeg {
+        setup: LegSetup {
+            negotiated: negotiated(a.0, a.1, a.2, phone_a.local_addr().expect("addr")),
+            outgoing: StreamState { ssrc: 0xA, next_seq: 1000, next_ts: 50_000 },
+        },
+        socket: relay_a.clone(),
+    };
+    let leg_b = RelayLeg {
+        setup: LegSetup {
+            negotiated: negotiated(b.0, b.1, b.2, phone_b.local_addr().expect("addr")),
+            outgoing: StreamState { ssrc: 0xB, next_seq: 2000, next_ts: 70_000 },
+        },
+        socket: relay_b.clone(),
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        relay(leg_a, leg_b, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("relay builds")
+    });
+    Setup {
+        phone_a,
+        phone_b,
+        relay_a: relay_a.local_addr().expect("addr"),
+        relay_b: relay_b.local_addr().expect("addr"),
+        stop,
+        task,
+    }
+}
+
+impl Setup {
+    async fn finish(self) -> RelayOutcome {
+        let _ = self.stop.send(());
+        tokio::time::timeout(WAIT, self.task).await.expect("relay stops").expect("relay task")
+    }
+}
+
+#[tokio::test]
+async fn two_phones_hear_each_other_with_rewritten_headers() {
+    let s = start((CodecName::Opus, 111, Some(101)), (CodecName::Opus, 96, Some(100))).await;
+    let payload = [0x78u8, 1, 2, 3, 4, 5];
+    for i in 0..10u16 {
+        s.phone_a
+            .send_to(&rtp(111, 300 + i, 9600 * u32::from(i), 0x1111, &payload), s.relay_a)
+            .await
+            .expect("send");
+        let (h, from) = receive(&s.phone_b).await;
+        assert_eq!(from, s.relay_b, "B hears the relay's B socket");
+        assert_eq!((h.pt, h.ssrc, h.seq), (96, 0xB, 2000 + i));
+        assert_eq!(h.ts, 70_000 + 9600 * u32::from(i));
+        assert_eq!(h.marker, i == 0);
+        assert_eq!(h.payload, payload);
+    }
+    for i in 0..5u16 {
+        s.phone_b
+            .send_to(&rtp(96, i, 960 * u32::from(i), 0x2222, &payload), s.relay_b)
+            .await
+            .expect("send");
+        let (h, from) = receive(&s.phone_a).await;
+        assert_eq!(from, s.relay_a);
+        assert_eq!((h.pt, h.ssrc, h.seq, h.ts), (111, 0xA, 1000 + i, 50_000 + 960 * u32::from(i)));
+    }
+    // A key press passes with its payload type mapped.
+    let event = TelephoneEvent { event: 9, end: true, volume: 10, duration: 960 }.to_bytes();
+    s.phone_a.send_to(&rtp(101, 310, 96_000, 0x1111, &event), s.relay_a).await.expect("send");
+    let (h, _) = receive(&s.phone_b).await;
+    assert_eq!((h.pt, h.ts, h.payload.as_slice()), (100, 70_000 + 96_000, &event[..]));
+    // Junk is dropped and the relay carries on.
+    s.phone_a.send_to(b"junk", s.relay_a).await.expect("send");
+    s.phone_a.send_to(&rtp(111, 311, 105_600, 0x1111, &payload), s.relay_a).await.expect("send");
+    let (h, _) = receive(&s.phone_b).await;
+    assert_eq!(h.seq, 2011);
+
+    let outcome = s.finish().await;
+    assert_eq!(outcome.stats.a_to_b.received_packets, 13);
+    assert_eq!(outcome.stats.a_to_b.sent_packets, 12);
+    assert_eq!(outcome.stats.a_to_b.dropped_packets, 1);
+    assert_eq!(outcome.stats.b_to_a.received_packets, 5);
+    assert_eq!(outcome.stats.b_to_a.sent_packets, 5);
+    assert_eq!(outcome.stats.b_to_a.sent_bytes, 5 * (12 + payload.len() as u64));
+    assert_eq!(
+        outcome.b,
+        StreamState { ssrc: 0xB, next_seq: 2012, next_ts: 70_000 + 105_600 + 960 }
+    );
+    assert_eq!(outcome.a, StreamState { ssrc: 0xA, next_seq: 1005, next_ts: 50_000 + 4800 });
+}
+
+#[tokio::test]
+async fn relay_transcodes_and_follows_a_phone_behind_nat() {
+    let s = start((CodecName::Pcmu, 0, None), (CodecName::Pcma, 8, None)).await;
+    // Phone B really sends from another port than its SDP says.
+    let natted_b = socket().await;
+    let silence_alaw = [0xD5u8; 160];
+    natted_b.send_to(&rtp(8, 1, 0, 0x2222, &silence_alaw), s.relay_b).await.expect("send");
+    let (h, _) = receive(&s.phone_a).await;
+    assert_eq!(h.pt, 0);
+    assert_eq!(h.payload.len(), 160);
+    assert!(
+        h.payload.iter().all(|&b| ulaw_to_linear(b).abs() <= 16),
+        "A-law silence arrives as µ-law silence: {:02x?}",
+        h.payload
+    );
+    // A's audio now goes to where B's packets came from.
+    s.phone_a.send_to(&rtp(0, 1, 0, 0x1111, &[0xFFu8; 160]), s.relay_a).await.expect("send");
+    let (h, from) = receive(&natted_b).await;
+    assert_eq!((from, h.pt, h.ssrc, h.payload.len()), (s.relay_b, 8, 0xB, 160));
+    let phone_b = s.phone_b.clone();
+    let outcome = s.finish().await;
+    assert_eq!(outcome.remote_b, Some(natted_b.local_addr().expect("addr")));
+    // Nothing went to B's SDP address (loopback delivers at send time, so anything sent
+    // there would be queued by now).
+    let mut buf = [0u8; 64];
+    let quiet = phone_b.try_recv_from(&mut buf);
+    assert!(matches!(&quiet, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock), "{quiet:?}");
+}
