@@ -8,6 +8,7 @@ pub mod admin;
 pub mod call;
 pub mod config;
 pub mod demo;
+pub mod ivr;
 pub mod media;
 pub mod outbox;
 pub mod post_call;

@@ -40,12 +40,15 @@ async fn lookup_prints_the_user_and_ticket() {
     assert_eq!(report["outcome"]["user"]["id"], 1001);
     assert_eq!(report["outcome"]["ticket"]["id"], 102);
     assert_eq!(report["outcome"]["ticket"]["priority"], "urgent");
+    assert_eq!(report["route"]["reason"], "priority_ticket", "urgent tickets jump the queue");
+    assert_eq!(report["route"]["queue"], "sip:priority@127.0.0.1:5070");
 
     let text =
         tokio::task::spawn_blocking(move || lookup(&base, &["+44 20 7946 0018"])).await.unwrap();
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.contains("Acme Reception"), "{text}");
     assert!(text.contains("not greeted by name"), "{text}");
+    assert!(text.contains("route:    sip:support@127.0.0.1:5070 (Standard)"), "{text}");
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::client::{ClientError, DipOutcome, ZendeskClient};
 use super::phone::{PhoneNumber, normalise};
 use crate::config::Config;
+use crate::ivr::routing::{self, Route};
 
 /// What a lookup found, for printing as text or JSON.
 #[derive(Debug, Clone, Serialize)]
@@ -18,6 +19,8 @@ pub struct LookupReport {
     /// Why the input is not a usable number (the dip then treats the caller as anonymous).
     pub number_error: Option<String>,
     pub outcome: DipOutcome,
+    /// The agent queue the call would go to.
+    pub route: Route,
     pub elapsed_ms: u64,
     pub deadline_ms: u64,
 }
@@ -31,11 +34,13 @@ pub async fn lookup(config: &Config, raw: &str) -> Result<LookupReport, ClientEr
     };
     let started = Instant::now();
     let outcome = client.data_dip(number.as_ref()).await;
+    let route = routing::route(&outcome, &config.routing);
     Ok(LookupReport {
         input: raw.to_string(),
         number,
         number_error,
         outcome,
+        route,
         elapsed_ms: started.elapsed().as_millis() as u64,
         deadline_ms: config.zendesk.deadline_ms,
     })
@@ -86,6 +91,7 @@ impl LookupReport {
             DipOutcome::Anonymous => line("user:     anonymous caller, lookup skipped".into()),
             DipOutcome::Fallback { reason } => line(format!("fallback: {reason:?}")),
         }
+        line(format!("route:    {} ({:?})", self.route.queue, self.route.reason));
         line(format!("time:     {} ms (deadline {} ms)", self.elapsed_ms, self.deadline_ms));
         out
     }

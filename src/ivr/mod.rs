@@ -1,0 +1,3 @@
+//! The IVR's decisions: where a call goes.
+
+pub mod routing;
