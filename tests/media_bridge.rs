@@ -1,6 +1,8 @@
 //! The bridge relay on real UDP sockets: two "phones" (plain sockets on loopback) talk
 //! through it and each receives the other's audio with our headers.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +15,6 @@ use zendesk_ivr::media::bridge::{LegSetup, StreamState};
 use zendesk_ivr::media::bridge_relay::{RelayLeg, RelayOutcome, relay};
 use zendesk_ivr::media::codec::ulaw_to_linear;
 use zendesk_ivr::media::dtmf::rfc4733::TelephoneEvent;
-use zendesk_ivr::sdp::{Codec, Direction, Negotiated};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -21,52 +22,7 @@ async fn socket() -> Arc<UdpSocket> {
     Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind loopback"))
 }
 
-fn negotiated(name: CodecName, pt: u8, te: Option<u8>, remote: SocketAddr) -> Negotiated {
-    let (clock_rate, channels) = if name == CodecName::Opus { (48000, 2) } else { (8000, 1) };
-    Negotiated {
-        codec: Codec { name, payload_type: pt, clock_rate, channels },
-        telephone_event: te,
-        remote_rtp: Some(remote),
-        direction: Direction::SendRecv,
-        ptime_ms: 20,
-    }
-}
-
-fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x80, pt];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&ts.to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
-}
-
-struct Header {
-    pt: u8,
-    seq: u16,
-    ts: u32,
-    ssrc: u32,
-    marker: bool,
-    payload: Vec<u8>,
-}
-
-async fn receive(socket: &UdpSocket) -> (Header, SocketAddr) {
-    let mut buf = [0u8; 2048];
-    let (n, from) = tokio::time::timeout(WAIT, socket.recv_from(&mut buf))
-        .await
-        .expect("a packet within 5 s")
-        .expect("receive");
-    let r = rtp_rs::RtpReader::new(&buf[..n]).expect("the relay sends valid RTP");
-    let header = Header {
-        pt: r.payload_type(),
-        seq: r.sequence_number().into(),
-        ts: r.timestamp(),
-        ssrc: r.ssrc(),
-        marker: r.mark(),
-        payload: r.payload().to_vec(),
-    };
-    (header, from)
-}
+use common::rtp::{negotiated, packet as rtp, receive};
 
 /// A running relay between two legs, with the phones' and relay's sockets.
 struct Setup {

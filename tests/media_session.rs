@@ -2,9 +2,12 @@
 //! we send (header fields, marker, pacing), symmetric latching, playback end and barge-in,
 //! RTCP, and the RTP timeout.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::rtp::{self, Rtp};
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
@@ -14,55 +17,20 @@ use zendesk_ivr::media::playback::{PlayMode, StopReason};
 use zendesk_ivr::media::prompt::{Prompt, encode_pcm};
 use zendesk_ivr::media::rtp_ports::RtpPorts;
 use zendesk_ivr::media::session::{MediaEvent, MediaSession};
-use zendesk_ivr::sdp::{Codec, Direction, Negotiated};
+use zendesk_ivr::sdp::{Direction, Negotiated};
 
 const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
-struct Rtp {
-    pt: u8,
-    seq: u16,
-    ts: u32,
-    ssrc: u32,
-    marker: bool,
-    payload: Vec<u8>,
-}
-
 async fn recv_rtp(socket: &UdpSocket) -> Rtp {
-    let mut buf = [0u8; 2048];
-    let (len, _) = timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
-        .await
-        .expect("RTP within 5 s")
-        .expect("recv");
-    let r = rtp_rs::RtpReader::new(&buf[..len]).expect("valid RTP");
-    Rtp {
-        pt: r.payload_type(),
-        seq: r.sequence_number().into(),
-        ts: r.timestamp(),
-        ssrc: r.ssrc(),
-        marker: r.mark(),
-        payload: r.payload().to_vec(),
-    }
+    rtp::receive(socket).await.0
 }
 
-fn rtp(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
-    rtp_rs::RtpPacketBuilder::new()
-        .payload_type(pt)
-        .sequence(seq.into())
-        .timestamp(ts)
-        .ssrc(0x1234)
-        .payload(payload)
-        .build()
-        .expect("packet")
+fn packet(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+    rtp::packet(pt, seq, ts, 0x1234, payload)
 }
 
 fn negotiated(remote: SocketAddr) -> Negotiated {
-    Negotiated {
-        codec: Codec { name: CodecName::Pcmu, payload_type: 0, clock_rate: 8000, channels: 1 },
-        telephone_event: Some(101),
-        remote_rtp: Some(remote),
-        direction: Direction::SendRecv,
-        ptime_ms: 20,
-    }
+    rtp::negotiated(CodecName::Pcmu, 0, Some(101), remote)
 }
 
 /// A prompt of `frames` frames, each a distinct constant byte (1, 2, 3, ...).
@@ -169,11 +137,11 @@ async fn latches_to_the_real_source_and_a_digit_barges_in() {
     let id = session.play(vec![marked_prompt(50)], PlayMode::Loop, true);
     recv_rtp(&announced).await;
     // The caller really sends from another address: we follow it.
-    nat.send_to(&rtp(0, 1, 0, &[0xff; 160]), ours).await.expect("send");
+    nat.send_to(&packet(0, 1, 0, &[0xff; 160]), ours).await.expect("send");
     let moved = recv_rtp(&nat).await;
     assert_eq!(moved.pt, 0);
     // Key 7 by RFC 4733 stops the looping prompt.
-    nat.send_to(&rtp(101, 2, 160, &[7, 10, 0, 160]), ours).await.expect("send");
+    nat.send_to(&packet(101, 2, 160, &[7, 10, 0, 160]), ours).await.expect("send");
     match next_event(&mut session).await {
         MediaEvent::Digit(d) => assert_eq!(d.digit, '7'),
         other => panic!("expected a digit, got {other:?}"),

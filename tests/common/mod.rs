@@ -4,6 +4,7 @@
 
 pub mod baresip;
 pub mod kamailio;
+pub mod rtp;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
