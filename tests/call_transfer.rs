@@ -253,3 +253,31 @@ async fn busy_agent_keeps_the_caller_on_hold_music_and_records_the_failure() {
     let later = heard.iter().filter(|h| h.at > asked_at + Duration::from_secs(1)).count();
     assert!(later >= 50, "only {later} packets after the failed transfer");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refer_declined_keeps_the_caller_and_records_the_failure() {
+    let mut config = test_config();
+    config.transfer.mode = TransferMode::Refer;
+    let server = start(config).await;
+    let mut ended = server.subscribe();
+    let target = "sip:queue@127.0.0.1:5999";
+    let call_id = "xfer-declined-1@test";
+    let args = ["-cid_str", "xfer-declined-%u@test"];
+    let caller = sipp("uac_refer_declined.xml", server.sip_addr(), "u1", &args);
+    let (run, ()) = tokio::join!(caller, transfer_when_up(&server, call_id, target));
+    // The caller's scenario ends with its own BYE answered: we did not hang up on it.
+    run.assert_ok();
+    assert_eq!(run.count_received("BYE", call_id), 0, "we keep the caller");
+
+    let summary = next_summary(&mut ended).await;
+    assert_eq!(
+        summary.transfer,
+        Some(TransferRecord {
+            target: target.into(),
+            mode: TransferMode::Refer,
+            result: TransferResult::Refused(603),
+        })
+    );
+    assert!(summary.end.contains("RemoteBye"), "{summary:?}");
+    assert_eq!(post_call::outcome(&summary), CallOutcome::Abandoned);
+}
