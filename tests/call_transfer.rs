@@ -281,3 +281,23 @@ async fn refer_declined_keeps_the_caller_and_records_the_failure() {
     assert!(summary.end.contains("RemoteBye"), "{summary:?}");
     assert_eq!(post_call::outcome(&summary), CallOutcome::Abandoned);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_hanging_up_ends_the_bridged_call() {
+    let mut config = test_config();
+    config.transfer.mode = TransferMode::Bridge;
+    let server = start(config).await;
+    let mut ended = server.subscribe();
+    let agent = agent("uas_hangs_up.xml");
+    let call_id = "xfer-agent-bye-1@test";
+    let args = ["-cid_str", "xfer-agent-bye-%u@test"];
+    // The caller's scenario waits for our BYE.
+    let caller = sipp("uac_remote_bye.xml", server.sip_addr(), "u1", &args);
+    let target = agent.target();
+    let (run, ()) = tokio::join!(caller, transfer_when_up(&server, call_id, &target));
+    run.assert_ok();
+    agent.assert_passed().await;
+    let summary = next_summary(&mut ended).await;
+    assert_eq!(summary.transfer.as_ref().map(|t| &t.result), Some(&TransferResult::Transferred));
+    assert!(summary.end.contains("LocalBye"), "{summary:?}");
+}
