@@ -6,17 +6,23 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::config::Config;
+use crate::config::{Config, TransferMode};
 use crate::media::call_media::{CallMedia, CallMediaEvent};
 use crate::media::engine::MediaEngine;
 use crate::media::rtp_ports::RtpPorts;
 use crate::outbox::Outbox;
 use crate::post_call;
 use crate::sip::ani::{self, Ani, CallerId};
-use crate::sip::dialog::{CallEvent, EndReason};
+use crate::sip::dialog::{CallEvent, CallHandle, EndReason};
 use crate::sip::endpoint::{Command, EndpointHandle, IncomingCall};
+use crate::transfer::bridge::{self, CallerLeg};
+use crate::transfer::{
+    CONTROL_QUEUE, CallControl, CallRegistry, REFER_WAIT, ReferStep, ReferWatch, TransferError,
+    TransferRecord, TransferResult,
+};
 use crate::zendesk::client::{DipOutcome, ZendeskClient};
 
 /// What every call shares.
@@ -30,6 +36,8 @@ pub struct CallContext {
     pub zendesk: Option<ZendeskClient>,
     /// Where post-call comments go; `None` drops them (with a log line).
     pub outbox: Option<Outbox>,
+    /// Established calls' control channels (transfer requests), by Call-ID.
+    pub calls: CallRegistry,
 }
 
 /// How a call went: for logs, the post-call comment, and tests.
@@ -47,6 +55,8 @@ pub struct CallSummary {
     pub digits: String,
     /// The data dip's result (user, latest unsolved ticket), when Zendesk is configured.
     pub dip: Option<DipOutcome>,
+    /// The last transfer attempt, if any.
+    pub transfer: Option<TransferRecord>,
 }
 
 /// Runs one call to its end, then queues its comment; the call counts as finished only
@@ -91,6 +101,7 @@ pub async fn run(ctx: CallContext, incoming: IncomingCall) -> CallSummary {
             duration: Duration::ZERO,
             digits: String::new(),
             dip: None,
+            transfer: None,
         };
         drive(&ctx, incoming, &mut summary).await;
         summary.duration = started.elapsed();
@@ -160,10 +171,20 @@ async fn drive(ctx: &CallContext, mut incoming: IncomingCall, summary: &mut Call
         0 => None,
         secs => Some(tokio::time::Instant::now() + Duration::from_secs(secs)),
     };
+    let (control_tx, mut control) = mpsc::channel(CONTROL_QUEUE);
+    let mut control_tx = Some(control_tx);
+    let mut registration = None;
+    let mut refer: Option<ReferWatch> = None;
     loop {
         let over_time = async {
             match limit {
                 Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let refer_expired = async {
+            match &refer {
+                Some(watch) => tokio::time::sleep_until(watch.deadline).await,
                 None => std::future::pending().await,
             }
         };
@@ -176,6 +197,56 @@ async fn drive(ctx: &CallContext, mut incoming: IncomingCall, summary: &mut Call
                         info!("no RTP from the caller; hanging up");
                         ctx.endpoint.send(Command::Hangup { call });
                     }
+                }
+                continue;
+            }
+            Some(request) = control.recv() => {
+                let CallControl::Transfer { target, reply } = request;
+                if refer.is_some() || summary.transfer.as_ref().is_some_and(TransferRecord::succeeded) {
+                    let _ = reply.send(Err(TransferError::InProgress));
+                    continue;
+                }
+                let _ = reply.send(Ok(()));
+                match ctx.config.transfer.mode {
+                    TransferMode::Refer => {
+                        info!(%target, "transferring by REFER");
+                        ctx.endpoint.send(Command::Refer { call, target: target.clone() });
+                        refer = Some(ReferWatch {
+                            target,
+                            deadline: tokio::time::Instant::now() + REFER_WAIT,
+                        });
+                        continue;
+                    }
+                    TransferMode::Bridge => {
+                        info!(%target, "transferring by bridge");
+                        let from_user = from_user(summary);
+                        let caller = CallerLeg {
+                            call,
+                            events: &mut incoming.events,
+                            control: &mut control,
+                            media: &mut media,
+                        };
+                        let end = bridge::bridge(ctx, caller, &target, &from_user).await;
+                        info!(result = ?end.result, "bridge transfer ended");
+                        summary.transfer = Some(TransferRecord {
+                            target,
+                            mode: TransferMode::Bridge,
+                            result: end.result,
+                        });
+                        if let Some(reason) = end.caller_ended {
+                            summary.end = format!("{reason:?}");
+                            summary.end_reason = Some(reason);
+                            break;
+                        }
+                        continue;
+                    }
+                }
+            }
+            () = refer_expired => {
+                if let Some(watch) = refer.take() {
+                    warn!(target = %watch.target, "no final NOTIFY for the REFER in time; keeping the caller");
+                    summary.transfer = Some(record_refer(watch, TransferResult::TimedOut));
+                    media.play_hold_music();
                 }
                 continue;
             }
@@ -192,14 +263,23 @@ async fn drive(ctx: &CallContext, mut incoming: IncomingCall, summary: &mut Call
                 summary.answered = true;
                 info!(codec = ?negotiated.codec.name, remote = ?negotiated.remote_rtp, "call established");
                 media.established(&negotiated);
+                if let Some(tx) = control_tx.take() {
+                    registration = Some(ctx.calls.register(&summary.call_id, tx));
+                }
             }
             CallEvent::MediaChanged { media: negotiated, .. } => {
                 info!(direction = ?negotiated.direction, remote = ?negotiated.remote_rtp, "media changed");
                 media.changed(&negotiated);
             }
             CallEvent::Info { content_type, body, .. } => media.sip_info(&content_type, &body),
+            CallEvent::ReferProgress { status, .. } => {
+                refer_progress(ctx, call, &mut refer, status, &mut media, summary)
+            }
             CallEvent::Terminated { reason, .. } => {
                 info!(?reason, "call ended");
+                if let Some(watch) = refer.take() {
+                    summary.transfer = Some(record_refer(watch, TransferResult::CallerHungUp));
+                }
                 summary.end = format!("{reason:?}");
                 summary.end_reason = Some(reason);
                 break;
@@ -207,6 +287,49 @@ async fn drive(ctx: &CallContext, mut incoming: IncomingCall, summary: &mut Call
             other => debug!(event = ?other, "call event"),
         }
     }
+    drop(registration);
     summary.digits = media.digits().to_string();
     drop(media);
+}
+
+/// A progress NOTIFY (or the REFER's failure) for the REFER in progress.
+fn refer_progress(
+    ctx: &CallContext,
+    call: CallHandle,
+    refer: &mut Option<ReferWatch>,
+    status: u16,
+    media: &mut CallMedia,
+    summary: &mut CallSummary,
+) {
+    let Some(watch) = refer.as_ref() else {
+        debug!(status, "transfer progress with no transfer in progress");
+        return;
+    };
+    match watch.progress(status) {
+        ReferStep::Wait => info!(status, "transfer in progress"),
+        ReferStep::Done(result) => {
+            let Some(watch) = refer.take() else { return };
+            if result == TransferResult::Transferred {
+                info!(target = %watch.target, status, "caller transferred; hanging up");
+                ctx.endpoint.send(Command::Hangup { call });
+            } else {
+                warn!(target = %watch.target, status, "transfer failed; keeping the caller on hold music");
+                media.play_hold_music();
+            }
+            summary.transfer = Some(record_refer(watch, result));
+        }
+    }
+}
+
+fn record_refer(watch: ReferWatch, result: TransferResult) -> TransferRecord {
+    TransferRecord { target: watch.target, mode: TransferMode::Refer, result }
+}
+
+/// The user part of the From header when we call an agent for this caller: the caller's
+/// number when we know it, so the agent sees who is calling.
+fn from_user(summary: &CallSummary) -> String {
+    match &summary.ani.caller {
+        CallerId::Number(n) => n.e164.clone(),
+        _ => "ivr".into(),
+    }
 }

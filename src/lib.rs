@@ -15,4 +15,5 @@ pub mod post_call;
 pub mod sdp;
 pub mod server;
 pub mod sip;
+pub mod transfer;
 pub mod zendesk;

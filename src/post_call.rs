@@ -22,6 +22,9 @@ const CREATE_TICKET_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What the comment says happened.
 pub fn outcome(summary: &CallSummary) -> CallOutcome {
+    if let Some(transfer) = summary.transfer.as_ref().filter(|t| t.succeeded()) {
+        return CallOutcome::Transferred { queue: transfer.target.clone() };
+    }
     match summary.end_reason {
         _ if !summary.answered => CallOutcome::Abandoned,
         Some(EndReason::RemoteBye | EndReason::Cancelled) => CallOutcome::Abandoned,

@@ -21,6 +21,7 @@ use crate::sip::endpoint::{self, Command, EndpointHandle};
 use crate::sip::message::Limits;
 use crate::sip::transaction::{TimerConfig, TransactionLayer};
 use crate::sip::transport::Transports;
+use crate::transfer::{CallRegistry, TransferError};
 use crate::zendesk::client::{ClientError, ZendeskClient};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,7 @@ pub struct RunningServer {
     outbox: Option<Outbox>,
     draining: Arc<AtomicBool>,
     admin_addr: Option<SocketAddr>,
+    calls: CallRegistry,
 }
 
 impl RunningServer {
@@ -63,6 +65,28 @@ impl RunningServer {
     /// Where SIP (UDP and TCP) listens; with port 0 in the config, the port chosen.
     pub fn sip_addr(&self) -> SocketAddr {
         self.sip_addr
+    }
+
+    /// The SIP endpoint's command channel (outgoing calls, commands to calls).
+    pub fn endpoint(&self) -> &EndpointHandle {
+        &self.endpoint
+    }
+
+    /// Transfers the caller of the established call `call_id` to `target` (a SIP URI),
+    /// by REFER or by bridging as `transfer.mode` says. Returns once the call has started
+    /// the transfer; how it ends goes to the call's summary.
+    pub async fn transfer(&self, call_id: &str, target: &str) -> Result<(), TransferError> {
+        self.calls.transfer(call_id, target).await
+    }
+
+    /// Waits until a call with this Call-ID is established (bound it with a timeout).
+    pub async fn wait_for_call(&self, call_id: &str) {
+        self.calls.wait_for(call_id).await
+    }
+
+    /// Call-IDs of the established calls.
+    pub fn call_ids(&self) -> Vec<String> {
+        self.calls.call_ids()
     }
 
     /// Calls in progress.
@@ -164,7 +188,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         (None, None, None)
     };
     let media = MediaEngine::start(&config.media).await.map_err(ServerError::Media)?;
+    let registry = CallRegistry::default();
     let ctx = CallContext {
+        calls: registry.clone(),
         config: config.clone(),
         endpoint: endpoint.clone(),
         rtp_ports,
@@ -199,6 +225,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         outbox,
         draining,
         admin_addr,
+        calls: registry,
     })
 }
 

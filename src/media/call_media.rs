@@ -8,7 +8,7 @@ use crate::media::dtmf::DigitEvent;
 use crate::media::engine::MediaEngine;
 use crate::media::playback::{PlayMode, PlaybackId, StopReason};
 use crate::media::rtp_ports::RtpSockets;
-use crate::media::session::{MediaEvent, MediaSession};
+use crate::media::session::{DetachedMedia, MediaEvent, MediaSession};
 use crate::sdp::Negotiated;
 
 /// Most digits remembered for the call summary.
@@ -29,6 +29,8 @@ pub struct CallMedia {
     session: Option<MediaSession>,
     welcome: Option<PlaybackId>,
     digits: String,
+    /// The media as last negotiated.
+    negotiated: Option<Negotiated>,
 }
 
 impl CallMedia {
@@ -39,6 +41,7 @@ impl CallMedia {
             session: None,
             welcome: None,
             digits: String::new(),
+            negotiated: None,
         }
     }
 
@@ -49,6 +52,7 @@ impl CallMedia {
 
     /// The call is up: start RTP, play the welcome prompt (a digit stops it), then hold music.
     pub fn established(&mut self, media: &Negotiated) {
+        self.negotiated = Some(*media);
         if let Some(session) = &self.session {
             session.update(media);
             return;
@@ -73,6 +77,7 @@ impl CallMedia {
 
     /// A re-INVITE or UPDATE changed the media.
     pub fn changed(&mut self, media: &Negotiated) {
+        self.negotiated = Some(*media);
         if let Some(session) = &self.session {
             session.update(media);
         }
@@ -83,6 +88,26 @@ impl CallMedia {
         if let Some(session) = &mut self.session {
             session.sip_info(content_type, body);
         }
+    }
+
+    /// Plays the hold music in a loop from now on (the welcome prompt, if still playing,
+    /// stops). Nothing happens before the call is established or after [`Self::detach`].
+    pub fn play_hold_music(&mut self) {
+        self.welcome = None;
+        if let Some(mut session) = self.session.take() {
+            self.hold_music(&mut session);
+            self.session = Some(session);
+        }
+    }
+
+    /// Stops the call's RTP and hands back its sockets, the outgoing stream's state and
+    /// the negotiated media (for a bridge). `None` before the call is established, or if
+    /// already detached. Afterwards [`Self::next_event`] stays pending.
+    pub async fn detach(&mut self) -> Option<(DetachedMedia, Negotiated)> {
+        let negotiated = self.negotiated?;
+        let session = self.session.take()?;
+        self.welcome = None;
+        Some((session.detach().await, negotiated))
     }
 
     fn hold_music(&mut self, session: &mut MediaSession) {

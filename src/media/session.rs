@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::config::CodecName;
+use crate::media::bridge::StreamState;
 use crate::media::codec::{CodecInfo, Decoder, Encoder};
 use crate::media::dtmf::{self, DigitEvent, InbandDetector, Rfc4733Receiver};
 use crate::media::latch::{Latch, LatchDecision};
@@ -79,6 +80,20 @@ pub struct MediaSession {
     next_playback: PlaybackId,
     /// The playback in progress that a digit stops.
     barge_in: Option<PlaybackId>,
+    /// What [`MediaSession::detach`] hands back.
+    sockets: Arc<RtpSockets>,
+    counters: Arc<SendCounters>,
+    origin: StreamState,
+    samples_per_frame: u32,
+}
+
+/// What a stopped session gives back: its sockets (the ports stay reserved while they
+/// live) and where its outgoing stream stopped, so another sender (a bridge) can continue
+/// it without an SSRC, sequence or timestamp jump.
+#[derive(Debug)]
+pub struct DetachedMedia {
+    pub sockets: Arc<RtpSockets>,
+    pub stream: StreamState,
 }
 
 impl MediaSession {
@@ -95,13 +110,15 @@ impl MediaSession {
         let counters = Arc::new(SendCounters::default());
         let (finished_tx, finished) = mpsc::unbounded_channel();
         let ssrc: u32 = rand::random();
+        let origin = StreamState { ssrc, next_seq: rand::random(), next_ts: rand::random() };
+        let samples_per_frame = codec.timestamp_increment();
         let stream = workers.add(StreamSetup {
             sockets: sockets.clone(),
             payload_type: media.codec.payload_type,
             ssrc,
-            first_sequence: rand::random(),
-            first_timestamp: rand::random(),
-            samples_per_frame: codec.timestamp_increment(),
+            first_sequence: origin.next_seq,
+            first_timestamp: origin.next_ts,
+            samples_per_frame,
             silence,
             finished: finished_tx,
             counters: counters.clone(),
@@ -113,9 +130,9 @@ impl MediaSession {
         stream.send(Command::Target(stream.id, receiver.send_target()));
         let receive_task = tokio::spawn(receive_loop(
             receiver,
-            sockets,
+            sockets.clone(),
             stream.clone(),
-            counters,
+            counters.clone(),
             negotiated_rx,
             events_tx,
         ));
@@ -129,7 +146,35 @@ impl MediaSession {
             pending: VecDeque::new(),
             next_playback: 1,
             barge_in: None,
+            sockets,
+            counters,
+            origin,
+            samples_per_frame,
         })
+    }
+
+    /// Stops sending and receiving and hands back the sockets and the outgoing stream's
+    /// state. Returns once the worker has let go of the stream, so nothing more is sent
+    /// on it.
+    pub async fn detach(mut self) -> DetachedMedia {
+        self.receive_task.abort();
+        let _ = (&mut self.receive_task).await;
+        self.stream.send(Command::Remove(self.stream.id));
+        // The worker drops the stream's `finished` sender when it removes the stream.
+        while self.finished.recv().await.is_some() {}
+        let packets = self.counters.packets.load(Ordering::Relaxed);
+        let stream = if packets == 0 {
+            self.origin
+        } else {
+            let last_ts = self.counters.last_timestamp.load(Ordering::Relaxed);
+            StreamState {
+                ssrc: self.origin.ssrc,
+                // Sequence numbers of sends that failed never reached the peer.
+                next_seq: self.origin.next_seq.wrapping_add(packets as u16),
+                next_ts: last_ts.wrapping_add(self.samples_per_frame),
+            }
+        };
+        DetachedMedia { sockets: self.sockets.clone(), stream }
     }
 
     /// The codec the call uses (prompts must be encoded for it).
