@@ -22,8 +22,15 @@ const CREATE_TICKET_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What the comment says happened.
 pub fn outcome(summary: &CallSummary) -> CallOutcome {
-    if let Some(transfer) = summary.transfer.as_ref().filter(|t| t.succeeded()) {
-        return CallOutcome::Transferred { queue: transfer.target.clone() };
+    match &summary.transfer {
+        Some(t) if t.succeeded() => return CallOutcome::Transferred { queue: t.target.clone() },
+        // The agent or queue could not take the call: say so, whatever ended it after.
+        Some(t) => {
+            return CallOutcome::Error {
+                reason: format!("transfer to {} failed ({:?})", t.target, t.result),
+            };
+        }
+        None => {}
     }
     match summary.end_reason {
         _ if !summary.answered => CallOutcome::Abandoned,
