@@ -140,6 +140,9 @@ pub struct MediaConfig {
     pub welcome_prompt: PathBuf,
     /// Media worker threads sending RTP (0: one per core).
     pub workers: usize,
+    /// Send each tick's RTP in one io_uring submission per worker (Linux); off, or where
+    /// io_uring is not allowed, each packet is one `sendto`.
+    pub batched_send: bool,
 }
 
 impl Default for MediaConfig {
@@ -152,6 +155,7 @@ impl Default for MediaConfig {
             prompts_dir: PathBuf::from("audio"),
             welcome_prompt: PathBuf::from("audio/welcome.wav"),
             workers: 0,
+            batched_send: true,
         }
     }
 }

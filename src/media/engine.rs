@@ -32,7 +32,7 @@ impl MediaEngine {
     /// configured codec (a missing file is logged; calls then hear silence instead).
     pub async fn start(config: &MediaConfig) -> std::io::Result<MediaEngine> {
         let engine = MediaEngine {
-            workers: MediaWorkers::start(config.workers)?,
+            workers: MediaWorkers::start(config.workers, config.batched_send)?,
             prompts: Arc::new(PromptCache::new(Limits::default(), PROMPT_CACHE_ENTRIES)),
             welcome: config.welcome_prompt.clone(),
             hold_music: config.hold_music.clone(),

@@ -1,5 +1,6 @@
 //! Media: codecs, prompts, pacing, DTMF, per-call RTP sessions and bridging.
 
+pub mod batch_send;
 pub mod bridge;
 pub mod bridge_relay;
 pub mod call_media;

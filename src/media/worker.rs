@@ -21,10 +21,11 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use socket2::{SockAddr, SockRef};
+use socket2::SockAddr;
 use tokio::sync::mpsc as tokio_mpsc;
 use tracing::{debug, warn};
 
+use crate::media::batch_send::{BatchSender, Flushed};
 use crate::media::codec::Frame;
 use crate::media::pacer::{DEFAULT_PERIOD, Due, Pacer};
 use crate::media::playback::{Finished, PlayRequest, PlaybackId, Player, StopReason};
@@ -108,8 +109,9 @@ impl StreamHandle {
 }
 
 impl MediaWorkers {
-    /// Starts `count` worker threads (0: one per available core).
-    pub fn start(count: usize) -> std::io::Result<MediaWorkers> {
+    /// Starts `count` worker threads (0: one per available core); with `batched`, each
+    /// sends its tick's packets in one batch where the platform allows it.
+    pub fn start(count: usize, batched: bool) -> std::io::Result<MediaWorkers> {
         let count = match count {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             n => n,
@@ -120,7 +122,7 @@ impl MediaWorkers {
             let (tx, rx) = mpsc::channel();
             std::thread::Builder::new()
                 .name(format!("media-{index}"))
-                .spawn(move || run_worker(rx))?;
+                .spawn(move || run_worker(rx, batched))?;
             workers.push(tx);
         }
         Ok(MediaWorkers {
@@ -162,8 +164,9 @@ pub fn align_to_grid(epoch: Instant, now: Instant, grid: Duration) -> Instant {
     epoch + Duration::from_nanos(offset)
 }
 
-fn run_worker(rx: mpsc::Receiver<Command>) {
+fn run_worker(rx: mpsc::Receiver<Command>, batched: bool) {
     let epoch = Instant::now();
+    let mut batch = BatchSender::new(batched);
     let mut pacer: Pacer<StreamId> = Pacer::new();
     let mut streams: HashMap<StreamId, Stream> = HashMap::new();
     let mut due: Vec<Due<StreamId>> = Vec::new();
@@ -204,20 +207,23 @@ fn run_worker(rx: mpsc::Receiver<Command>) {
         }
         due.clear();
         pacer.poll(now, &mut due);
-        let (mut sent, mut skipped, mut errors) = (0u64, 0u64, 0u64);
+        let (mut skipped, mut errors) = (0u64, 0u64);
+        let mut flushed = Flushed::default();
         for d in &due {
             let Some(stream) = streams.get_mut(&d.stream) else { continue };
             skipped += d.skipped;
-            match send_one(stream, d, &mut buf) {
-                Ok(true) => sent += 1,
-                Ok(false) => {}
+            match send_one(stream, d, &mut buf, &mut batch) {
+                Ok(more) => flushed.add(more),
                 Err(err) => {
                     errors += 1;
-                    debug!(stream = d.stream, %err, "RTP send failed");
+                    debug!(stream = d.stream, %err, "RTP packet not built");
                 }
             }
         }
+        flushed.add(batch.flush());
+        let (sent, errors) = (flushed.sent, errors + flushed.errors);
         metrics::counter!("rtp_packets_sent_total").increment(sent);
+        metrics::counter!("rtp_send_syscalls_total").increment(flushed.syscalls);
         if skipped > 0 {
             metrics::counter!("rtp_frames_skipped_total").increment(skipped);
         }
@@ -275,14 +281,20 @@ fn apply(
     }
 }
 
-/// Builds and sends one packet. Ok(false) when the stream has nowhere to send.
-fn send_one(stream: &mut Stream, due: &Due<StreamId>, buf: &mut [u8]) -> std::io::Result<bool> {
+/// Builds one packet and queues it in `batch` (which may flush when full; that flush's
+/// result is returned). Nothing is queued when the stream has nowhere to send.
+fn send_one(
+    stream: &mut Stream,
+    due: &Due<StreamId>,
+    buf: &mut [u8],
+    batch: &mut BatchSender,
+) -> std::io::Result<Flushed> {
     let out = stream.player.next(due.skipped.saturating_add(1));
     if let Some(done) = out.finished {
         let _ = stream.setup.finished.send(done);
     }
     let Some(target) = stream.target.as_ref() else {
-        return Ok(false);
+        return Ok(Flushed::default());
     };
     let payload = out.frame.payload.as_ref();
     let len = rtp_rs::RtpPacketBuilder::new()
@@ -296,12 +308,12 @@ fn send_one(stream: &mut Stream, due: &Due<StreamId>, buf: &mut [u8]) -> std::io
         .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
     stream.sequence = stream.sequence.wrapping_add(1);
     let packet = buf.get(..len).unwrap_or_default();
-    SockRef::from(&stream.setup.sockets.rtp).send_to(packet, target)?;
+    let flushed = batch.push(&stream.setup.sockets.rtp, target, packet);
     let c = &stream.setup.counters;
     c.packets.fetch_add(1, Ordering::Relaxed);
     c.octets.fetch_add(payload.len() as u32, Ordering::Relaxed);
     c.last_timestamp.store(due.timestamp, Ordering::Relaxed);
-    Ok(true)
+    Ok(flushed)
 }
 
 #[cfg(test)]
