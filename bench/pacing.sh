@@ -1,6 +1,7 @@
 #!/bin/sh
 # Pacing benchmark: the inter-packet interval of the RTP the endpoint sends, at 1, 100
-# and 1,000 concurrent calls, on loopback.
+# and 1,000 concurrent calls, on loopback, and the endpoint's CPU use meanwhile.
+# ZENDESK_IVR_MEDIA__BATCHED_SEND=false measures the unbatched send path.
 #
 #   bench/pacing.sh [CALLS...]        (default: 1 100 1000; run from the repository root)
 #
@@ -19,6 +20,10 @@ RATE=${RATE:-200}
 CAPTURE_S=${CAPTURE_S:-10}
 free_port() {
     python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# utime + stime of the endpoint process, in clock ticks.
+cpu_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$SERVER/stat"
 }
 SIP_PORT=$(free_port)
 MEDIA_PORT=$(free_port)
@@ -46,9 +51,12 @@ for CALLS in ${@:-1 100 1000}; do
     SIPP=$!
     # Let every call come up (ramp at RATE calls/s), then capture.
     sleep $((CALLS / RATE + 3))
+    cpu_before=$(cpu_ticks)
     dumpcap -i lo -q -P -s 64 -f "udp src portrange $RTP_PORTS and dst port $MEDIA_PORT" -a "duration:$CAPTURE_S" \
         -w "$WORK/rtp-$CALLS.pcap" 2>/dev/null
-    printf 'calls=%s ' "$CALLS"
+    cpu_after=$(cpu_ticks)
+    # The endpoint's CPU use during the capture, in percent of one core.
+    printf 'calls=%s cpu=%s%% ' "$CALLS" $(( (cpu_after - cpu_before) * 100 / $(getconf CLK_TCK) / CAPTURE_S ))
     python3 bench/analyze_pacing.py "$WORK/rtp-$CALLS.pcap"
     wait $SIPP || echo "sipp reported failed calls at $CALLS (see the stat file)"
 done
