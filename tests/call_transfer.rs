@@ -3,15 +3,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
-use common::{free_port_pair, manifest_dir, next_summary, sipp, start, test_config};
+use common::sipp_agent::SippAgent;
+use common::{next_summary, sipp, start, test_config};
 use zendesk_ivr::call::CallSummary;
 use zendesk_ivr::config::TransferMode;
 use zendesk_ivr::post_call;
@@ -60,54 +58,8 @@ async fn refer_accepted_and_completed_hangs_up_and_records_the_transfer() {
     assert!(server.transfer(call_id, target).await.is_err());
 }
 
-/// A SIPp agent phone on free ports, echoing the RTP it gets (`-rtp_echo`).
-struct Agent {
-    child: tokio::process::Child,
-    sip: SocketAddr,
-    errors: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn agent(scenario: &str) -> Agent {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let errors = dir.path().join("errors.log");
-    let sip_port = free_port_pair();
-    let media_port = free_port_pair();
-    let scenario = manifest_dir().join("tests/sipp").join(scenario);
-    let child = tokio::process::Command::new("sipp")
-        .args(["-sf", scenario.to_str().expect("utf-8 path")])
-        .args(["-p", &sip_port.to_string(), "-i", "127.0.0.1", "-t", "u1"])
-        .args(["-mp", &media_port.to_string(), "-rtp_echo", "-m", "1"])
-        .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
-        .args(["-trace_err", "-error_file", errors.to_str().expect("utf-8 path")])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sipp runs (is sip-tester installed? scripts/setup.sh installs it)");
-    Agent { child, sip: SocketAddr::from(([127, 0, 0, 1], sip_port)), errors, _dir: dir }
-}
-
-impl Agent {
-    fn target(&self) -> String {
-        format!("sip:agent@{}", self.sip)
-    }
-
-    /// Waits for the agent's scenario to end and checks it passed.
-    async fn assert_passed(self) {
-        let output = tokio::time::timeout(Duration::from_secs(30), self.child.wait_with_output())
-            .await
-            .expect("the agent's sipp finished")
-            .expect("sipp exit status");
-        assert!(
-            output.status.success(),
-            "agent sipp failed: {}\n{}",
-            String::from_utf8_lossy(&output.stderr),
-            std::fs::read_to_string(&self.errors).unwrap_or_default()
-        );
-    }
+fn agent(scenario: &str) -> SippAgent {
+    SippAgent::start(scenario)
 }
 
 /// What the caller's phone heard: one entry per RTP packet from the endpoint.
@@ -166,7 +118,7 @@ async fn caller_phone(socket: UdpSocket, mut stop: oneshot::Receiver<()>) -> Vec
 
 /// Runs a bridge-mode transfer of a SIPp caller (RTP on a test socket) to `agent`;
 /// returns what the caller heard, when the transfer was asked for, and the summary.
-async fn bridged_call(agent: &Agent, call_id: &str) -> (Vec<Heard>, Instant, CallSummary) {
+async fn bridged_call(agent: &SippAgent, call_id: &str) -> (Vec<Heard>, Instant, CallSummary) {
     let mut config = test_config();
     config.transfer.mode = TransferMode::Bridge;
     let server = start(config).await;

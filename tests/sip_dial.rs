@@ -4,13 +4,12 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use common::{free_port_pair, manifest_dir};
+use common::sipp_agent::SippAgent;
 use zendesk_ivr::config::CodecName;
 use zendesk_ivr::sip::dialog::{CallEvent, EndReason, Ua, UaConfig, UaError};
 use zendesk_ivr::sip::endpoint::{self, Command, DialError, EndpointHandle};
@@ -45,56 +44,8 @@ async fn endpoint() -> EndpointHandle {
     handle
 }
 
-/// A SIPp UAS on a free port, echoing RTP on its media port.
-struct Uas {
-    child: tokio::process::Child,
-    sip: SocketAddr,
-    media_port: u16,
-    _dir: tempfile::TempDir,
-    errors: std::path::PathBuf,
-}
-
-fn uas(scenario: &str) -> Uas {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let errors = dir.path().join("errors.log");
-    let sip_port = free_port_pair();
-    let media_port = free_port_pair();
-    let scenario = manifest_dir().join("tests/sipp").join(scenario);
-    let child = tokio::process::Command::new("sipp")
-        .args(["-sf", scenario.to_str().expect("utf-8 path")])
-        .args(["-p", &sip_port.to_string(), "-i", "127.0.0.1", "-t", "u1"])
-        .args(["-mp", &media_port.to_string(), "-rtp_echo", "-m", "1"])
-        .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
-        .args(["-trace_err", "-error_file", errors.to_str().expect("utf-8 path")])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sipp runs (is sip-tester installed? scripts/setup.sh installs it)");
-    Uas { child, sip: SocketAddr::from(([127, 0, 0, 1], sip_port)), media_port, _dir: dir, errors }
-}
-
-impl Uas {
-    fn target(&self) -> String {
-        format!("sip:agent@{}", self.sip)
-    }
-
-    /// Waits for SIPp to finish its scenario and checks it passed.
-    async fn assert_passed(self) {
-        let errors = self.errors.clone();
-        let output = tokio::time::timeout(WAIT, self.child.wait_with_output())
-            .await
-            .expect("sipp finished")
-            .expect("sipp exit status");
-        assert!(
-            output.status.success(),
-            "sipp failed: {}\n{}",
-            String::from_utf8_lossy(&output.stderr),
-            std::fs::read_to_string(errors).unwrap_or_default()
-        );
-    }
+fn uas(scenario: &str) -> SippAgent {
+    SippAgent::start(scenario)
 }
 
 async fn next_event(events: &mut mpsc::UnboundedReceiver<CallEvent>) -> CallEvent {

@@ -5,6 +5,7 @@
 pub mod baresip;
 pub mod kamailio;
 pub mod rtp;
+pub mod sipp_agent;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
