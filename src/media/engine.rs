@@ -2,7 +2,7 @@
 //! and the configured welcome prompt and hold music.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tracing::{info, warn};
@@ -27,13 +27,22 @@ pub struct MediaEngine {
     settings: SessionSettings,
 }
 
+/// The process's prompt cache: every engine in the process (one in production; many in
+/// tests) shares it, so each distinct audio is encoded at most once per codec.
+fn shared_prompt_cache() -> Arc<PromptCache> {
+    static CACHE: OnceLock<Arc<PromptCache>> = OnceLock::new();
+    CACHE
+        .get_or_init(|| Arc::new(PromptCache::new(Limits::default(), PROMPT_CACHE_ENTRIES)))
+        .clone()
+}
+
 impl MediaEngine {
     /// Starts the workers and encodes the welcome prompt and hold music for every
     /// configured codec (a missing file is logged; calls then hear silence instead).
     pub async fn start(config: &MediaConfig) -> std::io::Result<MediaEngine> {
         let engine = MediaEngine {
             workers: MediaWorkers::start(config.workers, config.batched_send)?,
-            prompts: Arc::new(PromptCache::new(Limits::default(), PROMPT_CACHE_ENTRIES)),
+            prompts: shared_prompt_cache(),
             welcome: config.welcome_prompt.clone(),
             hold_music: config.hold_music.clone(),
             settings: SessionSettings {
