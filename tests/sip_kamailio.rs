@@ -43,3 +43,24 @@ async fn endpoint_bye_follows_the_route_set() {
     assert!(summary.end.contains("LocalBye"), "{summary:?}");
     proxy.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_draining_replica_is_skipped() {
+    let draining = start(test_config()).await;
+    let serving = start(test_config()).await;
+    let mut served = serving.subscribe();
+    let mut drained = draining.subscribe();
+    let proxy = Kamailio::start(&[draining.sip_addr(), serving.sip_addr()]).await;
+    assert_eq!(draining.drain(std::time::Duration::from_millis(10)).await, 0);
+    // Calls hash over both replicas by Call-ID; the draining one answers 503 and Kamailio
+    // moves each such call to the other.
+    let calls = 4;
+    let run = sipp("uac_bye.xml", proxy.addr, "u1", &["-m", &calls.to_string()]).await;
+    run.assert_ok();
+    for _ in 0..calls {
+        let summary = next_summary(&mut served).await;
+        assert!(summary.answered, "{summary:?}");
+    }
+    assert!(drained.try_recv().is_err(), "the draining replica took no call");
+    proxy.stop().await;
+}
