@@ -481,6 +481,24 @@ mod tests {
     }
 
     #[test]
+    fn environment_sets_lists_and_booleans() {
+        let config = Config::load_with_env(
+            None,
+            [
+                ("ZENDESK_IVR_SIP__TRUSTED_SOURCES", "[\"172.28.0.2\", \"10.0.0.1\"]"),
+                ("ZENDESK_IVR_MEDIA__CODECS", "[\"pcma\"]"),
+                ("ZENDESK_IVR_ZENDESK__ENABLED", "false"),
+            ],
+        )
+        .unwrap();
+        let expected: Vec<IpAddr> =
+            vec!["172.28.0.2".parse().unwrap(), "10.0.0.1".parse().unwrap()];
+        assert_eq!(config.sip.trusted_sources, expected);
+        assert_eq!(config.media.codecs, vec![CodecName::Pcma]);
+        assert!(!config.zendesk.enabled);
+    }
+
+    #[test]
     fn bad_value_names_the_key() {
         let file = write("[sip]\nlisten = \"not an address\"\n");
         let err = Config::load_with_env(Some(file.path()), []).unwrap_err().to_string();
