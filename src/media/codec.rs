@@ -315,6 +315,19 @@ impl Decoder {
     }
 }
 
+/// Normalised cross-correlation at zero lag of two PCM signals (tests compare audio).
+#[cfg(test)]
+pub(crate) fn correlation(a: &[i16], b: &[i16]) -> f64 {
+    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(x), f64::from(y));
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    ab / (aa.sqrt() * bb.sqrt()).max(1e-9)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,17 +407,6 @@ mod tests {
                     as i16
             })
             .collect()
-    }
-
-    fn correlation(a: &[i16], b: &[i16]) -> f64 {
-        let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-        for (&x, &y) in a.iter().zip(b) {
-            let (x, y) = (f64::from(x), f64::from(y));
-            ab += x * y;
-            aa += x * x;
-            bb += y * y;
-        }
-        ab / (aa.sqrt() * bb.sqrt())
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 
 use super::*;
-use crate::media::codec::{CodecInfo, Decoder, Encoder, linear_to_ulaw};
+use crate::media::codec::{CodecInfo, Decoder, Encoder, correlation, linear_to_ulaw};
 use crate::media::dtmf::InbandDetector;
 use crate::media::dtmf::rfc4733::TelephoneEvent;
 use crate::sdp::{Codec, Direction};
@@ -102,17 +102,6 @@ fn delayed_chirp(rate: u32, seconds: f64, f0: f64, f1: f64, amp: f64, delay_s: f
             (amp * (2.0 * std::f64::consts::PI * (f0 * t + k * t * t / 2.0)).sin()) as i16
         })
         .collect()
-}
-
-fn correlation(a: &[i16], b: &[i16]) -> f64 {
-    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (f64::from(x), f64::from(y));
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    ab / (aa.sqrt() * bb.sqrt()).max(1e-9)
 }
 
 /// Best normalised correlation of `got` against `want` over lags `0..max_lag`.
