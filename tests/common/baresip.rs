@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-use super::free_port_pair;
+use super::{free_port_pair, free_sip_port};
 
 pub struct Baresip {
     child: Child,
@@ -25,7 +25,7 @@ impl Baresip {
     /// it hears into `self.recordings()`. With `dial`, it calls that URI at once.
     pub async fn start(source_wav: &Path, dial: Option<&str>) -> Baresip {
         let dir = tempfile::tempdir().expect("temp dir");
-        let sip_port = free_port_pair();
+        let sip_port = free_sip_port();
         let cons_port = free_port_pair();
         let rtp = free_port_pair();
         let recordings = dir.path().join("recordings");

@@ -7,7 +7,7 @@ pub mod kamailio;
 pub mod rtp;
 pub mod sipp_agent;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -40,6 +40,19 @@ pub fn free_port_pair() -> u16 {
         }
     }
     panic!("no free UDP port pair");
+}
+
+/// A port free for both UDP and TCP a moment ago, for a SIP peer's local socket.
+/// Peers must always be given one: SIPp without `-p` tries 5060 upwards, and two SIPp
+/// runs in parallel then race for the same port.
+pub fn free_sip_port() -> u16 {
+    for _ in 0..200 {
+        let port = free_port_pair();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP");
 }
 
 /// A config for a loopback endpoint on a free port, with its own RTP range.
@@ -77,6 +90,11 @@ impl SippRun {
         );
     }
 
+    /// SIPp exited before sending anything because its local port was taken.
+    fn lost_its_port(&self) -> bool {
+        self.messages.is_empty() && self.stderr.contains("errno = 98")
+    }
+
     /// Received messages whose first line starts with `start_line` and which contain `needle`.
     pub fn count_received(&self, start_line: &str, needle: &str) -> usize {
         self.messages
@@ -89,16 +107,32 @@ impl SippRun {
 }
 
 /// Runs one SIPp scenario from `tests/sipp/` against `target` and waits for it to end.
+/// SIPp gets its own free local port; if another process takes it between the probe and
+/// SIPp's bind (SIPp then exits at once, "Address already in use"), it runs again on
+/// another port, at most three times.
 pub async fn sipp(scenario: &str, target: SocketAddr, transport: &str, extra: &[&str]) -> SippRun {
+    let mut run = sipp_once(scenario, target, transport, extra).await;
+    for _ in 0..2 {
+        if run.success || !run.lost_its_port() {
+            break;
+        }
+        run = sipp_once(scenario, target, transport, extra).await;
+    }
+    run
+}
+
+async fn sipp_once(scenario: &str, target: SocketAddr, transport: &str, extra: &[&str]) -> SippRun {
     let dir = tempfile::tempdir().expect("temp dir");
     let messages = dir.path().join("messages.log");
     let errors = dir.path().join("errors.log");
     let scenario_path = manifest_dir().join("tests/sipp").join(scenario);
+    let sip_port = free_sip_port().to_string();
     let media_port = free_port_pair().to_string();
     let mut cmd = tokio::process::Command::new("sipp");
     cmd.arg(target.to_string())
         .args(["-sf", scenario_path.to_str().expect("utf-8 path")])
-        .args(["-m", "1", "-t", transport, "-i", "127.0.0.1", "-mp", &media_port])
+        .args(["-m", "1", "-t", transport, "-i", "127.0.0.1", "-p", &sip_port])
+        .args(["-mp", &media_port])
         .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
         .args(["-trace_msg", "-message_file", messages.to_str().expect("utf-8 path")])
         .args(["-trace_err", "-error_file", errors.to_str().expect("utf-8 path")])

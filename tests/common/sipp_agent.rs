@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use super::{free_port_pair, manifest_dir};
+use super::{free_port_pair, free_sip_port, manifest_dir};
 
 pub struct SippAgent {
     child: tokio::process::Child,
@@ -21,7 +21,7 @@ impl SippAgent {
     pub fn start(scenario: &str) -> SippAgent {
         let dir = tempfile::tempdir().expect("temp dir");
         let errors = dir.path().join("errors.log");
-        let sip_port = free_port_pair();
+        let sip_port = free_sip_port();
         let media_port = free_port_pair();
         let scenario = manifest_dir().join("tests/sipp").join(scenario);
         let child = tokio::process::Command::new("sipp")
