@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::CallHandle;
 use super::state::Dialog;
+use crate::config::CodecName;
 use crate::sdp::{LocalSession, Negotiated, SessionDescription};
 use crate::sip::session_timer::SessionTimer;
 use crate::sip::transaction::{Peer, TransactionId};
@@ -158,6 +159,12 @@ impl Call {
 
     pub fn has_refer_pending(&self) -> bool {
         self.refer_subscribed || self.client.iter().any(|c| c.purpose == Purpose::Refer)
+    }
+
+    /// The codecs a new offer or answer in this call may use: the one in use once media
+    /// is negotiated (the media path cannot switch codec mid-call), else `configured`.
+    pub fn codecs_in_use(&self, configured: &[CodecName]) -> Vec<CodecName> {
+        self.media.map_or_else(|| configured.to_vec(), |m| vec![m.codec.name])
     }
 
     /// An offer/answer exchange is open (RFC 3264 §4: one at a time → 491).

@@ -463,9 +463,12 @@ impl Ua {
         request: rsip::Request,
     ) {
         let is_invite = request.method == Method::Invite;
-        let prefs = self.config.codecs.clone();
         let (interval, min_se) = (self.config.session_expires, self.config.min_se);
         let Some(c) = self.calls.get_mut(&call) else { return };
+        // The media path keeps the codec it started with: a re-offer must still carry it
+        // (it is then answered with it, RFC 3264 §8.3.2), else it gets a 488 and the
+        // session goes on unchanged (RFC 3261 §14.2).
+        let prefs = c.codecs_in_use(&self.config.codecs);
         let offer = match sdp_body(&request) {
             Ok(offer) => offer,
             Err(problem) => {

@@ -202,7 +202,6 @@ impl Ua {
     /// Refresh the session as its refresher: UPDATE without a body when the peer allows
     /// it, else a re-INVITE with our current SDP (unchanged, so the same o= version).
     fn send_refresh(&mut self, now: Instant, call: CallHandle) {
-        let prefs = self.config.codecs.clone();
         let Some(c) = self.calls.get_mut(&call) else { return };
         if c.phase != Phase::Confirmed || c.has_refresh_pending() {
             return;
@@ -218,7 +217,7 @@ impl Ua {
             let Some(local_rtp) = c.local_rtp else { return };
             let direction = c.media.map_or(sdp::Direction::SendRecv, |m| m.direction);
             // Offer what is in use, so that the refresh changes nothing.
-            let codecs = c.media.map_or(prefs, |m| vec![m.codec.name]);
+            let codecs = c.codecs_in_use(&self.config.codecs);
             let body = sdp::offer(&codecs, local_rtp, &mut c.sdp, direction).into_bytes();
             self.send_tracked(
                 now,

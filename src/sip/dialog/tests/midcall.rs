@@ -326,3 +326,33 @@ fn incoming_refer_is_declined() {
     let out = b.send("rf", c.make("REFER", "rf", "Refer-To: <sip:evil@203.0.113.1>\n", ""));
     assert_eq!(statuses(&out), vec![603]);
 }
+
+#[test]
+fn a_reoffer_keeps_the_codec_in_use_or_is_refused() {
+    let mut b = Bench::new(config());
+    let mut c = Caller::new("codec-1");
+    b.establish(&mut c, "");
+
+    // PCMA now listed first: the answer stays on PCMU, which the call uses.
+    let both = OFFER
+        .replace("RTP/AVP 0 8 101", "RTP/AVP 8 0 101")
+        .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000");
+    let out = reinvite(&mut b, &mut c, "r1", &both);
+    let ok = only_response(&out, 200);
+    let answer = String::from_utf8_lossy(&ok.body).into_owned();
+    assert!(answer.contains("m=audio 30000 RTP/AVP 0 101"), "{answer}");
+    assert!(events(&out).is_empty(), "nothing changed: {:?}", events(&out));
+    ack(&mut b, &c, "a1");
+
+    // Only PCMA, which we support but do not use: refused, the call goes on unchanged.
+    let pcma_only = OFFER
+        .replace("RTP/AVP 0 8 101", "RTP/AVP 8 101")
+        .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000");
+    let out = reinvite(&mut b, &mut c, "r2", &pcma_only);
+    only_response(&out, 488);
+    assert!(events(&out).is_empty());
+
+    // A later refresh with the original offer is still answered normally.
+    let out = reinvite(&mut b, &mut c, "r3", OFFER);
+    only_response(&out, 200);
+}
