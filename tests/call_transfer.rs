@@ -119,6 +119,15 @@ async fn caller_phone(socket: UdpSocket, mut stop: oneshot::Receiver<()>) -> Vec
 /// Runs a bridge-mode transfer of a SIPp caller (RTP on a test socket) to `agent`;
 /// returns what the caller heard, when the transfer was asked for, and the summary.
 async fn bridged_call(agent: &SippAgent, call_id: &str) -> (Vec<Heard>, Instant, CallSummary) {
+    bridged_caller("uac_wait_transfer.xml", agent, call_id).await
+}
+
+/// [`bridged_call`] with the caller's scenario `scenario`.
+async fn bridged_caller(
+    scenario: &str,
+    agent: &SippAgent,
+    call_id: &str,
+) -> (Vec<Heard>, Instant, CallSummary) {
     let mut config = test_config();
     config.transfer.mode = TransferMode::Bridge;
     let server = start(config).await;
@@ -129,7 +138,7 @@ async fn bridged_call(agent: &SippAgent, call_id: &str) -> (Vec<Heard>, Instant,
     let phone = tokio::spawn(caller_phone(phone, stopped));
     let cid = call_id.replace("-1@", "-%u@");
     let args = ["-cid_str", &cid, "-key", "caller_rtp", &phone_port];
-    let caller = sipp("uac_wait_transfer.xml", server.sip_addr(), "u1", &args);
+    let caller = sipp(scenario, server.sip_addr(), "u1", &args);
     let asked = async {
         transfer_when_up(&server, call_id, &agent.target()).await;
         Instant::now()
@@ -180,6 +189,26 @@ async fn bridge_plays_hold_music_while_the_agent_rings_then_relays_both_ways() {
     );
     assert!(summary.end.contains("RemoteBye"), "{summary:?}");
     assert!(matches!(post_call::outcome(&summary), CallOutcome::Transferred { .. }));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bridged_caller_can_hold_and_send_info_digits_to_the_agent() {
+    // The agent's scenario fails unless it gets an INFO with "Signal=5".
+    let agent = agent("uas_answer_info.xml");
+    let call_id = "xfer-hold-1@test";
+    let (heard, _, summary) = bridged_caller("uac_bridged_info_hold.xml", &agent, call_id).await;
+    agent.assert_passed().await;
+    assert_eq!(summary.transfer.map(|t| t.result), Some(TransferResult::Transferred));
+
+    // The caller held the call (sendonly) for 1.5 s while still sending audio: the relay
+    // sent nothing back in that time, and the echo came back after the unhold.
+    let echoes: Vec<Instant> = heard.iter().filter(|h| h.echo).map(|h| h.at).collect();
+    assert!(echoes.len() >= 50, "only {} echoed packets", echoes.len());
+    let (gap, resumed_after) =
+        echoes.windows(2).map(|w| (w[1] - w[0], w[1])).max_by_key(|(gap, _)| *gap).expect("echoes");
+    assert!(gap >= Duration::from_millis(1000), "longest pause in the echo: {gap:?}");
+    let after = echoes.iter().filter(|at| **at >= resumed_after).count();
+    assert!(after >= 25, "only {after} echoed packets after the unhold");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 
 use zendesk_ivr::config::CodecName;
 use zendesk_ivr::media::bridge::{LegSetup, StreamState};
-use zendesk_ivr::media::bridge_relay::{RelayLeg, RelayOutcome, relay};
+use zendesk_ivr::media::bridge_relay::{RelayControl, RelayLeg, RelayOutcome, relay};
 use zendesk_ivr::media::codec::ulaw_to_linear;
 use zendesk_ivr::media::dtmf::rfc4733::TelephoneEvent;
 
@@ -30,7 +30,7 @@ struct Setup {
     phone_b: Arc<UdpSocket>,
     relay_a: SocketAddr,
     relay_b: SocketAddr,
-    stop: oneshot::Sender<()>,
+    stop: mpsc::UnboundedSender<RelayControl>,
     task: tokio::task::JoinHandle<RelayOutcome>,
 }
 
@@ -51,14 +51,9 @@ async fn start(a: (CodecName, u8, Option<u8>), b: (CodecName, u8, Option<u8>)) -
         },
         socket: relay_b.clone(),
     };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        relay(leg_a, leg_b, async {
-            let _ = stopped.await;
-        })
-        .await
-        .expect("relay builds")
-    });
+    let (stop, control) = mpsc::unbounded_channel();
+    let task =
+        tokio::spawn(async move { relay(leg_a, leg_b, control).await.expect("relay builds") });
     Setup {
         phone_a,
         phone_b,
@@ -71,7 +66,7 @@ async fn start(a: (CodecName, u8, Option<u8>), b: (CodecName, u8, Option<u8>)) -
 
 impl Setup {
     async fn finish(self) -> RelayOutcome {
-        let _ = self.stop.send(());
+        let _ = self.stop.send(RelayControl::Stop);
         tokio::time::timeout(WAIT, self.task).await.expect("relay stops").expect("relay task")
     }
 }

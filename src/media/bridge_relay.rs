@@ -1,21 +1,33 @@
 //! The bridge's runtime: relays RTP between two legs' UDP sockets through a
 //! [`Bridge`](crate::media::bridge::Bridge) until told to stop.
 //!
-//! One task per bridged call. It waits on both sockets and the stop signal, feeds every
-//! datagram to the sans-IO bridge and sends what comes back on the far leg's socket.
+//! One task per bridged call. It waits on both sockets and its control channel, feeds
+//! every datagram to the sans-IO bridge and sends what comes back on the far leg's socket.
 //! Sending is immediate: a bridged packet keeps the pacing of the phone that sent it.
+//! A re-INVITE or UPDATE on either leg (hold, a new address) reaches it as
+//! [`RelayControl::Update`].
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::media::bridge::{
     Bridge, BridgeError, BridgeStats, Leg, LegSetup, MAX_RTP_PACKET, StreamState, Transmit,
 };
+use crate::sdp::Negotiated;
+
+/// What the owner of a running relay can tell it.
+#[derive(Debug, Clone, Copy)]
+pub enum RelayControl {
+    /// A leg's media changed mid-call (direction, address); its codec stays.
+    Update(Leg, Negotiated),
+    /// Stop relaying (as does dropping every sender).
+    Stop,
+}
 
 /// One leg for the relay: its RTP socket and what was negotiated on it.
 #[derive(Debug, Clone)]
@@ -35,23 +47,29 @@ pub struct RelayOutcome {
     pub remote_b: Option<SocketAddr>,
 }
 
-/// Relays between `a` and `b` until `stop` completes. Fails only if the bridge cannot be
+/// Relays between `a` and `b` until told to stop. Fails only if the bridge cannot be
 /// built (codecs); socket errors are logged and the relay carries on.
 pub async fn relay(
     a: RelayLeg,
     b: RelayLeg,
-    stop: impl Future<Output = ()>,
+    mut control: mpsc::UnboundedReceiver<RelayControl>,
 ) -> Result<RelayOutcome, BridgeError> {
     let mut bridge = Bridge::new(a.setup, b.setup)?;
     let sockets = [a.socket, b.socket];
     // One byte over the limit, so oversized datagrams are seen as such and dropped.
     let mut buf_a = vec![0u8; MAX_RTP_PACKET + 1];
     let mut buf_b = vec![0u8; MAX_RTP_PACKET + 1];
-    tokio::pin!(stop);
     loop {
         let (leg, received) = tokio::select! {
             biased;
-            () = &mut stop => break,
+            order = control.recv() => match order {
+                Some(RelayControl::Update(leg, negotiated)) => {
+                    debug!(?leg, ?negotiated, "bridge leg updated");
+                    bridge.update_leg(leg, negotiated);
+                    continue;
+                }
+                Some(RelayControl::Stop) | None => break,
+            },
             r = sockets[0].recv_from(&mut buf_a) => (Leg::A, r),
             r = sockets[1].recv_from(&mut buf_b) => (Leg::B, r),
         };

@@ -210,6 +210,24 @@ impl Ua {
         self.send_tracked(now, call, rsip::Method::Refer, extra, None, call::Purpose::Refer)
     }
 
+    /// Sends an INFO with `body` of `content_type` in an established call (how a digit
+    /// heard on one leg of a bridge reaches the other in the form it came in). A failure
+    /// response is logged; the call goes on.
+    pub fn send_info(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(), UaError> {
+        let c = self.calls.get(&call).ok_or(UaError::UnknownCall)?;
+        if c.phase != Phase::Confirmed {
+            return Err(UaError::InvalidState("INFO needs an established call"));
+        }
+        let body = Some((content_type, body));
+        self.send_tracked(now, call, rsip::Method::Info, Vec::new(), body, call::Purpose::Info)
+    }
+
     /// While draining, new calls and OPTIONS get 503; calls under way go on.
     pub fn set_draining(&mut self, draining: bool) {
         self.draining = draining;

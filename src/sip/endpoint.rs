@@ -52,6 +52,12 @@ pub enum Command {
         call: CallHandle,
         target: String,
     },
+    /// Sends an INFO in the call (see [`Ua::send_info`]).
+    Info {
+        call: CallHandle,
+        content_type: String,
+        body: Vec<u8>,
+    },
     Drain(bool),
 }
 
@@ -192,6 +198,9 @@ impl Endpoint {
                 Ok(())
             }
             Command::Refer { call, target } => self.ua.refer(now, call, &target),
+            Command::Info { call, content_type, body } => {
+                self.ua.send_info(now, call, &content_type, body)
+            }
             Command::Drain(draining) => {
                 self.ua.set_draining(draining);
                 Ok(())

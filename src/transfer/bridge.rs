@@ -4,7 +4,8 @@
 //! outgoing stream (same SSRC, next sequence number and timestamp). When either side
 //! hangs up, the other is hung up and the relay stops; the ports go back to the pool when
 //! this returns. Busy, no answer or a failed call leaves the caller with us, on hold
-//! music.
+//! music. While bridged, either leg's re-INVITE (hold, a new address) is applied to the
+//! relay, and a digit sent by SIP INFO is sent on to the other leg by SIP INFO.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -12,13 +13,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::call::CallContext;
-use crate::media::bridge::{LegSetup, StreamState};
-use crate::media::bridge_relay::{self, RelayLeg};
+use crate::media::bridge::{Leg, LegSetup, StreamState};
+use crate::media::bridge_relay::{self, RelayControl, RelayLeg};
 use crate::media::call_media::{CallMedia, CallMediaEvent};
+use crate::media::dtmf;
+use crate::sdp::Negotiated;
 use crate::sip::dialog::{CallEvent, CallHandle, EndReason};
 use crate::sip::endpoint::Command;
 use crate::sip::message::Transport;
@@ -152,10 +155,11 @@ pub async fn bridge(
         socket: agent_socket,
         setup: LegSetup { negotiated: agent_media, outgoing: agent_stream },
     };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let mut relay = tokio::spawn(bridge_relay::relay(a, b, async move {
-        let _ = stopped.await;
-    }));
+    let (relay_control, control_rx) = mpsc::unbounded_channel();
+    let mut relay = tokio::spawn(bridge_relay::relay(a, b, control_rx));
+    let update = |leg: Leg, media: Negotiated| {
+        let _ = relay_control.send(RelayControl::Update(leg, media));
+    };
 
     // Bridged: the transfer is done; whoever hangs up first ends both.
     let caller_ended = loop {
@@ -166,8 +170,9 @@ pub async fn bridge(
                     ctx.endpoint.send(Command::Hangup { call: agent });
                     break Some(reason);
                 }
-                Some(CallEvent::MediaChanged { .. }) => {
-                    warn!("the caller changed media during the bridge; the relay keeps the first");
+                Some(CallEvent::MediaChanged { media: m, .. }) => update(Leg::A, m),
+                Some(CallEvent::Info { content_type, body, .. }) => {
+                    pass_info_digit(ctx, agent, content_type, body);
                 }
                 Some(other) => debug!(event = ?other, "caller event during the bridge"),
                 None => {
@@ -185,6 +190,10 @@ pub async fn bridge(
                     ctx.endpoint.send(Command::Hangup { call });
                     break None;
                 }
+                Some(CallEvent::MediaChanged { media: m, .. }) => update(Leg::B, m),
+                Some(CallEvent::Info { content_type, body, .. }) => {
+                    pass_info_digit(ctx, call, content_type, body);
+                }
                 Some(other) => debug!(event = ?other, "agent event during the bridge"),
             },
             Some(request) = control.recv() => refuse(request),
@@ -195,13 +204,25 @@ pub async fn bridge(
             }
         }
     };
-    let _ = stop.send(());
+    let _ = relay_control.send(RelayControl::Stop);
     match relay.await {
         Ok(Ok(outcome)) => info!(stats = ?outcome.stats, "bridge ended"),
         Ok(Err(err)) => warn!(%err, "the bridge could not relay"),
         Err(err) => warn!(%err, "the relay task failed"),
     }
     BridgeEnd { result: TransferResult::Transferred, caller_ended }
+}
+
+/// A digit that came by SIP INFO on one leg goes on to the other leg the same way (the
+/// relay carries RFC 4733 and in-band digits itself). Other INFO bodies stay here.
+fn pass_info_digit(ctx: &CallContext, to: CallHandle, content_type: String, body: Vec<u8>) {
+    match dtmf::parse_info(&content_type, &body) {
+        Some(digit) => {
+            debug!(digit = %digit.digit, "passing a SIP INFO digit across the bridge");
+            ctx.endpoint.send(Command::Info { call: to, content_type, body });
+        }
+        None => debug!(content_type, "SIP INFO without a digit not passed on"),
+    }
 }
 
 /// Answers a request that arrives during a transfer.

@@ -82,6 +82,8 @@ pub(crate) enum Purpose {
     /// A session refresh (UPDATE or re-INVITE) we sent as the refresher.
     Refresh,
     Refer,
+    /// An INFO carrying a digit on to this leg.
+    Info,
 }
 
 /// A request we sent and whose final response we wait for.

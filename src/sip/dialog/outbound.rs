@@ -64,6 +64,10 @@ impl Ua {
                 }
             }
             Purpose::Refresh => self.refresh_final(now, call, request, status, response),
+            Purpose::Info if !(200..300).contains(&status) => {
+                tracing::info!(call = call.0, status, "the peer did not take our INFO");
+            }
+            Purpose::Info => {}
         }
     }
 

@@ -356,3 +356,32 @@ fn a_reoffer_keeps_the_codec_in_use_or_is_refused() {
     let out = reinvite(&mut b, &mut c, "r3", OFFER);
     only_response(&out, 200);
 }
+
+#[test]
+fn info_is_sent_in_the_dialog_and_a_refusal_keeps_the_call() {
+    let mut b = Bench::new(config());
+    let mut c = Caller::new("info-out-1");
+    let (call, _) = b.establish(&mut c, "");
+    let body = b"Signal=5\r\nDuration=160\r\n".to_vec();
+    b.ua.send_info(b.now, call, "application/dtmf-relay", body.clone()).unwrap();
+    let [(info, _)] = sent(&b.drain()).try_into().unwrap();
+    assert_eq!(info.method, rsip::Method::Info);
+    assert_eq!(header(&info.headers, "Content-Type").as_deref(), Some("application/dtmf-relay"));
+    assert_eq!(info.body, body);
+    assert_eq!(header(&info.headers, "Call-ID").as_deref(), Some("info-out-1"));
+    // Refused: logged, and the call is still up (no event, another INFO goes out).
+    let out = b.event(TransactionEvent::Response {
+        id: tid("c1"),
+        response: response_to(&info, 415, "", ""),
+    });
+    assert!(events(&out).is_empty(), "{out:?}");
+    b.ua.send_info(b.now, call, "application/dtmf", b"7".to_vec()).unwrap();
+    let [(again, _)] = sent(&b.drain()).try_into().unwrap();
+    assert_eq!(again.body, b"7");
+    let cseq = |r: &rsip::Request| header(&r.headers, "CSeq").unwrap();
+    assert_ne!(cseq(&info), cseq(&again), "a new CSeq for each request");
+
+    b.ua.hangup(b.now, call).unwrap();
+    b.drain();
+    assert!(b.ua.send_info(b.now, call, "application/dtmf", b"1".to_vec()).is_err());
+}
