@@ -112,16 +112,25 @@ async fn sends_paced_rtp_plays_a_prompt_and_reports_its_end() {
         }
         other => panic!("expected the end of the prompt, got {other:?}"),
     }
-    // RTCP: a report reaches the RTP port + 1 within ~5 s.
+    // RTCP: a report reaches the RTP port + 1 within 2.5-7.5 s.
     let mut buf = [0u8; 1500];
-    let (len, from) = timeout(Duration::from_secs(7), caller_rtcp.recv_from(&mut buf))
+    let (len, from) = timeout(Duration::from_secs(9), caller_rtcp.recv_from(&mut buf))
         .await
         .expect("RTCP")
         .expect("recv");
     assert_eq!(from.port(), ours.port() + 1, "from our RTCP port");
     assert_eq!(buf[1], 200, "a sender report (we have sent)");
     assert!(len >= 28);
+    let ssrc = &buf[4..8].to_vec();
+    // The call ends: a last report closed by a BYE for our SSRC.
     drop(session);
+    let (len, _) = timeout(Duration::from_secs(5), caller_rtcp.recv_from(&mut buf))
+        .await
+        .expect("RTCP BYE")
+        .expect("recv");
+    let bye = &buf[len - 8..len];
+    assert_eq!(bye[1], 203, "the packet ends with a BYE");
+    assert_eq!(&bye[4..8], ssrc.as_slice());
 }
 
 #[tokio::test(flavor = "multi_thread")]

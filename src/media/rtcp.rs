@@ -1,12 +1,20 @@
 //! Basic RTCP (RFC 3550 §6): sender and receiver reports with a CNAME, reception
-//! statistics (loss, extended sequence, interarrival jitter), and the report schedule
-//! (sans-IO: the caller passes the monotonic time, the wall clock as NTP and the arrival
+//! statistics (loss, extended sequence, interarrival jitter), the randomised report
+//! interval and the BYE sent when a call's stream ends (sans-IO: the caller passes the monotonic time, the wall clock as NTP and the arrival
 //! time in RTP clock units).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// How often a report goes out (RFC 3550's 5 s minimum for a two-party session).
+/// How often a report goes out on average (RFC 3550's 5 s minimum for a two-party
+/// session); each interval is randomised, see [`report_interval`].
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The time to the next report: [`REPORT_INTERVAL`] scaled by `0.5 + unit` (RFC 3550
+/// §6.3.1), so that sessions started together do not report in step. `unit` is a
+/// uniform random number in `[0, 1)`; values outside are clamped.
+pub fn report_interval(unit: f64) -> Duration {
+    REPORT_INTERVAL.mul_f64(0.5 + unit.clamp(0.0, 1.0))
+}
 
 /// Largest RTCP packet read; bigger datagrams are cut and ignored past this.
 pub const MAX_RTCP_BYTES: usize = 1500;
@@ -14,6 +22,7 @@ pub const MAX_RTCP_BYTES: usize = 1500;
 const PT_SR: u8 = 200;
 const PT_RR: u8 = 201;
 const PT_SDES: u8 = 202;
+const PT_BYE: u8 = 203;
 const MAX_DROPOUT: u16 = 3000;
 const MAX_MISORDER: u16 = 100;
 
@@ -219,6 +228,12 @@ pub fn build_report(
     out
 }
 
+/// Appends a BYE for `ssrc` to a compound report (RFC 3550 §6.6): the stream ends.
+pub fn append_bye(report: &mut Vec<u8>, ssrc: u32) {
+    report.extend_from_slice(&[0x81, PT_BYE, 0, 1]);
+    report.extend_from_slice(&ssrc.to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +303,29 @@ mod tests {
         assert_eq!(rr[0], 0x80);
         assert_eq!(u16::from_be_bytes([rr[2], rr[3]]), 1);
         assert_eq!(rr.len() % 4, 0);
+    }
+
+    #[test]
+    fn intervals_are_randomised_around_five_seconds() {
+        assert_eq!(report_interval(0.0), Duration::from_millis(2500));
+        assert_eq!(report_interval(0.5), REPORT_INTERVAL);
+        assert_eq!(report_interval(7.0), Duration::from_millis(7500), "clamped");
+    }
+
+    #[test]
+    fn bye_closes_a_compound_report() {
+        let mut stats = ReceptionStats::default();
+        let mut out = build_report(Instant::now(), 0, 0xABCD_0001, None, &mut stats, "ivr@x");
+        let report_len = out.len();
+        append_bye(&mut out, 0xABCD_0001);
+        assert_eq!(out.len(), report_len + 8);
+        let bye = &out[report_len..];
+        assert_eq!(bye[0] >> 6, 2, "version 2");
+        assert_eq!(bye[0] & 0x1f, 1, "one SSRC");
+        assert_eq!(bye[1], PT_BYE);
+        assert_eq!(u16::from_be_bytes([bye[2], bye[3]]), 1, "length in words minus one");
+        assert_eq!(&bye[4..], &0xABCD_0001u32.to_be_bytes());
+        assert_eq!(out[1], PT_RR, "a compound packet starts with a report");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -76,6 +76,8 @@ pub struct MediaSession {
     received: mpsc::Receiver<MediaEvent>,
     finished: mpsc::UnboundedReceiver<Finished>,
     receive_task: JoinHandle<()>,
+    /// Tells the receive task the call is over: it sends an RTCP BYE and stops.
+    end: Option<oneshot::Sender<()>>,
     pending: VecDeque<MediaEvent>,
     next_playback: PlaybackId,
     /// The playback in progress that a digit stops.
@@ -128,6 +130,7 @@ impl MediaSession {
         let receiver = Receiver::new(Instant::now(), media, &settings, ssrc, codec)?;
         // Before any playback is queued, so a prompt's first frames are not sent nowhere.
         stream.send(Command::Target(stream.id, receiver.send_target()));
+        let (end, ended) = oneshot::channel();
         let receive_task = tokio::spawn(receive_loop(
             receiver,
             sockets.clone(),
@@ -135,6 +138,7 @@ impl MediaSession {
             counters.clone(),
             negotiated_rx,
             events_tx,
+            ended,
         ));
         Ok(MediaSession {
             stream,
@@ -143,6 +147,7 @@ impl MediaSession {
             received,
             finished,
             receive_task,
+            end: Some(end),
             pending: VecDeque::new(),
             next_playback: 1,
             barge_in: None,
@@ -243,8 +248,15 @@ impl MediaSession {
 }
 
 impl Drop for MediaSession {
+    /// The call is over: the worker stops sending and the receive task sends an RTCP BYE
+    /// and ends (letting go of the sockets). After [`MediaSession::detach`] the stream
+    /// goes on elsewhere, so no BYE.
     fn drop(&mut self) {
-        self.receive_task.abort();
+        if let Some(end) = self.end.take()
+            && end.send(()).is_err()
+        {
+            self.receive_task.abort();
+        }
         self.stream.send(Command::Remove(self.stream.id));
     }
 }
@@ -297,7 +309,7 @@ impl Receiver {
             stats: ReceptionStats::default(),
             ssrc,
             cname: settings.cname.clone(),
-            next_report: now + rtcp::REPORT_INTERVAL,
+            next_report: now + rtcp::report_interval(rand::random()),
             packets_at_last_report: 0,
             rtcp_source: None,
         })
@@ -393,24 +405,29 @@ impl Receiver {
         }
         let mut report = None;
         if now >= self.next_report {
-            self.next_report = now + rtcp::REPORT_INTERVAL;
-            let packets = counters.packets.load(Ordering::Relaxed);
-            let sent = (packets != self.packets_at_last_report).then(|| SenderInfo {
-                packets,
-                octets: counters.octets.load(Ordering::Relaxed),
-                rtp_timestamp: counters.last_timestamp.load(Ordering::Relaxed),
-            });
-            self.packets_at_last_report = packets;
-            report = Some(rtcp::build_report(
-                now,
-                rtcp::ntp_now(),
-                self.ssrc,
-                sent,
-                &mut self.stats,
-                &self.cname,
-            ));
+            self.next_report = now + rtcp::report_interval(rand::random());
+            report = Some(self.report(now, counters));
         }
         (dead, report)
+    }
+
+    /// A compound report now: an SR if we sent since the last one, else an RR.
+    fn report(&mut self, now: Instant, counters: &SendCounters) -> Vec<u8> {
+        let packets = counters.packets.load(Ordering::Relaxed);
+        let sent = (packets != self.packets_at_last_report).then(|| SenderInfo {
+            packets,
+            octets: counters.octets.load(Ordering::Relaxed),
+            rtp_timestamp: counters.last_timestamp.load(Ordering::Relaxed),
+        });
+        self.packets_at_last_report = packets;
+        rtcp::build_report(now, rtcp::ntp_now(), self.ssrc, sent, &mut self.stats, &self.cname)
+    }
+
+    /// The last report, closed by a BYE: our stream ends.
+    fn bye(&mut self, now: Instant, counters: &SendCounters) -> Vec<u8> {
+        let mut packet = self.report(now, counters);
+        rtcp::append_bye(&mut packet, self.ssrc);
+        packet
     }
 
     /// Where RTCP goes: where the peer's RTCP comes from, else the RTP target's port + 1.
@@ -430,6 +447,7 @@ async fn receive_loop(
     counters: Arc<SendCounters>,
     mut negotiated: watch::Receiver<Negotiated>,
     events: mpsc::Sender<MediaEvent>,
+    mut ended: oneshot::Receiver<()>,
 ) {
     let mut rtp_buf = vec![0u8; MAX_RTP_BYTES];
     let mut rtcp_buf = vec![0u8; rtcp::MAX_RTCP_BYTES];
@@ -437,6 +455,15 @@ async fn receive_loop(
     loop {
         let wake = tokio::time::Instant::from_std(rx.next_wake());
         tokio::select! {
+            end = &mut ended => {
+                if let (Ok(()), Some(to)) = (end, rx.rtcp_target()) {
+                    let bye = rx.bye(Instant::now(), &counters);
+                    if let Err(err) = sockets.rtcp.send_to(&bye, to).await {
+                        debug!(%err, %to, "RTCP BYE send failed");
+                    }
+                }
+                return;
+            }
             got = sockets.rtp.recv_from(&mut rtp_buf) => {
                 let Ok((len, source)) = got else { continue };
                 let packet = rtp_buf.get(..len).unwrap_or_default();
@@ -572,12 +599,21 @@ mod tests {
         let counters = SendCounters::default();
         let mut rx =
             Receiver::new(t0, &negotiated(Some(101)), &settings(), 7, CodecName::Pcmu).unwrap();
-        assert!(rx.timers(t0 + Duration::from_secs(4), &counters).1.is_none());
-        let rr = rx.timers(t0 + rtcp::REPORT_INTERVAL, &counters).1.unwrap();
+        // Intervals are randomised within 2.5-7.5 s.
+        assert!(rx.timers(t0 + Duration::from_millis(2499), &counters).1.is_none());
+        let first = t0 + rtcp::report_interval(1.0);
+        let rr = rx.timers(first, &counters).1.unwrap();
         assert_eq!(rr[1], 201, "nothing sent yet: RR");
+        assert!(rx.timers(first + Duration::from_millis(2499), &counters).1.is_none());
         counters.packets.store(250, Ordering::Relaxed);
-        let sr = rx.timers(t0 + rtcp::REPORT_INTERVAL * 2, &counters).1.unwrap();
+        let sr = rx.timers(first + rtcp::report_interval(1.0), &counters).1.unwrap();
         assert_eq!(sr[1], 200, "SR after sending");
         assert_eq!(rx.rtcp_target(), Some("127.0.0.1:4001".parse().unwrap()));
+        // The last packet: a report closed by a BYE for our SSRC.
+        counters.packets.store(300, Ordering::Relaxed);
+        let bye = rx.bye(first, &counters);
+        assert_eq!(bye[1], 200, "still a compound packet led by a report");
+        assert_eq!(bye[bye.len() - 7], 203, "BYE");
+        assert_eq!(bye[bye.len() - 4..], 7u32.to_be_bytes());
     }
 }
