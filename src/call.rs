@@ -108,8 +108,7 @@ pub async fn run(ctx: CallContext, incoming: IncomingCall) -> CallSummary {
         if let Some(dip) = dip {
             summary.dip = dip.await.ok();
         }
-        post_call::record(&summary, &ctx.config.zendesk, ctx.outbox.as_ref(), ctx.zendesk.as_ref())
-            .await;
+        post_call::record(&summary, &ctx.config.zendesk, ctx.outbox.as_ref()).await;
         summary
     }
     .instrument(span)

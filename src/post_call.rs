@@ -2,23 +2,22 @@
 //!
 //! The comment is rendered from the call summary and written to the durable outbox before
 //! the call counts as finished; the outbox's sender posts it when Zendesk is reachable.
+//! For a caller with no ticket (and `zendesk.create_ticket_for_unknown`), the entry opens
+//! one, with the comment as its first, so the call is on record even if Zendesk was down.
 //! Nothing here waits on Zendesk.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tracing::{info, warn};
 
 use crate::call::CallSummary;
 use crate::config::ZendeskConfig;
-use crate::outbox::{Entry, Outbox};
+use crate::outbox::{Entry, Outbox, TicketToOpen};
 use crate::sip::ani::CallerId;
 use crate::sip::dialog::EndReason;
-use crate::zendesk::client::{DipOutcome, ZendeskClient};
+use crate::zendesk::client::DipOutcome;
 use crate::zendesk::comment::{self, CallOutcome};
-use crate::zendesk::model::{NewComment, NewRequester, NewTicket};
-
-/// How long creating a ticket for an unknown caller may take, after the call.
-const CREATE_TICKET_TIMEOUT: Duration = Duration::from_secs(15);
+use crate::zendesk::model::NewRequester;
 
 /// What the comment says happened.
 pub fn outcome(summary: &CallSummary) -> CallOutcome {
@@ -70,50 +69,34 @@ pub fn ticket_id(summary: &CallSummary) -> Option<u64> {
     }
 }
 
-/// The outbox entry for a call, if it has a ticket to go on.
-pub fn entry(summary: &CallSummary, template: &str) -> Option<Entry> {
-    let ticket_id = ticket_id(summary)?;
-    let body = comment::render(template, &comment_summary(summary));
+/// The outbox entry for a call: its comment on the caller's ticket or, for a caller with
+/// no ticket and `zendesk.create_ticket_for_unknown`, a ticket to open with the comment
+/// (so the call is on record). `None` when the comment has nowhere to go.
+pub fn entry(summary: &CallSummary, config: &ZendeskConfig) -> Option<Entry> {
+    let ticket_id = ticket_id(summary);
+    let open_ticket = match ticket_id {
+        Some(_) => None,
+        None => Some(ticket_to_open(summary).filter(|_| config.create_ticket_for_unknown)?),
+    };
+    let body = comment::render(&config.comment_template, &comment_summary(summary));
     Some(Entry {
         // The marker is what the body carries verbatim and what the duplicate check
-        // searches for.
+        // searches for (as a comment, or as the external id of the ticket opened).
         call_id: comment::call_id_marker(&summary.call_id),
-        ticket_id,
+        ticket_id: ticket_id.unwrap_or(0),
+        open_ticket,
         body,
         public: false,
         created_at: SystemTime::now(),
     })
 }
 
-/// Writes the call's comment to the outbox (durably, before returning), or, for a caller
-/// with no ticket and `zendesk.create_ticket_for_unknown`, opens a ticket in the background.
-pub async fn record(
-    summary: &CallSummary,
-    config: &ZendeskConfig,
-    outbox: Option<&Outbox>,
-    client: Option<&ZendeskClient>,
-) {
-    if let Some(entry) = entry(summary, &config.comment_template) {
-        let Some(outbox) = outbox else { return };
-        let ticket = entry.ticket_id;
-        match outbox.enqueue(entry).await {
-            Ok(_) => info!(ticket, "post-call comment queued"),
-            Err(err) => warn!(%err, ticket, "post-call comment could not be queued"),
-        }
-        return;
-    }
-    let unknown = matches!(
-        summary.dip,
-        Some(DipOutcome::UnknownCaller | DipOutcome::Found { ticket: None, .. })
-    );
-    if !(config.create_ticket_for_unknown && unknown) {
-        return;
-    }
-    let Some(client) = client.cloned() else { return };
-    let body = comment::render(&config.comment_template, &comment_summary(summary));
+/// The ticket to open for a caller the dip found without a ticket (their user is the
+/// requester) or did not find (Zendesk makes a requester from the number).
+fn ticket_to_open(summary: &CallSummary) -> Option<TicketToOpen> {
     let (requester_id, requester) = match &summary.dip {
-        Some(DipOutcome::Found { user, .. }) => (Some(user.id), None),
-        _ => {
+        Some(DipOutcome::Found { user, ticket: None, .. }) => (Some(user.id), None),
+        Some(DipOutcome::UnknownCaller) => {
             let phone = match &summary.ani.caller {
                 CallerId::Number(n) => Some(n.e164.clone()),
                 _ => None,
@@ -121,22 +104,24 @@ pub async fn record(
             let name = phone.clone().unwrap_or_else(|| "Unknown caller".into());
             (None, Some(NewRequester { name, phone }))
         }
+        _ => return None,
     };
-    let ticket = NewTicket {
+    Some(TicketToOpen {
         subject: "Phone call".into(),
-        comment: NewComment { body, public: false },
         requester_id,
         requester,
         tags: vec!["zendesk-ivr".into(), "phone-call".into()],
-        priority: None,
-    };
-    // Best effort, after the call: a ticket create is not retried through the outbox,
-    // because a retry after an ambiguous failure could open a second ticket.
-    tokio::spawn(async move {
-        match tokio::time::timeout(CREATE_TICKET_TIMEOUT, client.create_ticket(ticket)).await {
-            Ok(Ok(ticket)) => info!(ticket = ticket.id, "ticket opened for an unknown caller"),
-            Ok(Err(err)) => warn!(%err, "could not open a ticket for an unknown caller"),
-            Err(_) => warn!("opening a ticket for an unknown caller timed out"),
-        }
-    });
+    })
+}
+
+/// Writes the call's outbox entry (durably, before returning), if it has one.
+pub async fn record(summary: &CallSummary, config: &ZendeskConfig, outbox: Option<&Outbox>) {
+    let Some(entry) = entry(summary, config) else { return };
+    let Some(outbox) = outbox else { return };
+    let (ticket, opens) = (entry.ticket_id, entry.open_ticket.is_some());
+    match outbox.enqueue(entry).await {
+        Ok(_) if opens => info!("post-call ticket for a caller without one queued"),
+        Ok(_) => info!(ticket, "post-call comment queued"),
+        Err(err) => warn!(%err, ticket, "post-call comment could not be queued"),
+    }
 }

@@ -7,14 +7,18 @@ use std::time::Duration;
 
 use common::{next_summary, sipp, start, test_config};
 use zendesk_ivr::config::Config;
+use zendesk_ivr::outbox::EntryState;
 use zendesk_ivr::zendesk::client::DipOutcome;
-use zendesk_ivr::zendesk::sim::{self, SimState};
+use zendesk_ivr::zendesk::sim::{self, SimData, SimState};
 
 /// The caller number the SIPp scenarios send (Kari Nordmann in the sample data).
 const KARI_TICKETS: [u64; 2] = [101, 102];
 
 async fn setup(dir: &tempfile::TempDir) -> (Config, SimState) {
-    let state = SimState::sample();
+    setup_with(dir, SimState::sample()).await
+}
+
+async fn setup_with(dir: &tempfile::TempDir, state: SimState) -> (Config, SimState) {
     let (addr, _) = sim::spawn("127.0.0.1:0".parse().unwrap(), state.clone()).await.unwrap();
     let mut config = test_config();
     config.zendesk.enabled = true;
@@ -99,5 +103,49 @@ async fn a_dead_zendesk_gives_the_fallback_and_the_call_goes_on() {
     let summary = next_summary(&mut ended).await;
     assert!(summary.answered);
     assert!(matches!(summary.dip, Some(DipOutcome::Fallback { .. })), "{:?}", summary.dip);
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_caller_gets_one_ticket_even_when_zendesk_loses_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nobody is known; the ticket create is carried out but its answer is lost.
+    let (mut config, state) = setup_with(&dir, SimState::new(SimData::default(), None)).await;
+    config.zendesk.create_ticket_for_unknown = true;
+    state.add_fault("tickets:stall:100@1".parse().unwrap());
+    let server = start(config).await;
+    let mut ended = server.subscribe();
+    sipp("uac_bye.xml", server.sip_addr(), "u1", &[]).await.assert_ok();
+    let summary = next_summary(&mut ended).await;
+    assert!(matches!(summary.dip, Some(DipOutcome::UnknownCaller)), "{:?}", summary.dip);
+    let marker = format!("[call-id: {}]", summary.call_id);
+
+    let outbox = server.outbox().expect("an outbox").clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while outbox.find(&marker).await.unwrap().map(|e| e.state) != Some(EntryState::Delivered) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the ticket entry was not delivered: {:?}\nrequests: {:#?}",
+            outbox.find(&marker).await,
+            state.requests()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let data = state.data();
+    let opened: Vec<_> =
+        data.tickets.iter().filter(|t| t.external_id.as_deref() == Some(&marker)).collect();
+    assert_eq!(opened.len(), 1, "one ticket for the call: {opened:?}");
+    let requester = data.users.iter().find(|u| u.id == opened[0].requester_id).expect("requester");
+    assert_eq!(requester.phone.as_deref(), Some("+4798765432"));
+    let comments = state.comments(opened[0].id);
+    assert_eq!(comments.len(), 1);
+    assert!(comments[0].body.contains(&marker) && !comments[0].public, "{:?}", comments[0]);
+    // The lost answer made the outbox look for the ticket before creating another.
+    let checked = state.requests().iter().any(|r| {
+        r.method == "GET"
+            && r.path.starts_with("/api/v2/tickets")
+            && r.param("external_id") == Some(marker.clone())
+    });
+    assert!(checked, "looked the ticket up by its external id");
     server.shutdown(Duration::from_secs(1)).await;
 }

@@ -48,6 +48,7 @@ fn entry(n: u64) -> Entry {
         body: format!("Call {n} from +4798765432: transferred to support.\n[call-id: {call_id}]"),
         call_id,
         ticket_id: TICKETS[(n % TICKETS.len() as u64) as usize],
+        open_ticket: None,
         public: false,
         created_at: SystemTime::now(),
     }

@@ -315,10 +315,15 @@ async fn unknown_callers_can_get_a_ticket() {
             }),
             tags: vec!["ivr".into()],
             priority: None,
+            external_id: Some("[call-id: x1]".into()),
         })
         .await
         .unwrap();
     assert_eq!(lab.sim.comments(ticket.id).len(), 1);
+    assert_eq!(ticket.external_id.as_deref(), Some("[call-id: x1]"));
+    // A retried create finds it by its external id.
+    assert!(lab.client.has_ticket_with_external_id("[call-id: x1]").await.unwrap());
+    assert!(!lab.client.has_ticket_with_external_id("[call-id: x2]").await.unwrap());
     // The new requester is now found by the next dip.
     let (_, found_ticket, _) = found(lab.client.data_dip(Some(&number("+4799999999"))).await);
     assert_eq!(found_ticket, Some(ticket.id));

@@ -115,10 +115,14 @@ fn entry_line(entry: &EntryInfo) -> String {
     let age = SystemTime::now().duration_since(entry.enqueued_at).unwrap_or_default().as_secs();
     // The body may hold personal data: list it by size only. Errors are printed escaped,
     // since they may quote a server's reply.
+    let ticket = match entry.open_ticket {
+        Some(_) => "new".to_string(),
+        None => entry.ticket_id.to_string(),
+    };
     format!(
         "call_id={:?} ticket={} public={} attempts={} age_s={} body_bytes={} last_error={:?}",
         entry.call_id,
-        entry.ticket_id,
+        ticket,
         entry.public,
         entry.attempts,
         age,

@@ -6,7 +6,9 @@
 //! per ticket, honouring rate limits and backing off with jitter. An entry is done only
 //! when the sink said `Ok`. After an ambiguous failure, or when the process died while an
 //! attempt was in flight, the sender first asks the sink whether the ticket already has a
-//! comment containing the entry's call id, so a comment is never posted twice. Entries
+//! comment containing the entry's call id, so a comment is never posted twice. A caller
+//! with no ticket can have one opened instead ([`TicketToOpen`]), with the call id as its
+//! external id, checked for the same way. Entries
 //! that fail for good, or too often, move to a dead-letter table, from which
 //! [`Outbox::replay_dead_letters`] (or `zendesk-ivr outbox replay`) brings them back.
 
@@ -26,7 +28,10 @@ pub use sender::{
     METRIC_POSTED, publish_gauges, run_sender,
 };
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::OutboxConfig;
+use crate::zendesk::model::NewRequester;
 use store::Store;
 
 /// The largest comment body accepted (Zendesk caps a comment at 64 KiB).
@@ -71,6 +76,20 @@ pub trait CommentSink {
         ticket_id: u64,
         marker: &str,
     ) -> impl Future<Output = Result<bool, PostError>> + Send;
+    /// Opens `ticket` with `body` as its first comment and `external_id` to find it by.
+    /// `Ok` only on a 2xx.
+    fn open_ticket(
+        &self,
+        ticket: &TicketToOpen,
+        body: &str,
+        public: bool,
+        external_id: &str,
+    ) -> impl Future<Output = Result<(), PostError>> + Send;
+    /// Whether a ticket with this external id exists (the duplicate check for opening).
+    fn has_ticket_with_external_id(
+        &self,
+        external_id: &str,
+    ) -> impl Future<Output = Result<bool, PostError>> + Send;
 }
 
 /// Why the outbox could not do what was asked.
@@ -94,13 +113,31 @@ pub enum OutboxError {
     Lock { path: PathBuf, source: std::io::Error },
 }
 
-/// A comment to post after a call.
+/// A ticket to open for a caller who has none, with the entry's body as its first
+/// comment (`zendesk.create_ticket_for_unknown`). Stored as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketToOpen {
+    pub subject: String,
+    /// The caller's user, when Zendesk knows them...
+    #[serde(default)]
+    pub requester_id: Option<u64>,
+    /// ...else the requester Zendesk creates (or matches) from these details.
+    #[serde(default)]
+    pub requester: Option<NewRequester>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// A comment to post after a call, on an existing ticket or on one it opens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// Unique per call; also the marker searched for in the ticket's comments, so the
-    /// body must contain it verbatim.
+    /// Unique per call; also the marker searched for in the ticket's comments (and the
+    /// external id of a ticket it opens), so the body must contain it verbatim.
     pub call_id: String,
+    /// The ticket to comment on; 0 when the entry opens a ticket.
     pub ticket_id: u64,
+    /// Open this ticket, with the body as its first comment, instead of commenting.
+    pub open_ticket: Option<TicketToOpen>,
     /// The rendered comment.
     pub body: String,
     /// Public reply or (the default in Zendesk terms here) internal note.
@@ -119,8 +156,19 @@ impl Entry {
         if self.call_id.chars().any(char::is_control) {
             return invalid("call id contains control characters".into());
         }
-        if self.ticket_id == 0 || i64::try_from(self.ticket_id).is_err() {
-            return invalid(format!("ticket id {} is out of range", self.ticket_id));
+        match &self.open_ticket {
+            Some(open) => {
+                if self.ticket_id != 0 {
+                    return invalid("an entry that opens a ticket has no ticket id".into());
+                }
+                if open.requester_id.is_none() && open.requester.is_none() {
+                    return invalid("a ticket to open needs a requester".into());
+                }
+            }
+            None if self.ticket_id == 0 || i64::try_from(self.ticket_id).is_err() => {
+                return invalid(format!("ticket id {} is out of range", self.ticket_id));
+            }
+            None => {}
         }
         if self.body.len() > MAX_BODY_BYTES {
             return invalid(format!("body is {} bytes, over {MAX_BODY_BYTES}", self.body.len()));
@@ -144,7 +192,9 @@ pub enum EntryState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryInfo {
     pub call_id: String,
+    /// 0 for an entry that opens a ticket.
     pub ticket_id: u64,
+    pub open_ticket: Option<TicketToOpen>,
     pub body: String,
     pub public: bool,
     pub created_at: SystemTime,

@@ -74,11 +74,13 @@ impl SendPolicy {
     }
 }
 
-/// The first pending entry of one ticket, as the scheduler sees it.
+/// The first pending entry of one queue, as the scheduler sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {
     pub seq: i64,
-    pub ticket_id: u64,
+    /// Entries of one queue go one at a time, in order: the comments of one ticket share
+    /// the ticket's id as their queue; an entry that opens a ticket is a queue of its own.
+    pub queue: i64,
     pub next_attempt_at: UnixMillis,
 }
 
@@ -92,12 +94,12 @@ pub struct Plan {
 }
 
 /// Picks the entries to send now. `heads` holds the oldest pending entry of each ticket;
-/// tickets in `busy_tickets` have an attempt in flight and wait for it. While
+/// queues in `busy_queues` have an attempt in flight and wait for it. While
 /// `paused_until` is in the future (a rate limit), nothing starts.
 pub fn plan(
     now: UnixMillis,
     heads: &[Head],
-    busy_tickets: &HashSet<u64>,
+    busy_queues: &HashSet<i64>,
     paused_until: Option<UnixMillis>,
     free_slots: usize,
 ) -> Plan {
@@ -106,9 +108,9 @@ pub fn plan(
     }
     let mut due: Vec<&Head> = Vec::new();
     let mut wake_at: Option<UnixMillis> = None;
-    let mut seen: HashSet<u64> = HashSet::new();
+    let mut seen: HashSet<i64> = HashSet::new();
     for head in heads {
-        if busy_tickets.contains(&head.ticket_id) || !seen.insert(head.ticket_id) {
+        if busy_queues.contains(&head.queue) || !seen.insert(head.queue) {
             continue;
         }
         if head.next_attempt_at <= now {
@@ -214,8 +216,8 @@ mod tests {
         }
     }
 
-    fn head(seq: i64, ticket_id: u64, next_attempt_at: UnixMillis) -> Head {
-        Head { seq, ticket_id, next_attempt_at }
+    fn head(seq: i64, queue: i64, next_attempt_at: UnixMillis) -> Head {
+        Head { seq, queue, next_attempt_at }
     }
 
     #[test]
@@ -250,7 +252,7 @@ mod tests {
     #[test]
     fn plan_skips_busy_tickets_and_respects_slots() {
         let heads = [head(1, 10, 0), head(2, 20, 0), head(3, 30, 0)];
-        let busy: HashSet<u64> = [10].into();
+        let busy: HashSet<i64> = [10].into();
         let plan = plan(50, &heads, &busy, None, 1);
         assert_eq!(plan.start, vec![2]);
         let none = super::plan(50, &heads, &busy, None, 0);

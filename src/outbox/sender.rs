@@ -51,14 +51,25 @@ fn failure_kind(error: &PostError) -> &'static str {
     }
 }
 
-/// One attempt: check the ticket first if asked, then post.
+/// One attempt: check Zendesk first if asked (for the comment on the ticket, or for the
+/// ticket opened with the call id as external id), then post or open.
 async fn deliver<S: CommentSink>(sink: &S, attempt: &Attempt) -> Result<Delivered, PostError> {
-    if attempt.check_first
-        && sink.has_comment_containing(attempt.ticket_id, &attempt.call_id).await?
-    {
-        return Ok(Delivered::AlreadyPresent);
+    let marker = &attempt.call_id;
+    match &attempt.open_ticket {
+        Some(open) => {
+            if attempt.check_first && sink.has_ticket_with_external_id(marker).await? {
+                return Ok(Delivered::AlreadyPresent);
+            }
+            sink.open_ticket(open, &attempt.body, attempt.public, marker).await?;
+        }
+        None => {
+            if attempt.check_first && sink.has_comment_containing(attempt.ticket_id, marker).await?
+            {
+                return Ok(Delivered::AlreadyPresent);
+            }
+            sink.post_comment(attempt.ticket_id, &attempt.body, attempt.public).await?;
+        }
     }
-    sink.post_comment(attempt.ticket_id, &attempt.body, attempt.public).await?;
     Ok(Delivered::Posted)
 }
 
@@ -177,7 +188,7 @@ where
 {
     let policy = outbox.policy();
     let heads = outbox.with_store(|store| store.heads(HEADS_PER_ROUND)).await?;
-    let busy: HashSet<u64> = in_flight.values().map(|f| f.attempt.ticket_id).collect();
+    let busy: HashSet<i64> = in_flight.values().map(|f| f.attempt.queue()).collect();
     let now = now_millis();
     let free = policy.max_in_flight.saturating_sub(in_flight.len());
     let plan = plan(now, &heads, &busy, paused_until, free);

@@ -11,12 +11,14 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::schedule::{Disposition, Head, UnixMillis};
-use super::{DeadLetterFilter, Entry, EntryInfo, EntryState, OutboxError, Stats};
+use super::{DeadLetterFilter, Entry, EntryInfo, EntryState, OutboxError, Stats, TicketToOpen};
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2 added `open_ticket` (entries that open a ticket) to both tables.
+const SCHEMA_VERSION: i64 = 2;
 /// Stored error texts are cut to this many bytes (they may quote a server's reply).
 const MAX_ERROR_BYTES: usize = 1024;
 
@@ -34,7 +36,8 @@ CREATE TABLE IF NOT EXISTS outbox_entries (
     attempt_started_at_ms INTEGER,
     check_first           INTEGER NOT NULL DEFAULT 0,
     last_error            TEXT,
-    done_at_ms            INTEGER
+    done_at_ms            INTEGER,
+    open_ticket           TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending_by_ticket
     ON outbox_entries (ticket_id, seq) WHERE done_at_ms IS NULL;
@@ -51,8 +54,15 @@ CREATE TABLE IF NOT EXISTS outbox_dead_letters (
     attempts       INTEGER NOT NULL,
     check_first    INTEGER NOT NULL,
     last_error     TEXT    NOT NULL,
-    dead_at_ms     INTEGER NOT NULL
+    dead_at_ms     INTEGER NOT NULL,
+    open_ticket    TEXT
 );
+";
+
+/// From schema 1: the tables exist without `open_ticket`.
+const MIGRATE_FROM_1: &str = "
+ALTER TABLE outbox_entries ADD COLUMN open_ticket TEXT;
+ALTER TABLE outbox_dead_letters ADD COLUMN open_ticket TEXT;
 ";
 
 /// One attempt's view of an entry, taken when the attempt starts.
@@ -61,6 +71,7 @@ pub(crate) struct Attempt {
     pub seq: i64,
     pub call_id: String,
     pub ticket_id: u64,
+    pub open_ticket: Option<TicketToOpen>,
     pub body: String,
     pub public: bool,
     /// Attempts made, counting this one.
@@ -69,6 +80,16 @@ pub(crate) struct Attempt {
     pub check_first: bool,
     /// An earlier attempt started and never recorded its result (the process died).
     pub interrupted: bool,
+}
+
+impl Attempt {
+    /// The scheduler's queue of the entry (see [`Head::queue`]).
+    pub fn queue(&self) -> i64 {
+        match self.open_ticket {
+            Some(_) => -self.seq,
+            None => i64::try_from(self.ticket_id).unwrap_or(i64::MAX),
+        }
+    }
 }
 
 pub(crate) struct Store {
@@ -102,6 +123,19 @@ fn ticket_of(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
     u64::try_from(raw).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, raw))
 }
 
+fn open_ticket_of(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<TicketToOpen>> {
+    let Some(json) = row.get::<_, Option<String>>(index)? else { return Ok(None) };
+    serde_json::from_str(&json)
+        .map(Some)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(e)))
+}
+
+fn open_ticket_json(open: Option<&TicketToOpen>) -> Result<Option<String>, OutboxError> {
+    open.map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| OutboxError::InvalidEntry(format!("ticket to open: {e}")))
+}
+
 fn count_of(row: &Row<'_>, index: usize) -> rusqlite::Result<u32> {
     let raw: i64 = row.get(index)?;
     Ok(u32::try_from(raw.max(0)).unwrap_or(u32::MAX))
@@ -125,6 +159,9 @@ impl Store {
         if version > SCHEMA_VERSION {
             return Err(OutboxError::NewerSchema { found: version, supported: SCHEMA_VERSION });
         }
+        if version == 1 {
+            conn.execute_batch(&format!("BEGIN; {MIGRATE_FROM_1} COMMIT;")).map_err(open_error)?;
+        }
         conn.execute_batch(SCHEMA).map_err(open_error)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(open_error)?;
         Ok(Store { conn })
@@ -145,8 +182,8 @@ impl Store {
         let added = tx.execute(
             "INSERT INTO outbox_entries
                  (call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms,
-                  next_attempt_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                  next_attempt_at_ms, open_ticket)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
              ON CONFLICT (call_id) DO NOTHING",
             params![
                 entry.call_id,
@@ -156,28 +193,28 @@ impl Store {
                 entry.public,
                 millis(entry.created_at),
                 now,
+                open_ticket_json(entry.open_ticket.as_ref())?,
             ],
         )?;
         tx.commit()?;
         Ok(added == 1)
     }
 
-    /// The oldest pending entry of each ticket, soonest due first.
+    /// The oldest pending entry of each queue (a ticket's comments, or one entry that
+    /// opens a ticket: queue `-seq`), soonest due first.
     pub fn heads(&self, limit: usize) -> Result<Vec<Head>, OutboxError> {
         // SQLite takes the bare columns of a MIN() aggregate from the row holding the minimum.
         let mut statement = self.conn.prepare_cached(
-            "SELECT MIN(seq), ticket_id, next_attempt_at_ms FROM outbox_entries
-             WHERE done_at_ms IS NULL GROUP BY ticket_id
+            "SELECT MIN(seq), CASE WHEN open_ticket IS NULL THEN ticket_id ELSE -seq END AS queue,
+                    next_attempt_at_ms
+             FROM outbox_entries
+             WHERE done_at_ms IS NULL GROUP BY queue
              ORDER BY next_attempt_at_ms, seq LIMIT ?1",
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let heads = statement
             .query_map([limit], |row| {
-                Ok(Head {
-                    seq: row.get(0)?,
-                    ticket_id: ticket_of(row, 1)?,
-                    next_attempt_at: row.get(2)?,
-                })
+                Ok(Head { seq: row.get(0)?, queue: row.get(1)?, next_attempt_at: row.get(2)? })
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(heads)
@@ -194,7 +231,7 @@ impl Store {
         let found = tx
             .query_row(
                 "SELECT call_id, ticket_id, body, public, attempts, check_first,
-                        attempt_started_at_ms
+                        attempt_started_at_ms, open_ticket
                  FROM outbox_entries WHERE seq = ?1 AND done_at_ms IS NULL",
                 [seq],
                 |row| {
@@ -203,6 +240,7 @@ impl Store {
                         seq,
                         call_id: row.get(0)?,
                         ticket_id: ticket_of(row, 1)?,
+                        open_ticket: open_ticket_of(row, 7)?,
                         body: row.get(2)?,
                         public: row.get(3)?,
                         attempts: count_of(row, 4)?,
@@ -256,9 +294,9 @@ impl Store {
                 tx.execute(
                     "INSERT INTO outbox_dead_letters
                          (seq, call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms,
-                          attempts, check_first, last_error, dead_at_ms)
+                          attempts, check_first, last_error, dead_at_ms, open_ticket)
                      SELECT seq, call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms,
-                            attempts, ?2, ?3, ?4
+                            attempts, ?2, ?3, ?4, open_ticket
                      FROM outbox_entries WHERE seq = ?1 AND done_at_ms IS NULL",
                     params![seq, check_first, bounded(error), now],
                 )?;
@@ -283,9 +321,9 @@ impl Store {
         let moved = tx.execute(
             "INSERT INTO outbox_entries
                  (seq, call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms, attempts,
-                  next_attempt_at_ms, check_first, last_error)
+                  next_attempt_at_ms, check_first, last_error, open_ticket)
              SELECT seq, call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms, 0,
-                    ?3, check_first, last_error
+                    ?3, check_first, last_error, open_ticket
              FROM outbox_dead_letters
              WHERE (?1 IS NULL OR ticket_id = ?1) AND (?2 IS NULL OR call_id = ?2)",
             params![ticket, filter.call_id, now],
@@ -338,17 +376,17 @@ impl Store {
         let sql = match state {
             EntryState::Pending => {
                 "SELECT call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms, attempts,
-                        check_first, last_error, next_attempt_at_ms
+                        check_first, last_error, next_attempt_at_ms, open_ticket
                  FROM outbox_entries WHERE done_at_ms IS NULL ORDER BY seq LIMIT ?1"
             }
             EntryState::Delivered => {
                 "SELECT call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms, attempts,
-                        check_first, last_error, NULL
+                        check_first, last_error, NULL, open_ticket
                  FROM outbox_entries WHERE done_at_ms IS NOT NULL ORDER BY seq LIMIT ?1"
             }
             EntryState::DeadLetter => {
                 "SELECT call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms, attempts,
-                        check_first, last_error, NULL
+                        check_first, last_error, NULL, open_ticket
                  FROM outbox_dead_letters ORDER BY seq LIMIT ?1"
             }
         };
@@ -365,11 +403,11 @@ impl Store {
             .conn
             .query_row(
                 "SELECT call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms, attempts,
-                        check_first, last_error, next_attempt_at_ms, done_at_ms IS NOT NULL
+                        check_first, last_error, next_attempt_at_ms, open_ticket, done_at_ms IS NOT NULL
                  FROM outbox_entries WHERE call_id = ?1",
                 [call_id],
                 |row| {
-                    let done: bool = row.get(10)?;
+                    let done: bool = row.get(11)?;
                     entry_info(row, if done { EntryState::Delivered } else { EntryState::Pending })
                 },
             )
@@ -381,7 +419,7 @@ impl Store {
             .conn
             .query_row(
                 "SELECT call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms, attempts,
-                        check_first, last_error, NULL
+                        check_first, last_error, NULL, open_ticket
                  FROM outbox_dead_letters WHERE call_id = ?1",
                 [call_id],
                 |row| entry_info(row, EntryState::DeadLetter),
@@ -403,6 +441,7 @@ fn entry_info(row: &Row<'_>, state: EntryState) -> rusqlite::Result<EntryInfo> {
     Ok(EntryInfo {
         call_id: row.get(0)?,
         ticket_id: ticket_of(row, 1)?,
+        open_ticket: open_ticket_of(row, 10)?,
         body: row.get(2)?,
         public: row.get(3)?,
         created_at: system_time(row.get(4)?),
@@ -437,6 +476,41 @@ mod tests {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
         drop(conn);
         assert!(matches!(Store::open(&path), Err(OutboxError::NewerSchema { .. })));
+    }
+
+    #[test]
+    fn a_schema_1_database_is_migrated_and_keeps_its_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.sqlite");
+        let v1 = SCHEMA
+            .replace(",\n    open_ticket           TEXT", "")
+            .replace(",\n    open_ticket    TEXT", "");
+        assert!(!v1.contains("open_ticket"));
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(&v1).unwrap();
+        conn.execute(
+            "INSERT INTO outbox_entries (call_id, ticket_id, body, public, created_at_ms,
+                                         enqueued_at_ms, next_attempt_at_ms)
+             VALUES ('[call-id: old]', 7, 'old [call-id: old]', 0, 1, 1, 1)",
+            [],
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        drop(conn);
+
+        let mut store = Store::open(&path).unwrap();
+        let version: i64 = store.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let old = store.find("[call-id: old]").unwrap().expect("kept");
+        assert_eq!((old.ticket_id, old.open_ticket), (7, None));
+        let heads = store.heads(10).unwrap();
+        assert_eq!(heads.len(), 1);
+        assert_eq!(heads[0].queue, 7);
+        let attempt = store.start_attempt(heads[0].seq, 2).unwrap().expect("pending");
+        assert_eq!(attempt.queue(), 7);
+        // And opened again, nothing changes.
+        drop(store);
+        assert!(Store::open(&path).is_ok());
     }
 
     #[test]

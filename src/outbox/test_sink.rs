@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{CommentSink, PostError};
+use super::{CommentSink, PostError, TicketToOpen};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -15,6 +15,10 @@ const WAIT: Duration = Duration::from_secs(10);
 pub enum CallKind {
     Post,
     Check,
+    /// Opening a ticket (`ticket_id` 0; scripted under ticket 0).
+    Open,
+    /// Looking for an opened ticket by external id.
+    CheckOpened,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +42,8 @@ pub enum Step {
 pub struct FakeState {
     pub calls: Vec<Call>,
     pub comments: HashMap<u64, Vec<String>>,
+    /// Tickets opened: (external id, first comment).
+    pub opened: Vec<(String, String)>,
     /// Per ticket, consumed one per post; an empty script means success.
     pub script: HashMap<u64, VecDeque<Step>>,
     /// While down, every call fails as transient.
@@ -108,20 +114,17 @@ impl FakeSink {
     }
 }
 
-impl CommentSink for FakeSink {
-    async fn post_comment(
+impl FakeSink {
+    /// One write (a post, or opening a ticket): recorded, then scripted by `ticket_id`.
+    async fn write(
         &self,
+        kind: CallKind,
         ticket_id: u64,
         body: &str,
-        _public: bool,
+        land: impl Fn(&mut FakeState),
     ) -> Result<(), PostError> {
         let (step, down, gated) = self.with(|state| {
-            state.calls.push(Call {
-                kind: CallKind::Post,
-                ticket_id,
-                text: body.into(),
-                at: Instant::now(),
-            });
+            state.calls.push(Call { kind, ticket_id, text: body.into(), at: Instant::now() });
             (
                 state.script.get_mut(&ticket_id).and_then(VecDeque::pop_front),
                 state.down,
@@ -135,8 +138,6 @@ impl CommentSink for FakeSink {
         if down {
             return Err(PostError::Transient("connection refused".into()));
         }
-        let land =
-            |state: &mut FakeState| state.comments.entry(ticket_id).or_default().push(body.into());
         match step {
             None => {
                 self.with(land);
@@ -149,6 +150,48 @@ impl CommentSink for FakeSink {
             }
             Some(Step::Hang) => std::future::pending().await,
         }
+    }
+}
+
+impl CommentSink for FakeSink {
+    async fn post_comment(
+        &self,
+        ticket_id: u64,
+        body: &str,
+        _public: bool,
+    ) -> Result<(), PostError> {
+        self.write(CallKind::Post, ticket_id, body, |state| {
+            state.comments.entry(ticket_id).or_default().push(body.into())
+        })
+        .await
+    }
+
+    async fn open_ticket(
+        &self,
+        _ticket: &TicketToOpen,
+        body: &str,
+        _public: bool,
+        external_id: &str,
+    ) -> Result<(), PostError> {
+        self.write(CallKind::Open, 0, body, |state| {
+            state.opened.push((external_id.into(), body.into()))
+        })
+        .await
+    }
+
+    async fn has_ticket_with_external_id(&self, external_id: &str) -> Result<bool, PostError> {
+        self.with(|state| {
+            state.calls.push(Call {
+                kind: CallKind::CheckOpened,
+                ticket_id: 0,
+                text: external_id.into(),
+                at: Instant::now(),
+            });
+            if state.down {
+                return Err(PostError::Transient("connection refused".into()));
+            }
+            Ok(state.opened.iter().any(|(id, _)| id == external_id))
+        })
     }
 
     async fn has_comment_containing(

@@ -15,9 +15,28 @@ fn entry(call_id: &str, ticket_id: u64) -> Entry {
     Entry {
         call_id: call_id.into(),
         ticket_id,
+        open_ticket: None,
         body: format!("Phone call from +4798765432, 2m 3s, transferred.\n[call-id: {call_id}]"),
         public: false,
         created_at: SystemTime::now(),
+    }
+}
+
+/// An entry that opens a ticket for an unknown caller.
+fn opening(call_id: &str) -> Entry {
+    let requester = crate::zendesk::model::NewRequester {
+        name: "+4798765432".into(),
+        phone: Some("+4798765432".into()),
+    };
+    Entry {
+        ticket_id: 0,
+        open_ticket: Some(TicketToOpen {
+            subject: "Phone call".into(),
+            requester_id: None,
+            requester: Some(requester),
+            tags: vec!["phone-call".into()],
+        }),
+        ..entry(call_id, 0)
     }
 }
 
@@ -493,4 +512,49 @@ fn cli_reports_stats_lists_and_replays() {
     });
     assert_eq!(replay.unwrap(), "1 dead letters moved back to pending\n");
     assert!(run(cli::OutboxCommand::Stats).unwrap().contains("pending 2\n"));
+}
+
+#[tokio::test]
+async fn entries_that_open_tickets_are_delivered_side_by_side_and_checked_after_ambiguity() {
+    let (_dir, outbox) = temp_outbox(fast_policy());
+    let sink = FakeSink::new();
+    // The first open lands but its answer is lost; the second is held at a gate; neither
+    // holds up the other, nor a comment on a ticket.
+    sink.script(0, [Step::LandThenFail(PostError::Ambiguous("timeout".into())), Step::Hang]);
+    for e in [opening("open-1"), opening("open-2"), entry("comment-1", 7)] {
+        assert!(outbox.enqueue(e).await.unwrap());
+    }
+    let sender = start_sender(&outbox, &sink);
+    sink.wait_until("comment-1 posted", |s| s.comments.get(&7).is_some_and(|c| c.len() == 1)).await;
+    sink.wait_until("open-1 checked", |s| {
+        s.calls.iter().any(|c| c.kind == CallKind::CheckOpened && c.text == "open-1")
+    })
+    .await;
+    let entry_state = state_of(&outbox, "open-1").await;
+    let opens: Vec<String> =
+        sink.calls().into_iter().filter(|c| c.kind == CallKind::Open).map(|c| c.text).collect();
+    assert_eq!(opens.iter().filter(|b| b.contains("open-1")).count(), 1, "opened once: {opens:?}");
+    assert!(opens.iter().any(|b| b.contains("open-2")), "open-2 ran alongside: {opens:?}");
+    sender.stop().await;
+    assert_eq!(entry_state, EntryState::Delivered);
+    let opened = sink.with(|s| s.opened.clone());
+    assert_eq!(opened.iter().filter(|(id, _)| id == "open-1").count(), 1);
+    assert!(opened[0].1.contains("[call-id: open-1]"), "the body is the first comment");
+    let listed = outbox.find("open-1").await.unwrap().unwrap();
+    assert_eq!(listed.ticket_id, 0);
+    assert_eq!(listed.open_ticket, opening("open-1").open_ticket);
+}
+
+#[tokio::test]
+async fn an_opening_entry_needs_a_requester_and_no_ticket_id() {
+    let (_dir, outbox) = temp_outbox(fast_policy());
+    let mut with_ticket = opening("open-1");
+    with_ticket.ticket_id = 7;
+    let mut nobody = opening("open-2");
+    if let Some(open) = nobody.open_ticket.as_mut() {
+        open.requester = None;
+    }
+    for bad in [with_ticket, nobody] {
+        assert!(matches!(outbox.enqueue(bad).await, Err(OutboxError::InvalidEntry(_))));
+    }
 }

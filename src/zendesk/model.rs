@@ -128,6 +128,19 @@ pub struct Ticket {
     pub created_at: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Links the ticket to an outside record; ours is the call-id marker of the call that
+    /// opened it, which makes opening a ticket safe to retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+}
+
+/// `GET /api/v2/tickets.json?external_id=...` (`TicketsResponse`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TicketsResponse {
+    #[serde(default)]
+    pub tickets: Vec<Ticket>,
+    #[serde(default)]
+    pub next_page: Option<String>,
 }
 
 /// `GET /api/v2/search.json` (`SearchResponse`). Results stay raw JSON because one page can
@@ -230,9 +243,11 @@ pub struct NewTicket {
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<Priority>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewRequester {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,10 +4,10 @@
 use reqwest::Method;
 
 use super::{MAX_COMMENT_PAGES, WRITE_TIMEOUT, ZendeskClient};
-use crate::outbox::{CommentSink, PostError};
+use crate::outbox::{CommentSink, PostError, TicketToOpen};
 use crate::zendesk::model::{
     CommentsResponse, NewComment, NewTicket, Ticket, TicketCreateRequest, TicketResponse,
-    TicketUpdate, TicketUpdateRequest,
+    TicketUpdate, TicketUpdateRequest, TicketsResponse,
 };
 
 impl ZendeskClient {
@@ -37,6 +37,18 @@ impl ZendeskClient {
         let created: TicketResponse = serde_json::from_slice(&body)
             .map_err(|e| PostError::Ambiguous(format!("malformed JSON from Zendesk: {e}")))?;
         Ok(created.ticket)
+    }
+
+    /// Whether a ticket with this `external_id` exists (`GET /api/v2/tickets.json
+    /// ?external_id=`): how a retried ticket creation finds that it already happened.
+    pub async fn has_ticket_with_external_id(&self, external_id: &str) -> Result<bool, PostError> {
+        let query = [("external_id", external_id)];
+        let body = self
+            .send(Method::GET, "/api/v2/tickets.json", &query, None::<&()>, Some(WRITE_TIMEOUT))
+            .await?;
+        let page: TicketsResponse = serde_json::from_slice(&body)
+            .map_err(|e| PostError::Transient(format!("malformed JSON from Zendesk: {e}")))?;
+        Ok(page.tickets.iter().any(|t| t.external_id.as_deref() == Some(external_id)))
     }
 
     /// Whether any comment of the ticket contains `marker`, newest pages first.
@@ -86,5 +98,28 @@ impl CommentSink for ZendeskClient {
         marker: &str,
     ) -> Result<bool, PostError> {
         self.ticket_has_comment_containing(ticket_id, marker).await
+    }
+
+    async fn open_ticket(
+        &self,
+        ticket: &TicketToOpen,
+        body: &str,
+        public: bool,
+        external_id: &str,
+    ) -> Result<(), PostError> {
+        let new = NewTicket {
+            subject: ticket.subject.clone(),
+            comment: NewComment { body: body.to_string(), public },
+            requester_id: ticket.requester_id,
+            requester: ticket.requester.clone(),
+            tags: ticket.tags.clone(),
+            priority: None,
+            external_id: Some(external_id.to_string()),
+        };
+        self.create_ticket(new).await.map(drop)
+    }
+
+    async fn has_ticket_with_external_id(&self, external_id: &str) -> Result<bool, PostError> {
+        ZendeskClient::has_ticket_with_external_id(self, external_id).await
     }
 }

@@ -18,6 +18,7 @@ use crate::zendesk::model::{Comment, NewTicket, Status, Ticket, User};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Search,
+    ListTickets,
     CreateTicket,
     ShowTicket(u64),
     UpdateTicket(u64),
@@ -29,9 +30,10 @@ impl Route {
     fn endpoint(self) -> Endpoint {
         match self {
             Route::Search => Endpoint::Search,
-            Route::CreateTicket | Route::ShowTicket(_) | Route::UpdateTicket(_) => {
-                Endpoint::Tickets
-            }
+            Route::ListTickets
+            | Route::CreateTicket
+            | Route::ShowTicket(_)
+            | Route::UpdateTicket(_) => Endpoint::Tickets,
             Route::Comments(_) => Endpoint::Comments,
             Route::ShowUser(_) => Endpoint::Users,
         }
@@ -45,6 +47,7 @@ fn route(method: &Method, path: &str) -> Option<Route> {
     let id = |s: &str| s.parse::<u64>().ok();
     match (method, parts.as_slice()) {
         (&Method::GET, ["search"]) => Some(Route::Search),
+        (&Method::GET, ["tickets"]) => Some(Route::ListTickets),
         (&Method::POST, ["tickets"]) => Some(Route::CreateTicket),
         (&Method::GET, ["tickets", t]) => Some(Route::ShowTicket(id(t)?)),
         (&Method::PUT, ["tickets", t]) => Some(Route::UpdateTicket(id(t)?)),
@@ -128,6 +131,21 @@ fn answer(state: &SimState, route: Route, uri: &Uri, headers: &HeaderMap, body: 
         },
         Route::UpdateTicket(id) => update_ticket(&mut data, &base, id, body),
         Route::CreateTicket => create_ticket(&mut data, &base, body),
+        Route::ListTickets => {
+            // Only the external_id filter is implemented (all the client uses).
+            let wanted = param("external_id");
+            let tickets: Vec<Value> = data
+                .tickets
+                .iter()
+                .filter(|t| wanted.is_none_or(|w| t.external_id.as_deref() == Some(w)))
+                .map(|t| ticket_json(t, &base))
+                .collect();
+            let count = tickets.len();
+            json_response(
+                StatusCode::OK,
+                json!({ "tickets": tickets, "count": count, "next_page": null, "previous_page": null }),
+            )
+        }
         Route::Comments(id) => {
             if !data.tickets.iter().any(|t| t.id == id) {
                 return not_found();
@@ -326,6 +344,7 @@ fn create_ticket(data: &mut SimData, base: &str, body: &[u8]) -> Response {
         tags: new.tags,
         created_at: Some(now.clone()),
         updated_at: Some(now.clone()),
+        external_id: new.external_id,
     };
     data.comments.push(SimComment {
         id: data.next_comment_id(),
