@@ -134,13 +134,47 @@ async fn dial_refuses_a_target_it_cannot_reach() {
     let endpoint = endpoint().await;
     let local_rtp = "127.0.0.1:40000".parse().expect("addr");
     let err = endpoint
-        .dial("sip:agent@pbx.example.com", "ivr", Transport::Udp, local_rtp)
+        .dial("sip:agent@[::1", "ivr", Transport::Udp, local_rtp)
         .await
-        .expect_err("no DNS in the dialer");
+        .expect_err("not a URI");
     assert!(matches!(err, DialError::Ua(UaError::Dial(_))), "{err:?}");
     let err = endpoint
         .dial("mailto:agent@127.0.0.1", "ivr", Transport::Udp, local_rtp)
         .await
         .expect_err("not a SIP URI");
     assert!(matches!(err, DialError::Ua(_)), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dial_a_host_name_resolves_it() {
+    let endpoint = endpoint().await;
+    let uas = uas("uas_busy.xml");
+    // The queue or agent is usually named, not numbered.
+    let target = format!("sip:agent@localhost:{}", uas.sip.port());
+    let (call, mut events) = endpoint
+        .dial(&target, "ivr", Transport::Udp, "127.0.0.1:40000".parse().expect("addr"))
+        .await
+        .expect("call placed");
+    let reason = loop {
+        match next_event(&mut events).await {
+            CallEvent::Progress { .. } => {}
+            CallEvent::Terminated { call: c, reason } => {
+                assert_eq!(c, call);
+                break reason;
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+    };
+    assert_eq!(reason, EndReason::Failed(486), "the INVITE reached the agent by name");
+    uas.assert_passed().await;
+
+    // A name that does not resolve (RFC 2606 reserves .invalid) is an error at once.
+    let unknown = endpoint
+        .dial("sip:agent@queue.invalid", "ivr", Transport::Udp, "127.0.0.1:40000".parse().unwrap())
+        .await;
+    assert!(
+        matches!(&unknown, Err(DialError::Resolve { host, .. }) if host == "queue.invalid"),
+        "{:?}",
+        unknown.map(|(call, _)| call)
+    );
 }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -16,6 +16,7 @@ use tracing::{debug, warn};
 use tokio::sync::oneshot;
 
 use crate::sip::dialog::{CallEvent, CallHandle, Ua, UaAction, UaError};
+use crate::sip::header_text;
 use crate::sip::message::Transport;
 use crate::sip::transaction::{Peer, TransactionLayer};
 use crate::sip::transport::{Inbound, Transports};
@@ -36,6 +37,8 @@ pub enum Command {
     /// is gone), the call is hung up at once.
     Dial {
         target: String,
+        /// Where a target with a host name resolved to.
+        resolved: Option<SocketAddr>,
         from_user: String,
         transport: Transport,
         local_rtp: SocketAddr,
@@ -77,6 +80,32 @@ pub enum DialError {
     Ua(#[from] UaError),
     #[error("the SIP endpoint has stopped")]
     EndpointStopped,
+    #[error("cannot resolve {host}: {reason}")]
+    Resolve { host: String, reason: String },
+}
+
+/// How long looking up an agent's or queue's host name may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The address a target's host name resolves to (an IPv4 one first, as the endpoint's
+/// sockets are), or `None` when the host is an IP literal (the UA reads it itself).
+/// Plain A/AAAA lookup through the system resolver; no SRV or NAPTR (RFC 3263).
+async fn resolve_target(target: &str) -> Result<Option<SocketAddr>, DialError> {
+    let Some((host, port)) = header_text::host_port(target) else { return Ok(None) };
+    if header_text::ip_host(target).is_some() {
+        return Ok(None);
+    }
+    let default = if header_text::scheme(target).as_deref() == Some("sips") { 5061 } else { 5060 };
+    let port = port.unwrap_or(default);
+    let failed = |reason: String| DialError::Resolve { host: host.clone(), reason };
+    let found =
+        tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host.as_str(), port)))
+            .await
+            .map_err(|_| failed(format!("no answer within {RESOLVE_TIMEOUT:?}")))?
+            .map_err(|err| failed(err.to_string()))?;
+    let all: Vec<SocketAddr> = found.collect();
+    let chosen = all.iter().find(|a| a.is_ipv4()).or(all.first()).copied();
+    chosen.map(Some).ok_or_else(|| failed("no address".into()))
 }
 
 /// The endpoint's command channel, cloned into every call.
@@ -101,9 +130,11 @@ impl EndpointHandle {
         transport: Transport,
         local_rtp: SocketAddr,
     ) -> Result<DialedCall, DialError> {
+        let resolved = resolve_target(target).await?;
         let (reply, answer) = oneshot::channel();
         let command = Command::Dial {
             target: target.to_string(),
+            resolved,
             from_user: from_user.to_string(),
             transport,
             local_rtp,
@@ -193,8 +224,10 @@ impl Endpoint {
             Command::Accept { call, local_rtp } => self.ua.accept(now, call, local_rtp),
             Command::Reject { call, status } => self.ua.reject(now, call, status),
             Command::Hangup { call } => self.ua.hangup(now, call),
-            Command::Dial { target, from_user, transport, local_rtp, reply } => {
-                self.dial(now, &target, &from_user, transport, local_rtp, reply);
+            Command::Dial { target, resolved, from_user, transport, local_rtp, reply } => {
+                let placed =
+                    self.ua.dial_via(now, &target, &from_user, transport, local_rtp, resolved);
+                self.dialled(now, placed, reply);
                 Ok(())
             }
             Command::Refer { call, target } => self.ua.refer(now, call, &target),
@@ -211,16 +244,15 @@ impl Endpoint {
         }
     }
 
-    fn dial(
+    /// Routes an outgoing call's events to whoever asked for it, or hangs it up when
+    /// nobody waits for it any more.
+    fn dialled(
         &mut self,
         now: Instant,
-        target: &str,
-        from_user: &str,
-        transport: Transport,
-        local_rtp: SocketAddr,
+        placed: Result<CallHandle, UaError>,
         reply: oneshot::Sender<Result<DialedCall, UaError>>,
     ) {
-        let call = match self.ua.dial(now, target, from_user, transport, local_rtp) {
+        let call = match placed {
             Ok(call) => call,
             Err(err) => {
                 debug!(%err, "outgoing call not placed");

@@ -123,8 +123,8 @@ fn adopt_answer(dialog: &mut Dialog, response: &rsip::Response) {
 impl Ua {
     /// Starts an outgoing call: INVITE with our SDP offer (codecs in the order of
     /// `UaConfig::codecs`, RTP at `local_rtp`) to `target`, a `sip:` URI whose host must
-    /// be an IP literal (the next hop is its host:port, 5060 by default; no DNS here).
-    /// A `;transport=` parameter in `target` wins over `transport`.
+    /// be an IP literal (the next hop is its host:port, 5060 by default; no DNS here: see
+    /// [`Ua::dial_via`]). A `;transport=` parameter in `target` wins over `transport`.
     ///
     /// From is `<sip:{from_user}@{local_host}:{local_port}>;tag=...` (`from_user` is
     /// percent-encoded where needed), the Call-ID is fresh. Progress comes back as
@@ -137,10 +137,25 @@ impl Ua {
         transport: Transport,
         local_rtp: SocketAddr,
     ) -> Result<CallHandle, UaError> {
+        self.dial_via(now, target, from_user, transport, local_rtp, None)
+    }
+
+    /// [`Ua::dial`] to a target whose host is a name, sent to `resolved` (the address
+    /// the runtime looked the name up to). An IP literal in `target` wins over it.
+    pub fn dial_via(
+        &mut self,
+        now: Instant,
+        target: &str,
+        from_user: &str,
+        transport: Transport,
+        local_rtp: SocketAddr,
+        resolved: Option<SocketAddr>,
+    ) -> Result<CallHandle, UaError> {
         let target = check_target(target)?;
         let user = from_user_text(from_user)?;
-        let addr =
-            ht::ip_host(target).ok_or(UaError::Dial("the target host must be an IP address"))?;
+        let addr = ht::ip_host(target)
+            .or(resolved)
+            .ok_or(UaError::Dial("the target host must be an IP address or be resolved"))?;
         let local_tag = self.random_token();
         let call_id = format!("{}{}", self.random_token(), self.random_token());
         let host = self.local_host_text();
