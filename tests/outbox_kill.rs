@@ -17,14 +17,19 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use zendesk_ivr::config::{OutboxConfig, ZendeskConfig};
-use zendesk_ivr::outbox::{Entry, EntryInfo, EntryState, Outbox, OutboxError, run_sender};
+use zendesk_ivr::outbox::{
+    Entry, EntryInfo, EntryState, Outbox, OutboxError, TicketToOpen, run_sender,
+};
 use zendesk_ivr::zendesk::ZendeskClient;
+use zendesk_ivr::zendesk::model::NewRequester;
 use zendesk_ivr::zendesk::sim::{self, SimAuth, SimData, SimState};
 
 const ROLE: &str = "OUTBOX_TEST_ROLE";
 const DB: &str = "OUTBOX_TEST_DB";
 const URL: &str = "OUTBOX_TEST_URL";
 const COUNT: &str = "OUTBOX_TEST_COUNT";
+/// `open`: the child's entries open tickets instead of commenting.
+const KIND: &str = "OUTBOX_TEST_KIND";
 
 const EMAIL: &str = "ivr@example.com";
 const TOKEN: &str = "outbox-kill-token";
@@ -51,6 +56,21 @@ fn entry(n: u64) -> Entry {
         open_ticket: None,
         public: false,
         created_at: SystemTime::now(),
+    }
+}
+
+/// Entry `n` for a caller without a ticket: it opens one.
+fn opening(n: u64) -> Entry {
+    let requester = NewRequester { name: "+4798765432".into(), phone: Some("+4798765432".into()) };
+    Entry {
+        ticket_id: 0,
+        open_ticket: Some(TicketToOpen {
+            subject: "Phone call".into(),
+            requester_id: None,
+            requester: Some(requester),
+            tags: vec!["phone-call".into()],
+        }),
+        ..entry(n)
     }
 }
 
@@ -251,8 +271,10 @@ fn child_main(role: &str) {
     runtime.block_on(async {
         let config = OutboxConfig { path: db, max_in_flight: 1, ..OutboxConfig::default() };
         let outbox = Outbox::open_config(&config).expect("open outbox");
+        let opens = std::env::var(KIND).is_ok_and(|kind| kind == "open");
         for n in 0..count {
-            assert!(outbox.enqueue(entry(n)).await.expect("enqueue"));
+            let entry = if opens { opening(n) } else { entry(n) };
+            assert!(outbox.enqueue(entry).await.expect("enqueue"));
         }
         println!("enqueued {count}");
         match role {
@@ -362,6 +384,48 @@ async fn killed_mid_send_lands_exactly_once() {
     assert_eq!(find(&outbox, &sent.call_id).await.attempts, 2);
 }
 
+/// Killed while the ticket it opens (for a caller without one) has been created but the
+/// answer has not come back: the restarted sender finds the ticket by its external id and
+/// does not create another.
+async fn killed_mid_open_opens_exactly_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("outbox.sqlite");
+    let zendesk = Zendesk::start(&["tickets:stall@1"]).await;
+    let sent = opening(0);
+    let vars = [(COUNT, "1".into()), (URL, zendesk.url.clone()), (KIND, "open".into())];
+    let mut child = spawn_child("sender", &db, &vars);
+    assert_eq!(first_line(&mut child).trim(), "enqueued 1");
+    let opened = || {
+        let data = zendesk.sim.data();
+        data.tickets.iter().filter(|t| t.external_id.as_deref() == Some(&sent.call_id)).count()
+    };
+    eventually("the child's ticket opened", || std::future::ready(opened() == 1)).await;
+    kill_9(child);
+
+    let outbox = quick_outbox(&db);
+    let before = find(&outbox, &sent.call_id).await;
+    assert_eq!((before.state, before.attempts), (EntryState::Pending, 1));
+    assert_eq!(before.open_ticket, sent.open_ticket, "the ticket to open survived the kill");
+
+    let sender = start_sender(&outbox, &zendesk.url);
+    eventually("the entry delivered", || delivered(&outbox, &sent.call_id)).await;
+    sender.stop().await;
+    let requests = zendesk.sim.requests();
+    let lookups = requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.param("external_id").as_deref() == Some(&sent.call_id))
+        .count();
+    let creates = requests
+        .iter()
+        .filter(|r| {
+            r.method == "POST" && r.body.as_deref().is_some_and(|b| b.contains(&sent.call_id))
+        })
+        .count();
+    assert_eq!(lookups, 1, "the restart looked the ticket up by its external id");
+    assert_eq!(creates, 1, "no second create after the lookup found it");
+    assert_eq!(opened(), 1, "one ticket for the call");
+}
+
 /// In one process: a PUT that lands but is never answered (held past the attempt timeout),
 /// and one whose connection is cut after it landed, each end as one comment.
 async fn timeout_after_send_makes_no_duplicate() {
@@ -468,6 +532,7 @@ fn main() {
         )
         .await;
         run_case("killed_mid_send_lands_exactly_once", killed_mid_send_lands_exactly_once()).await;
+        run_case("killed_mid_open_opens_exactly_once", killed_mid_open_opens_exactly_once()).await;
         run_case("timeout_after_send_makes_no_duplicate", timeout_after_send_makes_no_duplicate())
             .await;
         run_case("zendesk_down_at_hang_up_then_back", zendesk_down_at_hang_up_then_back()).await;
