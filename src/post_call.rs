@@ -3,7 +3,9 @@
 //! The comment is rendered from the call summary and written to the durable outbox before
 //! the call counts as finished; the outbox's sender posts it when Zendesk is reachable.
 //! For a caller with no ticket (and `zendesk.create_ticket_for_unknown`), the entry opens
-//! one, with the comment as its first, so the call is on record even if Zendesk was down.
+//! one, with the comment as its first; when Zendesk could not be asked during the call,
+//! the entry finds the caller's ticket when it is sent. Either way the call is on record
+//! even if Zendesk was down.
 //! Nothing here waits on Zendesk.
 
 use std::time::SystemTime;
@@ -12,12 +14,11 @@ use tracing::{info, warn};
 
 use crate::call::CallSummary;
 use crate::config::ZendeskConfig;
-use crate::outbox::{Entry, Outbox, TicketToOpen};
+use crate::outbox::{Deferred, Entry, Outbox, TicketToOpen};
 use crate::sip::ani::CallerId;
 use crate::sip::dialog::EndReason;
 use crate::zendesk::client::DipOutcome;
 use crate::zendesk::comment::{self, CallOutcome};
-use crate::zendesk::model::NewRequester;
 
 /// What the comment says happened.
 pub fn outcome(summary: &CallSummary) -> CallOutcome {
@@ -61,56 +62,40 @@ pub fn comment_summary(summary: &CallSummary) -> comment::CallSummary {
     }
 }
 
-/// The ticket the comment belongs on: the caller's latest unsolved ticket.
-pub fn ticket_id(summary: &CallSummary) -> Option<u64> {
-    match &summary.dip {
-        Some(DipOutcome::Found { ticket: Some(ticket), .. }) => Some(ticket.id),
-        _ => None,
-    }
-}
-
-/// The outbox entry for a call: its comment on the caller's ticket or, for a caller with
-/// no ticket and `zendesk.create_ticket_for_unknown`, a ticket to open with the comment
-/// (so the call is on record). `None` when the comment has nowhere to go.
+/// The outbox entry for a call: its comment on the caller's ticket; for a caller with no
+/// ticket and `zendesk.create_ticket_for_unknown`, a ticket to open with the comment (so
+/// the call is on record); and when Zendesk could not be asked during the call, an entry
+/// that looks the caller's ticket up when it is sent. `None` when the comment has nowhere
+/// to go (anonymous callers, Zendesk off).
 pub fn entry(summary: &CallSummary, config: &ZendeskConfig) -> Option<Entry> {
-    let ticket_id = ticket_id(summary);
-    let open_ticket = match ticket_id {
-        Some(_) => None,
-        None => Some(ticket_to_open(summary).filter(|_| config.create_ticket_for_unknown)?),
+    let create = config.create_ticket_for_unknown;
+    let phone = match &summary.ani.caller {
+        CallerId::Number(n) => Some(n.e164.clone()),
+        _ => None,
+    };
+    let (ticket_id, deferred) = match summary.dip.as_ref()? {
+        DipOutcome::Found { ticket: Some(ticket), .. } => (ticket.id, None),
+        DipOutcome::Found { user, ticket: None, .. } if create => {
+            (0, Some(Deferred::OpenTicket(TicketToOpen::for_caller(Some(user.id), None))))
+        }
+        DipOutcome::UnknownCaller if create => {
+            (0, Some(Deferred::OpenTicket(TicketToOpen::for_caller(None, phone))))
+        }
+        DipOutcome::Fallback { .. } => {
+            (0, Some(Deferred::CallersTicket { phone: phone?, open_if_none: create }))
+        }
+        _ => return None,
     };
     let body = comment::render(&config.comment_template, &comment_summary(summary));
     Some(Entry {
         // The marker is what the body carries verbatim and what the duplicate check
         // searches for (as a comment, or as the external id of the ticket opened).
         call_id: comment::call_id_marker(&summary.call_id),
-        ticket_id: ticket_id.unwrap_or(0),
-        open_ticket,
+        ticket_id,
+        deferred,
         body,
         public: false,
         created_at: SystemTime::now(),
-    })
-}
-
-/// The ticket to open for a caller the dip found without a ticket (their user is the
-/// requester) or did not find (Zendesk makes a requester from the number).
-fn ticket_to_open(summary: &CallSummary) -> Option<TicketToOpen> {
-    let (requester_id, requester) = match &summary.dip {
-        Some(DipOutcome::Found { user, ticket: None, .. }) => (Some(user.id), None),
-        Some(DipOutcome::UnknownCaller) => {
-            let phone = match &summary.ani.caller {
-                CallerId::Number(n) => Some(n.e164.clone()),
-                _ => None,
-            };
-            let name = phone.clone().unwrap_or_else(|| "Unknown caller".into());
-            (None, Some(NewRequester { name, phone }))
-        }
-        _ => return None,
-    };
-    Some(TicketToOpen {
-        subject: "Phone call".into(),
-        requester_id,
-        requester,
-        tags: vec!["zendesk-ivr".into(), "phone-call".into()],
     })
 }
 
@@ -118,10 +103,13 @@ fn ticket_to_open(summary: &CallSummary) -> Option<TicketToOpen> {
 pub async fn record(summary: &CallSummary, config: &ZendeskConfig, outbox: Option<&Outbox>) {
     let Some(entry) = entry(summary, config) else { return };
     let Some(outbox) = outbox else { return };
-    let (ticket, opens) = (entry.ticket_id, entry.open_ticket.is_some());
+    let ticket = entry.ticket_id;
+    let deferred = entry.deferred.as_ref().map(|d| match d {
+        Deferred::OpenTicket(_) => "open a ticket",
+        Deferred::CallersTicket { .. } => "find the caller's ticket",
+    });
     match outbox.enqueue(entry).await {
-        Ok(_) if opens => info!("post-call ticket for a caller without one queued"),
-        Ok(_) => info!(ticket, "post-call comment queued"),
+        Ok(_) => info!(ticket, deferred, "post-call comment queued"),
         Err(err) => warn!(%err, ticket, "post-call comment could not be queued"),
     }
 }

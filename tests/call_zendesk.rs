@@ -149,3 +149,53 @@ async fn an_unknown_caller_gets_one_ticket_even_when_zendesk_loses_the_answer() 
     assert!(checked, "looked the ticket up by its external id");
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zendesk_down_for_the_whole_call_still_gets_the_comment_once_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // Zendesk's port is bound but not listening: every connection is refused.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut config = test_config();
+    config.zendesk.enabled = true;
+    config.zendesk.url = format!("http://{}", socket.local_addr().unwrap());
+    config.zendesk.deadline_ms = 300;
+    config.outbox.path = dir.path().join("outbox.sqlite");
+    config.outbox.backoff_base_ms = 20;
+    config.outbox.backoff_cap_ms = 200;
+    let server = start(config).await;
+    let mut ended = server.subscribe();
+    sipp("uac_bye.xml", server.sip_addr(), "u1", &[]).await.assert_ok();
+    let summary = next_summary(&mut ended).await;
+    assert!(matches!(summary.dip, Some(DipOutcome::Fallback { .. })), "{:?}", summary.dip);
+    let marker = format!("[call-id: {}]", summary.call_id);
+    let outbox = server.outbox().expect("an outbox").clone();
+    let queued = outbox.find(&marker).await.unwrap().expect("the comment is queued");
+    assert_eq!(queued.state, EntryState::Pending);
+
+    // Zendesk comes back on the same address: the outbox finds Kari's latest ticket.
+    let state = SimState::sample();
+    let latest = state
+        .data()
+        .tickets
+        .iter()
+        .filter(|t| t.requester_id == 1001 && t.status.is_unsolved())
+        .max_by_key(|t| t.updated_at.clone())
+        .map(|t| t.id)
+        .expect("Kari has an unsolved ticket");
+    tokio::spawn(sim::serve(socket.listen(64).unwrap(), state.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let ticket = loop {
+        if let Some(t) = KARI_TICKETS
+            .into_iter()
+            .find(|t| state.comments(*t).iter().any(|c| c.body.contains(&marker)))
+        {
+            break t;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the comment never landed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(comments_with(&state, ticket, &marker).await, 1);
+    assert_eq!(ticket, latest, "on the caller's latest unsolved ticket");
+    server.shutdown(Duration::from_secs(1)).await;
+}

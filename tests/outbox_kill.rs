@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use zendesk_ivr::config::{OutboxConfig, ZendeskConfig};
 use zendesk_ivr::outbox::{
-    Entry, EntryInfo, EntryState, Outbox, OutboxError, TicketToOpen, run_sender,
+    Deferred, Entry, EntryInfo, EntryState, Outbox, OutboxError, TicketToOpen, run_sender,
 };
 use zendesk_ivr::zendesk::ZendeskClient;
 use zendesk_ivr::zendesk::model::NewRequester;
@@ -53,7 +53,7 @@ fn entry(n: u64) -> Entry {
         body: format!("Call {n} from +4798765432: transferred to support.\n[call-id: {call_id}]"),
         call_id,
         ticket_id: TICKETS[(n % TICKETS.len() as u64) as usize],
-        open_ticket: None,
+        deferred: None,
         public: false,
         created_at: SystemTime::now(),
     }
@@ -64,12 +64,12 @@ fn opening(n: u64) -> Entry {
     let requester = NewRequester { name: "+4798765432".into(), phone: Some("+4798765432".into()) };
     Entry {
         ticket_id: 0,
-        open_ticket: Some(TicketToOpen {
+        deferred: Some(Deferred::OpenTicket(TicketToOpen {
             subject: "Phone call".into(),
             requester_id: None,
             requester: Some(requester),
             tags: vec!["phone-call".into()],
-        }),
+        })),
         ..entry(n)
     }
 }
@@ -405,7 +405,7 @@ async fn killed_mid_open_opens_exactly_once() {
     let outbox = quick_outbox(&db);
     let before = find(&outbox, &sent.call_id).await;
     assert_eq!((before.state, before.attempts), (EntryState::Pending, 1));
-    assert_eq!(before.open_ticket, sent.open_ticket, "the ticket to open survived the kill");
+    assert_eq!(before.deferred, sent.deferred, "the ticket to open survived the kill");
 
     let sender = start_sender(&outbox, &zendesk.url);
     eventually("the entry delivered", || delivered(&outbox, &sent.call_id)).await;

@@ -115,7 +115,7 @@ fn entry_line(entry: &EntryInfo) -> String {
     let age = SystemTime::now().duration_since(entry.enqueued_at).unwrap_or_default().as_secs();
     // The body may hold personal data: list it by size only. Errors are printed escaped,
     // since they may quote a server's reply.
-    let ticket = match entry.open_ticket {
+    let ticket = match entry.deferred {
         Some(_) => "new".to_string(),
         None => entry.ticket_id.to_string(),
     };

@@ -6,9 +6,10 @@
 //! per ticket, honouring rate limits and backing off with jitter. An entry is done only
 //! when the sink said `Ok`. After an ambiguous failure, or when the process died while an
 //! attempt was in flight, the sender first asks the sink whether the ticket already has a
-//! comment containing the entry's call id, so a comment is never posted twice. A caller
-//! with no ticket can have one opened instead ([`TicketToOpen`]), with the call id as its
-//! external id, checked for the same way. Entries
+//! comment containing the entry's call id, so a comment is never posted twice. When the
+//! call did not know the ticket ([`Deferred`]), the sender looks up the caller's latest
+//! unsolved ticket itself (Zendesk was down during the call), or opens a ticket with the
+//! call id as its external id, checked for the same way. Entries
 //! that fail for good, or too often, move to a dead-letter table, from which
 //! [`Outbox::replay_dead_letters`] (or `zendesk-ivr outbox replay`) brings them back.
 
@@ -90,6 +91,12 @@ pub trait CommentSink {
         &self,
         external_id: &str,
     ) -> impl Future<Output = Result<bool, PostError>> + Send;
+    /// The latest unsolved ticket of the caller at `phone` (E.164), as the data dip finds
+    /// it, for a comment whose call could not ask Zendesk.
+    fn find_callers_ticket(
+        &self,
+        phone: &str,
+    ) -> impl Future<Output = Result<CallersTicket, PostError>> + Send;
 }
 
 /// Why the outbox could not do what was asked.
@@ -113,8 +120,33 @@ pub enum OutboxError {
     Lock { path: PathBuf, source: std::io::Error },
 }
 
+/// Where an entry's comment goes when the call did not know the caller's ticket, decided
+/// when it is sent. Stored as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Deferred {
+    /// Open this ticket, with the comment as its first (a caller with no ticket, and
+    /// `zendesk.create_ticket_for_unknown`).
+    OpenTicket(TicketToOpen),
+    /// Zendesk could not be asked during the call: look up the latest unsolved ticket of
+    /// the caller at `phone` (E.164) when sending, and comment there. With no such ticket,
+    /// open one if `open_if_none`, else the entry fails for good (a dead letter).
+    CallersTicket { phone: String, open_if_none: bool },
+}
+
+/// What [`CommentSink::find_callers_ticket`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallersTicket {
+    /// The caller's latest unsolved ticket.
+    Ticket(u64),
+    /// The caller is this user, with no unsolved ticket.
+    UserWithoutTicket(u64),
+    /// No user has the number.
+    Unknown,
+}
+
 /// A ticket to open for a caller who has none, with the entry's body as its first
-/// comment (`zendesk.create_ticket_for_unknown`). Stored as JSON.
+/// comment (`zendesk.create_ticket_for_unknown`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketToOpen {
     pub subject: String,
@@ -128,16 +160,36 @@ pub struct TicketToOpen {
     pub tags: Vec<String>,
 }
 
-/// A comment to post after a call, on an existing ticket or on one it opens.
+impl TicketToOpen {
+    /// The ticket that puts a call on record: for `requester_id` when Zendesk knows the
+    /// caller, else for a requester Zendesk creates from `phone`.
+    pub fn for_caller(requester_id: Option<u64>, phone: Option<String>) -> TicketToOpen {
+        let requester = match requester_id {
+            Some(_) => None,
+            None => {
+                let name = phone.clone().unwrap_or_else(|| "Unknown caller".into());
+                Some(NewRequester { name, phone })
+            }
+        };
+        TicketToOpen {
+            subject: "Phone call".into(),
+            requester_id,
+            requester,
+            tags: vec!["zendesk-ivr".into(), "phone-call".into()],
+        }
+    }
+}
+
+/// A comment to post after a call, on a known ticket or on one found or opened later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Unique per call; also the marker searched for in the ticket's comments (and the
     /// external id of a ticket it opens), so the body must contain it verbatim.
     pub call_id: String,
-    /// The ticket to comment on; 0 when the entry opens a ticket.
+    /// The ticket to comment on; 0 when `deferred` decides it.
     pub ticket_id: u64,
-    /// Open this ticket, with the body as its first comment, instead of commenting.
-    pub open_ticket: Option<TicketToOpen>,
+    /// Where the comment goes when the call did not know the ticket.
+    pub deferred: Option<Deferred>,
     /// The rendered comment.
     pub body: String,
     /// Public reply or (the default in Zendesk terms here) internal note.
@@ -156,15 +208,21 @@ impl Entry {
         if self.call_id.chars().any(char::is_control) {
             return invalid("call id contains control characters".into());
         }
-        match &self.open_ticket {
-            Some(open) => {
-                if self.ticket_id != 0 {
-                    return invalid("an entry that opens a ticket has no ticket id".into());
-                }
-                if open.requester_id.is_none() && open.requester.is_none() {
-                    return invalid("a ticket to open needs a requester".into());
-                }
+        match &self.deferred {
+            Some(_) if self.ticket_id != 0 => {
+                return invalid("an entry whose ticket is decided later has no ticket id".into());
             }
+            Some(Deferred::OpenTicket(open))
+                if open.requester_id.is_none() && open.requester.is_none() =>
+            {
+                return invalid("a ticket to open needs a requester".into());
+            }
+            Some(Deferred::CallersTicket { phone, .. })
+                if phone.is_empty() || phone.len() > 32 || phone.chars().any(char::is_control) =>
+            {
+                return invalid("the caller's number must be 1 to 32 printable bytes".into());
+            }
+            Some(_) => {}
             None if self.ticket_id == 0 || i64::try_from(self.ticket_id).is_err() => {
                 return invalid(format!("ticket id {} is out of range", self.ticket_id));
             }
@@ -192,9 +250,9 @@ pub enum EntryState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryInfo {
     pub call_id: String,
-    /// 0 for an entry that opens a ticket.
+    /// 0 for an entry whose ticket is decided when it is sent.
     pub ticket_id: u64,
-    pub open_ticket: Option<TicketToOpen>,
+    pub deferred: Option<Deferred>,
     pub body: String,
     pub public: bool,
     pub created_at: SystemTime,

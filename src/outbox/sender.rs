@@ -13,7 +13,10 @@ use tokio::time::Instant;
 
 use super::schedule::{Delivered, Disposition, dispose, plan};
 use super::store::{Attempt, millis};
-use super::{CommentSink, Outbox, OutboxError, PostError, Stats, now_millis};
+use super::{
+    CallersTicket, CommentSink, Deferred, Outbox, OutboxError, PostError, Stats, TicketToOpen,
+    now_millis,
+};
 
 /// How many ticket heads are looked at per round.
 const HEADS_PER_ROUND: usize = 1000;
@@ -51,25 +54,55 @@ fn failure_kind(error: &PostError) -> &'static str {
     }
 }
 
-/// One attempt: check Zendesk first if asked (for the comment on the ticket, or for the
-/// ticket opened with the call id as external id), then post or open.
+/// One attempt: find the ticket if the call did not know it, check Zendesk first if asked
+/// (for the comment on the ticket, or for a ticket opened with the call id as external
+/// id), then post or open.
 async fn deliver<S: CommentSink>(sink: &S, attempt: &Attempt) -> Result<Delivered, PostError> {
-    let marker = &attempt.call_id;
-    match &attempt.open_ticket {
-        Some(open) => {
-            if attempt.check_first && sink.has_ticket_with_external_id(marker).await? {
-                return Ok(Delivered::AlreadyPresent);
+    match &attempt.deferred {
+        None => comment_on(sink, attempt, attempt.ticket_id).await,
+        Some(Deferred::OpenTicket(open)) => open_with(sink, attempt, open).await,
+        Some(Deferred::CallersTicket { phone, open_if_none }) => {
+            let open = |requester: Option<u64>| {
+                TicketToOpen::for_caller(requester, requester.is_none().then(|| phone.clone()))
+            };
+            match sink.find_callers_ticket(phone).await? {
+                CallersTicket::Ticket(ticket_id) => comment_on(sink, attempt, ticket_id).await,
+                CallersTicket::UserWithoutTicket(user) if *open_if_none => {
+                    open_with(sink, attempt, &open(Some(user))).await
+                }
+                CallersTicket::Unknown if *open_if_none => {
+                    open_with(sink, attempt, &open(None)).await
+                }
+                _ => Err(PostError::Permanent(
+                    "the caller has no unsolved ticket to comment on".into(),
+                )),
             }
-            sink.open_ticket(open, &attempt.body, attempt.public, marker).await?;
-        }
-        None => {
-            if attempt.check_first && sink.has_comment_containing(attempt.ticket_id, marker).await?
-            {
-                return Ok(Delivered::AlreadyPresent);
-            }
-            sink.post_comment(attempt.ticket_id, &attempt.body, attempt.public).await?;
         }
     }
+}
+
+async fn comment_on<S: CommentSink>(
+    sink: &S,
+    attempt: &Attempt,
+    ticket_id: u64,
+) -> Result<Delivered, PostError> {
+    if attempt.check_first && sink.has_comment_containing(ticket_id, &attempt.call_id).await? {
+        return Ok(Delivered::AlreadyPresent);
+    }
+    sink.post_comment(ticket_id, &attempt.body, attempt.public).await?;
+    Ok(Delivered::Posted)
+}
+
+async fn open_with<S: CommentSink>(
+    sink: &S,
+    attempt: &Attempt,
+    open: &TicketToOpen,
+) -> Result<Delivered, PostError> {
+    let marker = &attempt.call_id;
+    if attempt.check_first && sink.has_ticket_with_external_id(marker).await? {
+        return Ok(Delivered::AlreadyPresent);
+    }
+    sink.open_ticket(open, &attempt.body, attempt.public, marker).await?;
     Ok(Delivered::Posted)
 }
 

@@ -15,9 +15,9 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::schedule::{Disposition, Head, UnixMillis};
-use super::{DeadLetterFilter, Entry, EntryInfo, EntryState, OutboxError, Stats, TicketToOpen};
+use super::{DeadLetterFilter, Deferred, Entry, EntryInfo, EntryState, OutboxError, Stats};
 
-/// 2 added `open_ticket` (entries that open a ticket) to both tables.
+/// 2 added `deferred` (entries whose ticket is found or opened when sent) to both tables.
 const SCHEMA_VERSION: i64 = 2;
 /// Stored error texts are cut to this many bytes (they may quote a server's reply).
 const MAX_ERROR_BYTES: usize = 1024;
@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS outbox_entries (
     check_first           INTEGER NOT NULL DEFAULT 0,
     last_error            TEXT,
     done_at_ms            INTEGER,
-    open_ticket           TEXT
+    deferred           TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending_by_ticket
     ON outbox_entries (ticket_id, seq) WHERE done_at_ms IS NULL;
@@ -55,14 +55,14 @@ CREATE TABLE IF NOT EXISTS outbox_dead_letters (
     check_first    INTEGER NOT NULL,
     last_error     TEXT    NOT NULL,
     dead_at_ms     INTEGER NOT NULL,
-    open_ticket    TEXT
+    deferred    TEXT
 );
 ";
 
-/// From schema 1: the tables exist without `open_ticket`.
+/// From schema 1: the tables exist without `deferred`.
 const MIGRATE_FROM_1: &str = "
-ALTER TABLE outbox_entries ADD COLUMN open_ticket TEXT;
-ALTER TABLE outbox_dead_letters ADD COLUMN open_ticket TEXT;
+ALTER TABLE outbox_entries ADD COLUMN deferred TEXT;
+ALTER TABLE outbox_dead_letters ADD COLUMN deferred TEXT;
 ";
 
 /// One attempt's view of an entry, taken when the attempt starts.
@@ -71,7 +71,7 @@ pub(crate) struct Attempt {
     pub seq: i64,
     pub call_id: String,
     pub ticket_id: u64,
-    pub open_ticket: Option<TicketToOpen>,
+    pub deferred: Option<Deferred>,
     pub body: String,
     pub public: bool,
     /// Attempts made, counting this one.
@@ -85,7 +85,7 @@ pub(crate) struct Attempt {
 impl Attempt {
     /// The scheduler's queue of the entry (see [`Head::queue`]).
     pub fn queue(&self) -> i64 {
-        match self.open_ticket {
+        match self.deferred {
             Some(_) => -self.seq,
             None => i64::try_from(self.ticket_id).unwrap_or(i64::MAX),
         }
@@ -123,17 +123,17 @@ fn ticket_of(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
     u64::try_from(raw).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, raw))
 }
 
-fn open_ticket_of(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<TicketToOpen>> {
+fn deferred_of(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<Deferred>> {
     let Some(json) = row.get::<_, Option<String>>(index)? else { return Ok(None) };
     serde_json::from_str(&json)
         .map(Some)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(e)))
 }
 
-fn open_ticket_json(open: Option<&TicketToOpen>) -> Result<Option<String>, OutboxError> {
+fn deferred_json(open: Option<&Deferred>) -> Result<Option<String>, OutboxError> {
     open.map(serde_json::to_string)
         .transpose()
-        .map_err(|e| OutboxError::InvalidEntry(format!("ticket to open: {e}")))
+        .map_err(|e| OutboxError::InvalidEntry(format!("deferred target: {e}")))
 }
 
 fn count_of(row: &Row<'_>, index: usize) -> rusqlite::Result<u32> {
@@ -182,7 +182,7 @@ impl Store {
         let added = tx.execute(
             "INSERT INTO outbox_entries
                  (call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms,
-                  next_attempt_at_ms, open_ticket)
+                  next_attempt_at_ms, deferred)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
              ON CONFLICT (call_id) DO NOTHING",
             params![
@@ -193,19 +193,19 @@ impl Store {
                 entry.public,
                 millis(entry.created_at),
                 now,
-                open_ticket_json(entry.open_ticket.as_ref())?,
+                deferred_json(entry.deferred.as_ref())?,
             ],
         )?;
         tx.commit()?;
         Ok(added == 1)
     }
 
-    /// The oldest pending entry of each queue (a ticket's comments, or one entry that
-    /// opens a ticket: queue `-seq`), soonest due first.
+    /// The oldest pending entry of each queue (a ticket's comments, or one entry whose
+    /// ticket is decided when it is sent: queue `-seq`), soonest due first.
     pub fn heads(&self, limit: usize) -> Result<Vec<Head>, OutboxError> {
         // SQLite takes the bare columns of a MIN() aggregate from the row holding the minimum.
         let mut statement = self.conn.prepare_cached(
-            "SELECT MIN(seq), CASE WHEN open_ticket IS NULL THEN ticket_id ELSE -seq END AS queue,
+            "SELECT MIN(seq), CASE WHEN deferred IS NULL THEN ticket_id ELSE -seq END AS queue,
                     next_attempt_at_ms
              FROM outbox_entries
              WHERE done_at_ms IS NULL GROUP BY queue
@@ -231,7 +231,7 @@ impl Store {
         let found = tx
             .query_row(
                 "SELECT call_id, ticket_id, body, public, attempts, check_first,
-                        attempt_started_at_ms, open_ticket
+                        attempt_started_at_ms, deferred
                  FROM outbox_entries WHERE seq = ?1 AND done_at_ms IS NULL",
                 [seq],
                 |row| {
@@ -240,7 +240,7 @@ impl Store {
                         seq,
                         call_id: row.get(0)?,
                         ticket_id: ticket_of(row, 1)?,
-                        open_ticket: open_ticket_of(row, 7)?,
+                        deferred: deferred_of(row, 7)?,
                         body: row.get(2)?,
                         public: row.get(3)?,
                         attempts: count_of(row, 4)?,
@@ -294,9 +294,9 @@ impl Store {
                 tx.execute(
                     "INSERT INTO outbox_dead_letters
                          (seq, call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms,
-                          attempts, check_first, last_error, dead_at_ms, open_ticket)
+                          attempts, check_first, last_error, dead_at_ms, deferred)
                      SELECT seq, call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms,
-                            attempts, ?2, ?3, ?4, open_ticket
+                            attempts, ?2, ?3, ?4, deferred
                      FROM outbox_entries WHERE seq = ?1 AND done_at_ms IS NULL",
                     params![seq, check_first, bounded(error), now],
                 )?;
@@ -321,9 +321,9 @@ impl Store {
         let moved = tx.execute(
             "INSERT INTO outbox_entries
                  (seq, call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms, attempts,
-                  next_attempt_at_ms, check_first, last_error, open_ticket)
+                  next_attempt_at_ms, check_first, last_error, deferred)
              SELECT seq, call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms, 0,
-                    ?3, check_first, last_error, open_ticket
+                    ?3, check_first, last_error, deferred
              FROM outbox_dead_letters
              WHERE (?1 IS NULL OR ticket_id = ?1) AND (?2 IS NULL OR call_id = ?2)",
             params![ticket, filter.call_id, now],
@@ -376,17 +376,17 @@ impl Store {
         let sql = match state {
             EntryState::Pending => {
                 "SELECT call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms, attempts,
-                        check_first, last_error, next_attempt_at_ms, open_ticket
+                        check_first, last_error, next_attempt_at_ms, deferred
                  FROM outbox_entries WHERE done_at_ms IS NULL ORDER BY seq LIMIT ?1"
             }
             EntryState::Delivered => {
                 "SELECT call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms, attempts,
-                        check_first, last_error, NULL, open_ticket
+                        check_first, last_error, NULL, deferred
                  FROM outbox_entries WHERE done_at_ms IS NOT NULL ORDER BY seq LIMIT ?1"
             }
             EntryState::DeadLetter => {
                 "SELECT call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms, attempts,
-                        check_first, last_error, NULL, open_ticket
+                        check_first, last_error, NULL, deferred
                  FROM outbox_dead_letters ORDER BY seq LIMIT ?1"
             }
         };
@@ -403,7 +403,7 @@ impl Store {
             .conn
             .query_row(
                 "SELECT call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms, attempts,
-                        check_first, last_error, next_attempt_at_ms, open_ticket, done_at_ms IS NOT NULL
+                        check_first, last_error, next_attempt_at_ms, deferred, done_at_ms IS NOT NULL
                  FROM outbox_entries WHERE call_id = ?1",
                 [call_id],
                 |row| {
@@ -419,7 +419,7 @@ impl Store {
             .conn
             .query_row(
                 "SELECT call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms, attempts,
-                        check_first, last_error, NULL, open_ticket
+                        check_first, last_error, NULL, deferred
                  FROM outbox_dead_letters WHERE call_id = ?1",
                 [call_id],
                 |row| entry_info(row, EntryState::DeadLetter),
@@ -441,7 +441,7 @@ fn entry_info(row: &Row<'_>, state: EntryState) -> rusqlite::Result<EntryInfo> {
     Ok(EntryInfo {
         call_id: row.get(0)?,
         ticket_id: ticket_of(row, 1)?,
-        open_ticket: open_ticket_of(row, 10)?,
+        deferred: deferred_of(row, 10)?,
         body: row.get(2)?,
         public: row.get(3)?,
         created_at: system_time(row.get(4)?),
@@ -483,9 +483,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("outbox.sqlite");
         let v1 = SCHEMA
-            .replace(",\n    open_ticket           TEXT", "")
-            .replace(",\n    open_ticket    TEXT", "");
-        assert!(!v1.contains("open_ticket"));
+            .replace(",\n    deferred           TEXT", "")
+            .replace(",\n    deferred    TEXT", "");
+        assert!(!v1.contains("deferred"));
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(&v1).unwrap();
         conn.execute(
@@ -502,7 +502,7 @@ mod tests {
         let version: i64 = store.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
         let old = store.find("[call-id: old]").unwrap().expect("kept");
-        assert_eq!((old.ticket_id, old.open_ticket), (7, None));
+        assert_eq!((old.ticket_id, old.deferred), (7, None));
         let heads = store.heads(10).unwrap();
         assert_eq!(heads.len(), 1);
         assert_eq!(heads[0].queue, 7);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{CommentSink, PostError, TicketToOpen};
+use super::{CallersTicket, CommentSink, PostError, TicketToOpen};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -19,6 +19,8 @@ pub enum CallKind {
     Open,
     /// Looking for an opened ticket by external id.
     CheckOpened,
+    /// Looking up a caller's ticket.
+    FindCaller,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +46,8 @@ pub struct FakeState {
     pub comments: HashMap<u64, Vec<String>>,
     /// Tickets opened: (external id, first comment).
     pub opened: Vec<(String, String)>,
+    /// What looking a caller up finds, by number (unknown when absent).
+    pub callers: HashMap<String, CallersTicket>,
     /// Per ticket, consumed one per post; an empty script means success.
     pub script: HashMap<u64, VecDeque<Step>>,
     /// While down, every call fails as transient.
@@ -177,6 +181,21 @@ impl CommentSink for FakeSink {
             state.opened.push((external_id.into(), body.into()))
         })
         .await
+    }
+
+    async fn find_callers_ticket(&self, phone: &str) -> Result<CallersTicket, PostError> {
+        self.with(|state| {
+            state.calls.push(Call {
+                kind: CallKind::FindCaller,
+                ticket_id: 0,
+                text: phone.into(),
+                at: Instant::now(),
+            });
+            if state.down {
+                return Err(PostError::Transient("connection refused".into()));
+            }
+            Ok(state.callers.get(phone).copied().unwrap_or(CallersTicket::Unknown))
+        })
     }
 
     async fn has_ticket_with_external_id(&self, external_id: &str) -> Result<bool, PostError> {

@@ -15,7 +15,7 @@ fn entry(call_id: &str, ticket_id: u64) -> Entry {
     Entry {
         call_id: call_id.into(),
         ticket_id,
-        open_ticket: None,
+        deferred: None,
         body: format!("Phone call from +4798765432, 2m 3s, transferred.\n[call-id: {call_id}]"),
         public: false,
         created_at: SystemTime::now(),
@@ -30,12 +30,21 @@ fn opening(call_id: &str) -> Entry {
     };
     Entry {
         ticket_id: 0,
-        open_ticket: Some(TicketToOpen {
+        deferred: Some(Deferred::OpenTicket(TicketToOpen {
             subject: "Phone call".into(),
             requester_id: None,
             requester: Some(requester),
             tags: vec!["phone-call".into()],
-        }),
+        })),
+        ..entry(call_id, 0)
+    }
+}
+
+/// An entry from a call that could not ask Zendesk: the caller's ticket is found later.
+fn for_caller(call_id: &str, phone: &str, open_if_none: bool) -> Entry {
+    Entry {
+        ticket_id: 0,
+        deferred: Some(Deferred::CallersTicket { phone: phone.into(), open_if_none }),
         ..entry(call_id, 0)
     }
 }
@@ -542,7 +551,7 @@ async fn entries_that_open_tickets_are_delivered_side_by_side_and_checked_after_
     assert!(opened[0].1.contains("[call-id: open-1]"), "the body is the first comment");
     let listed = outbox.find("open-1").await.unwrap().unwrap();
     assert_eq!(listed.ticket_id, 0);
-    assert_eq!(listed.open_ticket, opening("open-1").open_ticket);
+    assert_eq!(listed.deferred, opening("open-1").deferred);
 }
 
 #[tokio::test]
@@ -551,10 +560,53 @@ async fn an_opening_entry_needs_a_requester_and_no_ticket_id() {
     let mut with_ticket = opening("open-1");
     with_ticket.ticket_id = 7;
     let mut nobody = opening("open-2");
-    if let Some(open) = nobody.open_ticket.as_mut() {
+    if let Some(Deferred::OpenTicket(open)) = nobody.deferred.as_mut() {
         open.requester = None;
     }
-    for bad in [with_ticket, nobody] {
+    let no_number = for_caller("open-3", "", true);
+    for bad in [with_ticket, nobody, no_number] {
         assert!(matches!(outbox.enqueue(bad).await, Err(OutboxError::InvalidEntry(_))));
     }
+}
+
+#[tokio::test]
+async fn a_call_that_could_not_ask_zendesk_finds_the_callers_ticket_when_sent() {
+    let (_dir, outbox) = temp_outbox(fast_policy());
+    let sink = FakeSink::new();
+    sink.with(|s| {
+        s.callers.insert("+4798765432".into(), CallersTicket::Ticket(7));
+        s.callers.insert("+4741234567".into(), CallersTicket::UserWithoutTicket(55));
+        s.down = true;
+    });
+    let entries = [
+        for_caller("known", "+4798765432", false),
+        for_caller("no-ticket", "+4741234567", true),
+        for_caller("stranger", "+4722222222", false),
+    ];
+    for e in entries {
+        assert!(outbox.enqueue(e).await.unwrap());
+    }
+    let sender = start_sender(&outbox, &sink);
+    // Zendesk is still down: lookups fail and are retried.
+    sink.wait_until("lookups while down", |s| {
+        s.calls.iter().filter(|c| c.kind == CallKind::FindCaller).count() >= 3
+    })
+    .await;
+    sink.with(|s| s.down = false);
+    sink.wait_until("known posted", |s| s.comments.get(&7).is_some_and(|c| c.len() == 1)).await;
+    sink.wait_until("no-ticket opened", |s| s.opened.len() == 1).await;
+    let stranger = loop {
+        let found = outbox.find("stranger").await.unwrap().unwrap();
+        if found.state != EntryState::Pending {
+            break found;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    sender.stop().await;
+    assert!(sink.comments(7)[0].contains("[call-id: known]"));
+    assert_eq!(sink.with(|s| s.opened[0].0.clone()), "no-ticket");
+    // Nobody to comment on and no ticket to open: a dead letter that says why.
+    assert_eq!(stranger.state, EntryState::DeadLetter);
+    assert!(stranger.last_error.unwrap_or_default().contains("no unsolved ticket"));
+    assert_eq!(state_of(&outbox, "known").await, EntryState::Delivered);
 }

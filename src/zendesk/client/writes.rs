@@ -4,11 +4,15 @@
 use reqwest::Method;
 
 use super::{MAX_COMMENT_PAGES, WRITE_TIMEOUT, ZendeskClient};
-use crate::outbox::{CommentSink, PostError, TicketToOpen};
+use tokio::time::Instant as TokioInstant;
+
+use super::DipOutcome;
+use crate::outbox::{CallersTicket, CommentSink, PostError, TicketToOpen};
 use crate::zendesk::model::{
     CommentsResponse, NewComment, NewTicket, Ticket, TicketCreateRequest, TicketResponse,
     TicketUpdate, TicketUpdateRequest, TicketsResponse,
 };
+use crate::zendesk::phone;
 
 impl ZendeskClient {
     /// Adds a comment to a ticket (`PUT /api/v2/tickets/{id}.json`); private unless `public`.
@@ -121,5 +125,24 @@ impl CommentSink for ZendeskClient {
 
     async fn has_ticket_with_external_id(&self, external_id: &str) -> Result<bool, PostError> {
         ZendeskClient::has_ticket_with_external_id(self, external_id).await
+    }
+
+    /// The data dip's searches, for the outbox: no cache and no breaker (the outbox has its
+    /// own backoff), bounded by the write timeout; read-only, so every failure is safe to
+    /// retry.
+    async fn find_callers_ticket(&self, phone: &str) -> Result<CallersTicket, PostError> {
+        let number = phone::normalise(phone, "US")
+            .map_err(|e| PostError::Permanent(format!("caller number {phone:?}: {e}")))?;
+        let deadline = TokioInstant::now() + WRITE_TIMEOUT;
+        let outcome = tokio::time::timeout_at(deadline, self.lookup(&number, deadline))
+            .await
+            .map_err(|_| PostError::Transient(format!("no answer within {WRITE_TIMEOUT:?}")))??;
+        Ok(match outcome {
+            DipOutcome::Found { ticket: Some(ticket), .. } => CallersTicket::Ticket(ticket.id),
+            DipOutcome::Found { user, ticket: None, .. } => {
+                CallersTicket::UserWithoutTicket(user.id)
+            }
+            _ => CallersTicket::Unknown,
+        })
     }
 }
