@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use clap::Subcommand;
 
-use super::{DeadLetterFilter, EntryInfo, EntryState, Outbox, OutboxError};
+use super::{DeadLetterFilter, Deferred, EntryInfo, EntryState, Outbox, OutboxError};
 use crate::config::OutboxConfig;
 
 #[derive(Debug, Clone, Subcommand)]
@@ -115,8 +115,10 @@ fn entry_line(entry: &EntryInfo) -> String {
     let age = SystemTime::now().duration_since(entry.enqueued_at).unwrap_or_default().as_secs();
     // The body may hold personal data: list it by size only. Errors are printed escaped,
     // since they may quote a server's reply.
+    // A deferred entry's ticket is decided when it is sent (the number stays unprinted).
     let ticket = match entry.deferred {
-        Some(_) => "new".to_string(),
+        Some(Deferred::OpenTicket(_)) => "to-open".to_string(),
+        Some(Deferred::CallersTicket { .. }) => "callers-latest".to_string(),
         None => entry.ticket_id.to_string(),
     };
     format!(
@@ -129,4 +131,39 @@ fn entry_line(entry: &EntryInfo) -> String {
         entry.body.len(),
         entry.last_error.as_deref().unwrap_or(""),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(ticket_id: u64, deferred: Option<Deferred>) -> EntryInfo {
+        EntryInfo {
+            call_id: "[call-id: c1]".into(),
+            ticket_id,
+            deferred,
+            body: "private words [call-id: c1]".into(),
+            public: false,
+            created_at: SystemTime::now(),
+            enqueued_at: SystemTime::now(),
+            attempts: 2,
+            check_first: false,
+            last_error: Some("boom\r\n".into()),
+            next_attempt_at: None,
+            state: EntryState::Pending,
+        }
+    }
+
+    #[test]
+    fn lines_name_the_ticket_or_how_it_is_found_never_the_body_or_number() {
+        let plain = entry_line(&info(7, None));
+        assert!(plain.contains("ticket=7 ") && plain.contains("body_bytes=27"), "{plain}");
+        assert!(plain.contains(r#"last_error="boom\r\n""#), "escaped: {plain}");
+        let later = Deferred::CallersTicket { phone: "+4798765432".into(), open_if_none: true };
+        let line = entry_line(&info(0, Some(later)));
+        assert!(line.contains("ticket=callers-latest"), "{line}");
+        assert!(!line.contains("4798765432") && !line.contains("private"), "{line}");
+        let open = Deferred::OpenTicket(super::super::TicketToOpen::for_caller(Some(5), None));
+        assert!(entry_line(&info(0, Some(open))).contains("ticket=to-open"));
+    }
 }
