@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod call;
+pub mod check;
 pub mod config;
 pub mod demo;
 pub mod ivr;

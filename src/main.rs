@@ -42,7 +42,8 @@ enum Command {
         #[arg(long, default_value = "demo-outbox.sqlite")]
         outbox: PathBuf,
     },
-    /// Validate the configuration file (and the environment overrides).
+    /// Check the configuration (file and environment overrides), the audio files, the
+    /// outbox database and the Zendesk credentials; exits non-zero if anything fails.
     Check {
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -123,10 +124,11 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Check { config } => {
             let config = Config::load(config.as_deref()).context("loading the configuration")?;
-            println!(
-                "configuration OK: SIP on {}, Zendesk at {}",
-                config.sip.listen, config.zendesk.url
-            );
+            let report = runtime()?.block_on(zendesk_ivr::check::check(&config));
+            print!("{}", report.to_text());
+            if !report.ok() {
+                anyhow::bail!("the check failed");
+            }
             Ok(())
         }
         Command::Outbox { command, config } => {

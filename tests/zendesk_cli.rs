@@ -5,7 +5,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use zendesk_ivr::zendesk::sim::{self, Endpoint, FaultKind, SimOptions, SimState};
+use zendesk_ivr::zendesk::sim::{
+    self, Endpoint, FaultKind, SimAuth, SimData, SimOptions, SimState,
+};
 
 async fn start(state: SimState) -> String {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -106,4 +108,56 @@ async fn options_seed_data_latency_and_faults() {
     assert_eq!(response.status(), 401);
     let bad = SimOptions { faults: vec!["search:teapot".into()], ..SimOptions::default() };
     assert!(bad.build().is_err());
+}
+
+/// `zendesk-ivr check` with `env` on top of a config for the simulator at `base`.
+fn check(base: &str, dir: &std::path::Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_zendesk-ivr"));
+    command
+        .arg("check")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("ZENDESK_IVR_ZENDESK__URL", base)
+        .env("ZENDESK_IVR_ZENDESK__EMAIL", "ivr@example.com")
+        .env("ZENDESK_IVR_OUTBOX__PATH", dir.join("outbox.sqlite"))
+        .env("ZENDESK_IVR_LOG", "error");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_audio_outbox_and_credentials_and_fails_on_any() {
+    let auth = SimAuth { email: "ivr@example.com".into(), token: "right-token".into() };
+    let base = start(SimState::new(SimData::sample(), Some(auth))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |env: Vec<(&'static str, &'static str)>| {
+        let (base, dir) = (base.clone(), dir.path().to_path_buf());
+        tokio::task::spawn_blocking(move || check(&base, &dir, &env))
+    };
+
+    let good = run(vec![("ZENDESK_IVR_ZENDESK__API_TOKEN", "right-token")]).await.unwrap();
+    let text = String::from_utf8_lossy(&good.stdout).into_owned();
+    assert!(good.status.success(), "{text}\n{}", String::from_utf8_lossy(&good.stderr));
+    for line in ["ok   media.welcome_prompt:", "ok   media.hold_music:", "ok   outbox.path:"] {
+        assert!(text.contains(line), "{line} in:\n{text}");
+    }
+    assert!(text.contains("ok   zendesk credentials: accepted"), "{text}");
+    assert!(text.contains("Hz)"), "the audio's length and rate: {text}");
+
+    let refused = run(vec![("ZENDESK_IVR_ZENDESK__API_TOKEN", "wrong-token")]).await.unwrap();
+    let text = String::from_utf8_lossy(&refused.stdout).into_owned();
+    assert!(!refused.status.success());
+    assert!(text.contains("FAIL zendesk credentials:"), "{text}");
+    assert!(!text.contains("wrong-token"), "the token is never printed: {text}");
+
+    let no_audio = run(vec![
+        ("ZENDESK_IVR_ZENDESK__API_TOKEN", "right-token"),
+        ("ZENDESK_IVR_MEDIA__HOLD_MUSIC", "/nonexistent/hold.wav"),
+    ])
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&no_audio.stdout).into_owned();
+    assert!(!no_audio.status.success());
+    assert!(text.contains("FAIL media.hold_music: /nonexistent/hold.wav"), "{text}");
 }

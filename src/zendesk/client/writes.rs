@@ -10,7 +10,7 @@ use super::DipOutcome;
 use crate::outbox::{CallersTicket, CommentSink, PostError, TicketToOpen};
 use crate::zendesk::model::{
     CommentsResponse, NewComment, NewTicket, Ticket, TicketCreateRequest, TicketResponse,
-    TicketUpdate, TicketUpdateRequest, TicketsResponse,
+    TicketUpdate, TicketUpdateRequest, TicketsResponse, User,
 };
 use crate::zendesk::phone;
 
@@ -41,6 +41,22 @@ impl ZendeskClient {
         let created: TicketResponse = serde_json::from_slice(&body)
             .map_err(|e| PostError::Ambiguous(format!("malformed JSON from Zendesk: {e}")))?;
         Ok(created.ticket)
+    }
+
+    /// Who the credentials belong to (`GET /api/v2/users/me.json`), for
+    /// `zendesk-ivr check`. Zendesk answers an unauthenticated request with an anonymous
+    /// user (no id), which is reported as refused credentials.
+    pub async fn current_user(&self) -> Result<User, PostError> {
+        let body = self
+            .send(Method::GET, "/api/v2/users/me.json", &[], None::<&()>, Some(WRITE_TIMEOUT))
+            .await?;
+        let me: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| PostError::Transient(format!("malformed JSON from Zendesk: {e}")))?;
+        match me.get("user").filter(|u| u.get("id").is_some_and(|id| !id.is_null())) {
+            Some(user) => serde_json::from_value(user.clone())
+                .map_err(|e| PostError::Transient(format!("unexpected user JSON: {e}"))),
+            None => Err(PostError::Permanent("Zendesk did not accept the credentials".into())),
+        }
     }
 
     /// Whether a ticket with this `external_id` exists (`GET /api/v2/tickets.json

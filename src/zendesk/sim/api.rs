@@ -24,6 +24,8 @@ enum Route {
     UpdateTicket(u64),
     Comments(u64),
     ShowUser(u64),
+    /// `GET /api/v2/users/me`: who the credentials belong to.
+    Me,
 }
 
 impl Route {
@@ -35,7 +37,7 @@ impl Route {
             | Route::ShowTicket(_)
             | Route::UpdateTicket(_) => Endpoint::Tickets,
             Route::Comments(_) => Endpoint::Comments,
-            Route::ShowUser(_) => Endpoint::Users,
+            Route::ShowUser(_) | Route::Me => Endpoint::Users,
         }
     }
 }
@@ -52,6 +54,7 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         (&Method::GET, ["tickets", t]) => Some(Route::ShowTicket(id(t)?)),
         (&Method::PUT, ["tickets", t]) => Some(Route::UpdateTicket(id(t)?)),
         (&Method::GET, ["tickets", t, "comments"]) => Some(Route::Comments(id(t)?)),
+        (&Method::GET, ["users", "me"]) => Some(Route::Me),
         (&Method::GET, ["users", u]) => Some(Route::ShowUser(id(u)?)),
         _ => None,
     }
@@ -129,6 +132,22 @@ fn answer(state: &SimState, route: Route, uri: &Uri, headers: &HeaderMap, body: 
             Some(user) => json_response(StatusCode::OK, json!({ "user": user_json(user, &base) })),
             None => not_found(),
         },
+        Route::Me => {
+            // Past the auth check: the API user the IVR signs in as.
+            let email = state.inner.auth.as_ref().map_or("ivr@example.com", |a| a.email.as_str());
+            let me = User {
+                id: 1,
+                name: "Zendesk IVR".into(),
+                email: Some(email.to_string()),
+                phone: None,
+                locale: Some(data::default_locale()),
+                role: Some("admin".into()),
+                shared_phone_number: Some(false),
+                created_at: None,
+                updated_at: None,
+            };
+            json_response(StatusCode::OK, json!({ "user": user_json(&me, &base) }))
+        }
         Route::UpdateTicket(id) => update_ticket(&mut data, &base, id, body),
         Route::CreateTicket => create_ticket(&mut data, &base, body),
         Route::ListTickets => {

@@ -1,0 +1,112 @@
+//! `zendesk-ivr check`: what an operator wants to know before starting the endpoint.
+//! The configuration loaded (the caller did that), the audio files decode, the outbox
+//! database opens, and Zendesk accepts the credentials. Each check is one line of the
+//! report; the report fails if any line does.
+
+use std::path::Path;
+
+use crate::config::Config;
+use crate::media::prompt::{self, Limits};
+use crate::outbox::{Outbox, PostError};
+use crate::zendesk::ZendeskClient;
+
+/// One checked thing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckLine {
+    /// What was checked, named by its config key where it has one.
+    pub what: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Every line of a check.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CheckReport {
+    pub lines: Vec<CheckLine>,
+}
+
+impl CheckReport {
+    pub fn ok(&self) -> bool {
+        self.lines.iter().all(|line| line.ok)
+    }
+
+    /// `ok   what: detail` / `FAIL what: detail`, one line each.
+    pub fn to_text(&self) -> String {
+        self.lines
+            .iter()
+            .map(|l| format!("{} {}: {}\n", if l.ok { "ok  " } else { "FAIL" }, l.what, l.detail))
+            .collect()
+    }
+
+    fn push(&mut self, what: &str, result: Result<String, String>) {
+        let (ok, detail) = match result {
+            Ok(detail) => (true, detail),
+            Err(detail) => (false, detail),
+        };
+        self.lines.push(CheckLine { what: what.to_string(), ok, detail });
+    }
+}
+
+/// Runs every check for `config`.
+pub async fn check(config: &Config) -> CheckReport {
+    let mut report = CheckReport::default();
+    report.push(
+        "configuration",
+        Ok(format!("SIP on {}, Zendesk at {}", config.sip.listen, config.zendesk.url)),
+    );
+    for (key, path) in [
+        ("media.welcome_prompt", &config.media.welcome_prompt),
+        ("media.hold_music", &config.media.hold_music),
+    ] {
+        report.push(key, audio(path).await);
+    }
+    report.push("outbox.path", outbox(config).await);
+    if config.zendesk.enabled {
+        report.push("zendesk credentials", zendesk(config).await);
+    } else {
+        report.push("zendesk credentials", Ok("not checked: zendesk.enabled is false".into()));
+    }
+    report
+}
+
+async fn audio(path: &Path) -> Result<String, String> {
+    let owned = path.to_path_buf();
+    let read =
+        tokio::task::spawn_blocking(move || prompt::read_wav_file(&owned, Limits::default()))
+            .await
+            .map_err(|err| format!("reading {}: {err}", path.display()))?;
+    match read {
+        Ok(pcm) => Ok(format!(
+            "{} ({:.1} s at {} Hz)",
+            path.display(),
+            pcm.duration().as_secs_f64(),
+            pcm.rate
+        )),
+        Err(err) => Err(format!("{}: {err}", path.display())),
+    }
+}
+
+async fn outbox(config: &Config) -> Result<String, String> {
+    let outbox_config = config.outbox.clone();
+    let path = outbox_config.path.display().to_string();
+    let opened = tokio::task::spawn_blocking(move || Outbox::open_config(&outbox_config))
+        .await
+        .map_err(|err| err.to_string())?
+        .map_err(|err| err.to_string())?;
+    let stats = opened.stats().await.map_err(|err| err.to_string())?;
+    Ok(format!("{path}: {} pending, {} dead letters", stats.pending, stats.dead_letters))
+}
+
+async fn zendesk(config: &Config) -> Result<String, String> {
+    let client = ZendeskClient::from_config(&config.zendesk).map_err(|err| err.to_string())?;
+    match client.current_user().await {
+        Ok(user) => Ok(format!(
+            "accepted at {} as user {} ({})",
+            config.zendesk.url,
+            user.id,
+            user.role.as_deref().unwrap_or("no role")
+        )),
+        Err(PostError::Permanent(reason)) => Err(format!("refused: {reason}")),
+        Err(err) => Err(format!("{} did not answer as expected: {err}", config.zendesk.url)),
+    }
+}
