@@ -176,6 +176,36 @@ async fn simulator_responses_match_the_zendesk_schemas() {
     spec.check("UserResponse", &user, &mut problems);
     spec.check("UserForAdmin", &user["user"], &mut problems);
 
+    let me = get(&base, "/api/v2/users/me.json").await;
+    spec.check("CurrentUserResponse", &me, &mut problems);
+    spec.check("UserForAdmin", &me["user"], &mut problems);
+    assert!(me["user"]["id"].is_u64(), "an authenticated user has an id");
+
+    // Opening a ticket with an external id, then listing tickets by it.
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{base}/api/v2/tickets.json"))
+        .json(&serde_json::json!({ "ticket": {
+            "subject": "Phone call",
+            "comment": { "body": "[call-id: schema-1]", "public": false },
+            "requester_id": 1001,
+            "external_id": "[call-id: schema-1]",
+        }}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    spec.check("TicketResponse", &created, &mut problems);
+    assert_eq!(created["ticket"]["external_id"], "[call-id: schema-1]");
+    let listed = get(&base, "/api/v2/tickets.json?external_id=%5Bcall-id%3A%20schema-1%5D").await;
+    spec.check("TicketsResponse", &listed, &mut problems);
+    let tickets = listed["tickets"].as_array().unwrap();
+    assert_eq!(tickets.len(), 1, "only the ticket with that external id");
+    spec.check("TicketObject", &tickets[0], &mut problems);
+    assert_eq!(tickets[0]["id"], created["ticket"]["id"]);
+
     // Both error shapes match the spec's Errors schema or the documented single-error shape.
     let missing = reqwest::get(format!("{base}/api/v2/tickets/424242.json")).await.unwrap();
     assert_eq!(missing.status(), 404);
