@@ -14,6 +14,7 @@ packages=(
   iproute2                       # network namespaces for tests with foreign addresses
   sqlite3                        # inspecting the outbox by hand
   curl                           # the demo reads the simulator's comments
+  g++                            # libFuzzer (built by cargo-fuzz for the fuzz smoke run)
 )
 
 missing=()
