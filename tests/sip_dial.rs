@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use common::sipp_agent::SippAgent;
 use zendesk_ivr::config::CodecName;
-use zendesk_ivr::sip::dialog::{CallEvent, EndReason, Ua, UaConfig, UaError};
+use zendesk_ivr::sip::dialog::{CallEvent, CallHandle, EndReason, Ua, UaConfig, UaError};
 use zendesk_ivr::sip::endpoint::{self, Command, DialError, EndpointHandle};
 use zendesk_ivr::sip::message::{Limits, Transport};
 use zendesk_ivr::sip::transaction::{TimerConfig, TransactionLayer};
@@ -53,6 +53,23 @@ async fn next_event(events: &mut mpsc::UnboundedReceiver<CallEvent>) -> CallEven
         .await
         .expect("a call event in time")
         .expect("the call's event stream is open")
+}
+
+/// Waits through progress for how `call` ended.
+async fn end_reason(
+    call: CallHandle,
+    events: &mut mpsc::UnboundedReceiver<CallEvent>,
+) -> EndReason {
+    loop {
+        match next_event(events).await {
+            CallEvent::Progress { .. } => {}
+            CallEvent::Terminated { call: c, reason } => {
+                assert_eq!(c, call);
+                return reason;
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -114,16 +131,7 @@ async fn dial_refused_busy() {
         .dial(&uas.target(), "ivr", Transport::Udp, "127.0.0.1:40000".parse().expect("addr"))
         .await
         .expect("call placed");
-    let reason = loop {
-        match next_event(&mut events).await {
-            CallEvent::Progress { .. } => {}
-            CallEvent::Terminated { call: c, reason } => {
-                assert_eq!(c, call);
-                break reason;
-            }
-            other => panic!("unexpected event {other:?}"),
-        }
-    };
+    let reason = end_reason(call, &mut events).await;
     assert_eq!(reason, EndReason::Failed(486));
     assert!(events.recv().await.is_none(), "the stream ends with the call");
     uas.assert_passed().await;
@@ -155,16 +163,7 @@ async fn dial_a_host_name_resolves_it() {
         .dial(&target, "ivr", Transport::Udp, "127.0.0.1:40000".parse().expect("addr"))
         .await
         .expect("call placed");
-    let reason = loop {
-        match next_event(&mut events).await {
-            CallEvent::Progress { .. } => {}
-            CallEvent::Terminated { call: c, reason } => {
-                assert_eq!(c, call);
-                break reason;
-            }
-            other => panic!("unexpected event {other:?}"),
-        }
-    };
+    let reason = end_reason(call, &mut events).await;
     assert_eq!(reason, EndReason::Failed(486), "the INVITE reached the agent by name");
     uas.assert_passed().await;
 
