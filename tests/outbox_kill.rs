@@ -21,7 +21,6 @@ use zendesk_ivr::outbox::{
     Deferred, Entry, EntryInfo, EntryState, Outbox, OutboxError, TicketToOpen, run_sender,
 };
 use zendesk_ivr::zendesk::ZendeskClient;
-use zendesk_ivr::zendesk::model::NewRequester;
 use zendesk_ivr::zendesk::sim::{self, SimAuth, SimData, SimState};
 
 const ROLE: &str = "OUTBOX_TEST_ROLE";
@@ -61,17 +60,8 @@ fn entry(n: u64) -> Entry {
 
 /// Entry `n` for a caller without a ticket: it opens one.
 fn opening(n: u64) -> Entry {
-    let requester = NewRequester { name: "+4798765432".into(), phone: Some("+4798765432".into()) };
-    Entry {
-        ticket_id: 0,
-        deferred: Some(Deferred::OpenTicket(TicketToOpen {
-            subject: "Phone call".into(),
-            requester_id: None,
-            requester: Some(requester),
-            tags: vec!["phone-call".into()],
-        })),
-        ..entry(n)
-    }
+    let open = TicketToOpen::for_caller(None, Some("+4798765432".into()));
+    Entry { ticket_id: 0, deferred: Some(Deferred::OpenTicket(open)), ..entry(n) }
 }
 
 // ---- the simulator and the client ----

@@ -24,20 +24,8 @@ fn entry(call_id: &str, ticket_id: u64) -> Entry {
 
 /// An entry that opens a ticket for an unknown caller.
 fn opening(call_id: &str) -> Entry {
-    let requester = crate::zendesk::model::NewRequester {
-        name: "+4798765432".into(),
-        phone: Some("+4798765432".into()),
-    };
-    Entry {
-        ticket_id: 0,
-        deferred: Some(Deferred::OpenTicket(TicketToOpen {
-            subject: "Phone call".into(),
-            requester_id: None,
-            requester: Some(requester),
-            tags: vec!["phone-call".into()],
-        })),
-        ..entry(call_id, 0)
-    }
+    let open = TicketToOpen::for_caller(None, Some("+4798765432".into()));
+    Entry { ticket_id: 0, deferred: Some(Deferred::OpenTicket(open)), ..entry(call_id, 0) }
 }
 
 /// An entry from a call that could not ask Zendesk: the caller's ticket is found later.
