@@ -145,7 +145,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, OutboxError> {
         let open_error =
             |source: rusqlite::Error| OutboxError::Open { path: path.to_path_buf(), source };
-        let conn = Connection::open(path).map_err(open_error)?;
+        let mut conn = Connection::open(path).map_err(open_error)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(open_error)?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
@@ -154,16 +154,21 @@ impl Store {
             tracing::warn!(path = %path.display(), mode, "outbox database is not in WAL mode");
         }
         conn.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
+        // One write transaction: two processes opening an old file at once (the server
+        // and `outbox list`), or a crash half-way, can never migrate twice or half.
+        let tx =
+            conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(open_error)?;
         let version: i64 =
-            conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(open_error)?;
+            tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(open_error)?;
         if version > SCHEMA_VERSION {
             return Err(OutboxError::NewerSchema { found: version, supported: SCHEMA_VERSION });
         }
         if version == 1 {
-            conn.execute_batch(&format!("BEGIN; {MIGRATE_FROM_1} COMMIT;")).map_err(open_error)?;
+            tx.execute_batch(MIGRATE_FROM_1).map_err(open_error)?;
         }
-        conn.execute_batch(SCHEMA).map_err(open_error)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(open_error)?;
+        tx.execute_batch(SCHEMA).map_err(open_error)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(open_error)?;
+        tx.commit().map_err(open_error)?;
         Ok(Store { conn })
     }
 
