@@ -130,7 +130,9 @@ pub enum Deferred {
     OpenTicket(TicketToOpen),
     /// Zendesk could not be asked during the call: look up the latest unsolved ticket of
     /// the caller at `phone` (E.164) when sending, and comment there. With no such ticket,
-    /// open one if `open_if_none`, else the entry fails for good (a dead letter).
+    /// open one if `open_if_none`, else the entry fails for good (a dead letter). What the
+    /// lookup finds is stored before anything is posted: retries, and their duplicate
+    /// checks, aim at the same ticket, in that ticket's queue.
     CallersTicket { phone: String, open_if_none: bool },
 }
 

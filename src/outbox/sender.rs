@@ -54,31 +54,50 @@ fn failure_kind(error: &PostError) -> &'static str {
     }
 }
 
-/// One attempt: find the ticket if the call did not know it, check Zendesk first if asked
-/// (for the comment on the ticket, or for a ticket opened with the call id as external
-/// id), then post or open.
-async fn deliver<S: CommentSink>(sink: &S, attempt: &Attempt) -> Result<Delivered, PostError> {
-    match &attempt.deferred {
-        None => comment_on(sink, attempt, attempt.ticket_id).await,
-        Some(Deferred::OpenTicket(open)) => open_with(sink, attempt, open).await,
+/// What an attempt achieved when it did not fail.
+#[derive(Debug)]
+enum Step {
+    /// The comment is on Zendesk (posted now, or found there).
+    Delivered(Delivered),
+    /// The caller's ticket was looked up: the entry now goes there (see [`Resolution`]).
+    Resolved(Resolution),
+}
+
+/// Where a [`Deferred::CallersTicket`] entry's comment goes, once looked up. It is stored
+/// before anything is posted, so that every later attempt (and its duplicate check) aims
+/// at the same place, and the post waits in that ticket's queue like any comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Resolution {
+    Ticket(u64),
+    Open(TicketToOpen),
+}
+
+/// One attempt: check Zendesk first if asked (for the comment on the ticket, or for a
+/// ticket opened with the call id as external id), then post or open. An entry whose
+/// call could not ask Zendesk is first only looked up.
+async fn deliver<S: CommentSink>(sink: &S, attempt: &Attempt) -> Result<Step, PostError> {
+    let delivered = match &attempt.deferred {
+        None => comment_on(sink, attempt, attempt.ticket_id).await?,
+        Some(Deferred::OpenTicket(open)) => open_with(sink, attempt, open).await?,
         Some(Deferred::CallersTicket { phone, open_if_none }) => {
-            let open = |requester: Option<u64>| {
-                TicketToOpen::for_caller(requester, requester.is_none().then(|| phone.clone()))
-            };
-            match sink.find_callers_ticket(phone).await? {
-                CallersTicket::Ticket(ticket_id) => comment_on(sink, attempt, ticket_id).await,
+            let resolution = match sink.find_callers_ticket(phone).await? {
+                CallersTicket::Ticket(ticket_id) => Resolution::Ticket(ticket_id),
                 CallersTicket::UserWithoutTicket(user) if *open_if_none => {
-                    open_with(sink, attempt, &open(Some(user))).await
+                    Resolution::Open(TicketToOpen::for_caller(Some(user), None))
                 }
                 CallersTicket::Unknown if *open_if_none => {
-                    open_with(sink, attempt, &open(None)).await
+                    Resolution::Open(TicketToOpen::for_caller(None, Some(phone.clone())))
                 }
-                _ => Err(PostError::Permanent(
-                    "the caller has no unsolved ticket to comment on".into(),
-                )),
-            }
+                _ => {
+                    return Err(PostError::Permanent(
+                        "the caller has no unsolved ticket to comment on".into(),
+                    ));
+                }
+            };
+            return Ok(Step::Resolved(resolution));
         }
-    }
+    };
+    Ok(Step::Delivered(delivered))
 }
 
 async fn comment_on<S: CommentSink>(
@@ -127,7 +146,7 @@ where
 {
     let _lock = lock_for_sending(outbox.path())?;
     let sink = Arc::new(sink);
-    let mut tasks: JoinSet<Result<Delivered, PostError>> = JoinSet::new();
+    let mut tasks: JoinSet<Result<Step, PostError>> = JoinSet::new();
     let mut in_flight: HashMap<Id, InFlight> = HashMap::new();
     let mut paused_until: Option<i64> = None;
     let mut next_prune = Instant::now();
@@ -212,7 +231,7 @@ fn lock_for_sending(path: &Path) -> Result<File, OutboxError> {
 async fn start_due<S>(
     outbox: &Outbox,
     sink: &Arc<S>,
-    tasks: &mut JoinSet<Result<Delivered, PostError>>,
+    tasks: &mut JoinSet<Result<Step, PostError>>,
     in_flight: &mut HashMap<Id, InFlight>,
     paused_until: Option<i64>,
 ) -> Result<Duration, OutboxError>
@@ -259,7 +278,7 @@ where
 async fn finish(
     outbox: &Outbox,
     in_flight: &mut HashMap<Id, InFlight>,
-    joined: Result<(Id, Result<Delivered, PostError>), tokio::task::JoinError>,
+    joined: Result<(Id, Result<Step, PostError>), tokio::task::JoinError>,
 ) -> Option<i64> {
     let (id, outcome) = match joined {
         Ok((id, outcome)) => (id, outcome),
@@ -273,6 +292,19 @@ async fn finish(
         return None;
     };
     let now = now_millis();
+    let outcome = match outcome {
+        Ok(Step::Resolved(resolution)) => {
+            tracing::info!(call_id = %attempt.call_id, ?resolution, "outbox found where the comment goes");
+            let seq = attempt.seq;
+            let stored = outbox.with_store(move |store| store.resolve(seq, &resolution, now)).await;
+            if let Err(err) = stored {
+                tracing::error!(call_id = %attempt.call_id, error = %err, "outbox cannot record a lookup");
+            }
+            return None;
+        }
+        Ok(Step::Delivered(delivered)) => Ok(delivered),
+        Err(error) => Err(error),
+    };
     let disposition = dispose(
         outbox.policy(),
         now,

@@ -15,6 +15,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::schedule::{Disposition, Head, UnixMillis};
+use super::sender::Resolution;
 use super::{DeadLetterFilter, Deferred, Entry, EntryInfo, EntryState, OutboxError, Stats};
 
 /// 2 added `deferred` (entries whose ticket is found or opened when sent) to both tables.
@@ -312,6 +313,32 @@ impl Store {
                 tx.commit()?;
             }
         }
+        Ok(())
+    }
+
+    /// Pins a looked-up entry to where its comment goes (a ticket, or a ticket to open),
+    /// due now; the lookup does not count as an attempt.
+    pub fn resolve(
+        &mut self,
+        seq: i64,
+        resolution: &Resolution,
+        now: UnixMillis,
+    ) -> Result<(), OutboxError> {
+        let (ticket_id, deferred) = match resolution {
+            Resolution::Ticket(id) => (
+                i64::try_from(*id)
+                    .map_err(|_| OutboxError::Corrupt(format!("ticket id {id} out of range")))?,
+                None,
+            ),
+            Resolution::Open(open) => (0, Some(Deferred::OpenTicket(open.clone()))),
+        };
+        self.conn.execute(
+            "UPDATE outbox_entries
+             SET ticket_id = ?2, deferred = ?3, attempt_started_at_ms = NULL,
+                 next_attempt_at_ms = ?4, attempts = MAX(0, attempts - 1)
+             WHERE seq = ?1 AND done_at_ms IS NULL",
+            params![seq, ticket_id, deferred_json(deferred.as_ref())?, now],
+        )?;
         Ok(())
     }
 

@@ -598,3 +598,29 @@ async fn a_call_that_could_not_ask_zendesk_finds_the_callers_ticket_when_sent() 
     assert!(stranger.last_error.unwrap_or_default().contains("no unsolved ticket"));
     assert_eq!(state_of(&outbox, "known").await, EntryState::Delivered);
 }
+
+#[tokio::test]
+async fn a_looked_up_ticket_is_kept_for_retries_so_a_lost_answer_makes_no_duplicate() {
+    let (_dir, outbox) = temp_outbox(fast_policy());
+    let sink = FakeSink::new();
+    sink.with(|s| s.callers.insert("+4798765432".into(), CallersTicket::Ticket(7)));
+    // The post to 7 lands but its answer is lost; meanwhile the caller's latest unsolved
+    // ticket becomes 8 (7 was solved).
+    sink.script(7, [Step::LandThenFail(PostError::Ambiguous("timeout".into()))]);
+    assert!(outbox.enqueue(for_caller("moved", "+4798765432", true)).await.unwrap());
+    let sender = start_sender(&outbox, &sink);
+    sink.wait_until("the first post", |s| s.calls.iter().any(|c| c.kind == CallKind::Post)).await;
+    sink.with(|s| s.callers.insert("+4798765432".into(), CallersTicket::Ticket(8)));
+    sink.wait_until("the retry's check of 7", |s| {
+        s.calls.iter().any(|c| c.kind == CallKind::Check && c.ticket_id == 7)
+    })
+    .await;
+    sender.stop().await;
+    assert_eq!(state_of(&outbox, "moved").await, EntryState::Delivered);
+    assert_eq!(sink.comments(7).len(), 1, "one comment, on the ticket first found");
+    assert!(sink.comments(8).is_empty());
+    let lookups = sink.calls().iter().filter(|c| c.kind == CallKind::FindCaller).count();
+    assert_eq!(lookups, 1, "looked up once, then pinned");
+    let stored = outbox.find("moved").await.unwrap().unwrap();
+    assert_eq!((stored.ticket_id, stored.deferred), (7, None));
+}
