@@ -465,9 +465,9 @@ impl Ua {
         let is_invite = request.method == Method::Invite;
         let (interval, min_se) = (self.config.session_expires, self.config.min_se);
         let Some(c) = self.calls.get_mut(&call) else { return };
-        // The media path keeps the codec it started with: a re-offer must still carry it
-        // (it is then answered with it, RFC 3264 §8.3.2), else it gets a 488 and the
-        // session goes on unchanged (RFC 3261 §14.2).
+        // The media path keeps the codec (and payload types) it started with: a re-offer
+        // must still carry them (it is then answered with them, RFC 3264 §8.3.2), else it
+        // gets a 488 and the session goes on unchanged (RFC 3261 §14.2).
         let prefs = c.codecs_in_use(&self.config.codecs);
         let offer = match sdp_body(&request) {
             Ok(offer) => offer,
@@ -498,16 +498,30 @@ impl Ua {
         let mut new_media = None;
         if let Some(local_rtp) = c.local_rtp.filter(|_| wants_exchange) {
             match &offer {
-                Some(offer) => match sdp::answer(offer, &prefs, local_rtp, &mut c.sdp) {
-                    Ok((text, media)) => {
-                        body = text.into_bytes();
-                        new_media = Some(media);
+                Some(offer) => {
+                    // Answered on a copy: a refused offer leaves our SDP and its version.
+                    let mut session = c.sdp.clone();
+                    match sdp::answer(offer, &prefs, local_rtp, &mut session) {
+                        Ok((text, media))
+                            if c.media.is_none_or(|m| same_payload_types(&m, &media)) =>
+                        {
+                            c.sdp = session;
+                            body = text.into_bytes();
+                            new_media = Some(media);
+                        }
+                        _ => {
+                            let extra = self.explain(488);
+                            return self.respond_in_call(
+                                call,
+                                id,
+                                &request,
+                                488,
+                                extra,
+                                Vec::new(),
+                            );
+                        }
                     }
-                    Err(_) => {
-                        let extra = self.explain(488);
-                        return self.respond_in_call(call, id, &request, 488, extra, Vec::new());
-                    }
-                },
+                }
                 None => {
                     let direction = c.media.map_or(sdp::Direction::SendRecv, |m| m.direction);
                     body = sdp::offer(&prefs, local_rtp, &mut c.sdp, direction).into_bytes();
@@ -583,6 +597,13 @@ impl Ua {
             self.push_event(CallEvent::ReferProgress { call, status });
         }
     }
+}
+
+/// Whether new media keeps the payload types in use: the media path cannot change the
+/// codec's or telephone-event's payload type mid-call, so a re-offer that does is refused.
+fn same_payload_types(current: &sdp::Negotiated, new: &sdp::Negotiated) -> bool {
+    current.codec.payload_type == new.codec.payload_type
+        && current.telephone_event == new.telephone_event
 }
 
 /// The peer's Allow header (of a request or a response) lists UPDATE.

@@ -352,9 +352,19 @@ fn a_reoffer_keeps_the_codec_in_use_or_is_refused() {
     only_response(&out, 488);
     assert!(events(&out).is_empty());
 
-    // A later refresh with the original offer is still answered normally.
+    // telephone-event moved to another payload type: the media path cannot follow.
+    let te_moved = OFFER
+        .replace("RTP/AVP 0 8 101", "RTP/AVP 0 8 96")
+        .replace("a=rtpmap:101 telephone-event", "a=rtpmap:96 telephone-event");
+    let out = reinvite(&mut b, &mut c, "r2b", &te_moved);
+    only_response(&out, 488);
+    assert!(events(&out).is_empty());
+
+    // A later refresh with the original offer is still answered normally, with the
+    // version unchanged: the refused offers changed nothing.
     let out = reinvite(&mut b, &mut c, "r3", OFFER);
-    only_response(&out, 200);
+    let again = only_response(&out, 200);
+    assert_eq!(origin_version(&again.body), origin_version(&ok.body));
 }
 
 #[test]
