@@ -89,6 +89,19 @@ async fn audio(path: &Path) -> Result<String, String> {
 async fn outbox(config: &Config) -> Result<String, String> {
     let outbox_config = config.outbox.clone();
     let path = outbox_config.path.display().to_string();
+    // A check creates nothing: a missing database is made by `run`, in a folder that must
+    // exist.
+    if !outbox_config.path.exists() {
+        let parent = match outbox_config.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        return if parent.is_dir() {
+            Ok(format!("{path}: not created yet; `run` creates it in {}", parent.display()))
+        } else {
+            Err(format!("{path}: the folder {} does not exist", parent.display()))
+        };
+    }
     let opened = tokio::task::spawn_blocking(move || Outbox::open_config(&outbox_config))
         .await
         .map_err(|err| err.to_string())?

@@ -143,7 +143,15 @@ async fn check_reports_audio_outbox_and_credentials_and_fails_on_any() {
         assert!(text.contains(line), "{line} in:\n{text}");
     }
     assert!(text.contains("ok   zendesk credentials: accepted"), "{text}");
+    assert!(text.contains("not created yet"), "{text}");
+    assert!(!dir.path().join("outbox.sqlite").exists(), "check creates no database");
     assert!(text.contains("Hz)"), "the audio's length and rate: {text}");
+
+    // An existing outbox is opened and counted.
+    drop(zendesk_ivr::outbox::Outbox::open(dir.path().join("outbox.sqlite")).unwrap());
+    let counted = run(vec![("ZENDESK_IVR_ZENDESK__API_TOKEN", "right-token")]).await.unwrap();
+    let text = String::from_utf8_lossy(&counted.stdout).into_owned();
+    assert!(text.contains("0 pending, 0 dead letters"), "{text}");
 
     let refused = run(vec![("ZENDESK_IVR_ZENDESK__API_TOKEN", "wrong-token")]).await.unwrap();
     let text = String::from_utf8_lossy(&refused.stdout).into_owned();
