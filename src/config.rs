@@ -12,6 +12,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use crate::ivr::config::{IvrConfig, MenuDefault, QueueConfig, RoutingConfig, RuleConfig};
+
 /// The environment prefix for overrides. Sections and keys are split by `__`.
 pub const ENV_PREFIX: &str = "ZENDESK_IVR_";
 
@@ -39,6 +41,7 @@ pub struct Config {
     pub sip: SipConfig,
     pub media: MediaConfig,
     pub zendesk: ZendeskConfig,
+    pub ivr: IvrConfig,
     pub transfer: TransferConfig,
     pub routing: RoutingConfig,
     pub outbox: OutboxConfig,
@@ -245,26 +248,28 @@ pub enum TransferMode {
     Bridge,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TransferConfig {
     pub mode: TransferMode,
+    /// REFER: seconds to wait for the final NOTIFY before the transfer counts as failed.
+    pub refer_wait_s: u64,
+    /// REFER refused with 405 or 501: call the target ourselves (bridge) instead.
+    pub refer_fallback_bridge: bool,
+    /// Bridge: seconds a target may ring before the next one is tried.
+    pub ring_timeout_s: u64,
+    /// The longest a caller who chose to keep waiting for a busy queue waits, in seconds.
+    pub max_wait_s: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct RoutingConfig {
-    /// Where agent calls go by default (a SIP URI).
-    pub default_queue: String,
-    /// Where callers with an urgent or high priority ticket go.
-    pub priority_queue: String,
-}
-
-impl Default for RoutingConfig {
+impl Default for TransferConfig {
     fn default() -> Self {
-        RoutingConfig {
-            default_queue: "sip:support@127.0.0.1:5070".into(),
-            priority_queue: "sip:priority@127.0.0.1:5070".into(),
+        TransferConfig {
+            mode: TransferMode::Refer,
+            refer_wait_s: 32,
+            refer_fallback_bridge: false,
+            ring_timeout_s: 30,
+            max_wait_s: 120,
         }
     }
 }
@@ -425,13 +430,13 @@ impl Config {
                 reason: "must be above zero".into(),
             });
         }
-        for (key, uri) in [
-            ("routing.default_queue", &self.routing.default_queue),
-            ("routing.priority_queue", &self.routing.priority_queue),
-        ] {
-            if !(uri.starts_with("sip:") || uri.starts_with("sips:")) {
-                return Err(ConfigError::Key { key, reason: format!("{uri:?} is not a SIP URI") });
-            }
+        self.routing.validate()?;
+        self.ivr.validate()?;
+        if self.transfer.refer_wait_s == 0 || self.transfer.ring_timeout_s == 0 {
+            return Err(ConfigError::Key {
+                key: "transfer.ring_timeout_s",
+                reason: "refer_wait_s and ring_timeout_s must be above zero".into(),
+            });
         }
         Ok(())
     }

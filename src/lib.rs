@@ -12,6 +12,7 @@ pub mod demo;
 pub mod ivr;
 pub mod media;
 pub mod outbox;
+pub mod phone;
 pub mod post_call;
 pub mod sdp;
 pub mod server;

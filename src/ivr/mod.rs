@@ -1,3 +1,7 @@
-//! The IVR's decisions: where a call goes.
+//! The IVR (sans-IO): the flow, its prompts and routing, and how a call went.
 
+pub mod config;
+pub mod flow;
+pub mod outcome;
+pub mod prompts;
 pub mod routing;

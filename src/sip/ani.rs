@@ -7,8 +7,8 @@
 
 use std::net::IpAddr;
 
+use crate::phone::{self, PhoneNumber};
 use crate::sip::header_text as ht;
-use crate::zendesk::phone::{self, PhoneNumber};
 
 /// Where the caller ID came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,10 +5,21 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::client::{ClientError, DipOutcome, ZendeskClient};
-use super::phone::{PhoneNumber, normalise};
-use crate::config::Config;
-use crate::ivr::routing::{self, Route};
+use super::client::{ClientError, ZendeskClient};
+use super::model::DipOutcome;
+use crate::config::{Config, ConfigError};
+use crate::ivr::flow::{Caller, Flow, FlowSettings, Sentence};
+use crate::ivr::routing::Route;
+use crate::phone::{PhoneNumber, normalise};
+
+/// Why a lookup could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
 
 /// What a lookup found, for printing as text or JSON.
 #[derive(Debug, Clone, Serialize)]
@@ -19,29 +30,39 @@ pub struct LookupReport {
     /// Why the input is not a usable number (the dip then treats the caller as anonymous).
     pub number_error: Option<String>,
     pub outcome: DipOutcome,
-    /// The agent queue the call would go to.
+    /// The status sentence the caller would hear, in their language (as text: TTS
+    /// renders exactly this).
+    pub sentence: Sentence,
+    /// The agent queue and targets a key press for an agent would go to.
     pub route: Route,
     pub elapsed_ms: u64,
     pub deadline_ms: u64,
 }
 
 /// Runs one data dip for `raw` with the configured client.
-pub async fn lookup(config: &Config, raw: &str) -> Result<LookupReport, ClientError> {
+pub async fn lookup(config: &Config, raw: &str) -> Result<LookupReport, LookupError> {
     let client = ZendeskClient::from_config(&config.zendesk)?;
+    // The TTS deadline plays no part in a dry run.
+    let settings = FlowSettings::from_config(config, std::time::Duration::ZERO)?;
+    let router = settings.router.clone();
     let (number, number_error) = match normalise(raw, &config.sip.default_region) {
         Ok(number) => (Some(number), None),
         Err(err) => (None, Some(err.to_string())),
     };
     let started = Instant::now();
     let outcome = client.data_dip(number.as_ref()).await;
-    let route = routing::route(&outcome, &config.routing);
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let route = router.route(&outcome);
+    let caller = Caller { number: number.as_ref().map(|n| n.e164.clone()) };
+    let sentence = Flow::new(started, caller, settings).preview_status(&outcome);
     Ok(LookupReport {
         input: raw.to_string(),
         number,
         number_error,
         outcome,
+        sentence,
         route,
-        elapsed_ms: started.elapsed().as_millis() as u64,
+        elapsed_ms,
         deadline_ms: config.zendesk.deadline_ms,
     })
 }
@@ -91,7 +112,9 @@ impl LookupReport {
             DipOutcome::Anonymous => line("user:     anonymous caller, lookup skipped".into()),
             DipOutcome::Fallback { reason } => line(format!("fallback: {reason:?}")),
         }
-        line(format!("route:    {} ({:?})", self.route.queue, self.route.reason));
+        line(format!("language: {}", self.sentence.lang));
+        line(format!("says:     {}", self.sentence.text));
+        line(format!("route:    {} queue → {}", self.route.queue, self.route.targets.join(", ")));
         line(format!("time:     {} ms (deadline {} ms)", self.elapsed_ms, self.deadline_ms));
         out
     }

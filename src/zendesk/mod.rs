@@ -1,4 +1,4 @@
-//! The Zendesk data dip: API types, the client, phone-number normalisation and the simulator.
+//! The Zendesk data dip: API types, the client and the simulator (phone numbers are `crate::phone`).
 
 pub mod auth;
 pub mod breaker;
@@ -7,9 +7,8 @@ pub mod client;
 pub mod comment;
 pub mod lookup;
 pub mod model;
-pub mod phone;
 pub mod retry;
 pub mod sim;
 
+pub use crate::phone::{self, PhoneError, PhoneNumber, normalise};
 pub use client::{DipOutcome, FallbackReason, ZendeskClient};
-pub use phone::{PhoneError, PhoneNumber, normalise};

@@ -347,6 +347,44 @@ pub fn parse_time(text: Option<&str>) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::parse(text?, &time::format_description::well_known::Rfc3339).ok()
 }
 
+/// What the data dip found for a caller: a domain type shared by the flow, routing,
+/// the comment and the client.
+/// Why the caller gets the fallback (straight to an agent, no personal greeting).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FallbackReason {
+    /// The dip did not finish within `zendesk.deadline_ms`.
+    Deadline,
+    /// The circuit breaker is open: Zendesk failed repeatedly, no request was made.
+    BreakerOpen,
+    /// Zendesk asked us to wait longer than the time left.
+    RateLimited { retry_after_ms: u64 },
+    /// Any other failure (HTTP status, malformed JSON, connection error).
+    Error { message: String },
+}
+
+/// The result of a data dip.
+// One per call and moved rarely: boxing the user and ticket would only make matching clumsier.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum DipOutcome {
+    /// The caller is a known user; `ticket` is their latest unsolved ticket, if any.
+    /// `greet_by_name` is false for shared numbers and when several people match.
+    Found {
+        user: User,
+        ticket: Option<Ticket>,
+        greet_by_name: bool,
+    },
+    /// No user has this number.
+    UnknownCaller,
+    /// No usable caller ID: the lookup was skipped.
+    Anonymous,
+    Fallback {
+        reason: FallbackReason,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

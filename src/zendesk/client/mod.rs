@@ -18,9 +18,10 @@ use super::auth::{Credentials, CredentialsError};
 use super::breaker::CircuitBreaker;
 use super::cache::TtlCache;
 use super::model::{ApiError, SearchResponse, Ticket, User, parse_time};
-use super::phone::PhoneNumber;
+pub use super::model::{DipOutcome, FallbackReason};
 use super::retry::{Backoff, DEFAULT_RETRY_AFTER, parse_retry_after};
 use crate::config::ZendeskConfig;
+use crate::phone::PhoneNumber;
 
 mod writes;
 use crate::outbox::PostError;
@@ -33,42 +34,6 @@ pub const MAX_RESULTS: usize = 100;
 pub const MAX_COMMENT_PAGES: usize = 20;
 /// Time limit of one request off the call path (comments, ticket creation).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Why the caller gets the fallback (straight to an agent, no personal greeting).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FallbackReason {
-    /// The dip did not finish within `zendesk.deadline_ms`.
-    Deadline,
-    /// The circuit breaker is open: Zendesk failed repeatedly, no request was made.
-    BreakerOpen,
-    /// Zendesk asked us to wait longer than the time left.
-    RateLimited { retry_after_ms: u64 },
-    /// Any other failure (HTTP status, malformed JSON, connection error).
-    Error { message: String },
-}
-
-/// The result of a data dip.
-// One per call and moved rarely: boxing the user and ticket would only make matching clumsier.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum DipOutcome {
-    /// The caller is a known user; `ticket` is their latest unsolved ticket, if any.
-    /// `greet_by_name` is false for shared numbers and when several people match.
-    Found {
-        user: User,
-        ticket: Option<Ticket>,
-        greet_by_name: bool,
-    },
-    /// No user has this number.
-    UnknownCaller,
-    /// No usable caller ID: the lookup was skipped.
-    Anonymous,
-    Fallback {
-        reason: FallbackReason,
-    },
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

@@ -8,11 +8,11 @@ use tokio::time::Instant as TokioInstant;
 
 use super::DipOutcome;
 use crate::outbox::{CallersTicket, CommentSink, PostError, TicketToOpen};
+use crate::phone;
 use crate::zendesk::model::{
     CommentsResponse, NewComment, NewTicket, Ticket, TicketCreateRequest, TicketResponse,
     TicketUpdate, TicketUpdateRequest, TicketsResponse, User,
 };
-use crate::zendesk::phone;
 
 impl ZendeskClient {
     /// Adds a comment to a ticket (`PUT /api/v2/tickets/{id}.json`); private unless `public`.
