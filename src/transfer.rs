@@ -1,117 +1,94 @@
-//! Transferring a call to an agent queue (runtime layer).
+//! Transferring a call to an agent (runtime layer), as the IVR flow asks.
 //!
-//! Two ways, chosen by `transfer.mode`:
-//! - **REFER**: we ask the caller's phone to call the target (RFC 3515) and follow the
-//!   progress NOTIFYs. A 2xx sipfrag means the caller reached the target: we hang up and
-//!   the call counts as transferred. A failure (or no final NOTIFY within
-//!   [`REFER_WAIT`]) keeps the caller with us, on hold music. See [`ReferWatch`].
+//! Two ways, chosen by `transfer.mode` (the flow decides which, per attempt):
+//! - **REFER**: we ask the caller's phone to call the target (RFC 3515), with the ticket
+//!   and user ids as URI headers in Refer-To ([`refer_target`]), and feed the progress
+//!   NOTIFYs to the flow.
 //! - **Bridge**: we call the target ourselves while the caller hears hold music, then
-//!   relay RTP between the two legs until either hangs up. See [`bridge`].
+//!   relay RTP between the two legs ([`bridge::AgentLeg`]); the agent's INVITE carries
+//!   the caller's number and the ticket ([`agent_headers`]).
 //!
-//! Requests reach a running call through its control channel, registered by Call-ID in
-//! a [`CallRegistry`] once the call is established.
+//! Targets come only from `[routing]`: nothing a caller sends names one. Established
+//! calls register a control channel by Call-ID ([`CallRegistry`]) so the server can hang
+//! them up at the end of a drain.
 
 pub mod bridge;
+pub mod probe;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
-use crate::config::TransferMode;
 use crate::sip::refer::{self, TargetError};
-
-/// How long a REFER may go without a final NOTIFY before we give up on it and keep the
-/// caller (64·T1 with the default T1, as for a transaction).
-pub const REFER_WAIT: Duration = Duration::from_secs(32);
 
 /// Requests queued for one call before more are refused.
 pub const CONTROL_QUEUE: usize = 8;
 
 /// A request to a running call.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallControl {
-    /// Transfer the caller to `target` (a SIP URI); the reply says whether the transfer
-    /// started (its outcome goes to the call summary).
-    Transfer { target: String, reply: oneshot::Sender<Result<(), TransferError>> },
+    /// Hang up now (the server is shutting down); the comment still goes to the outbox.
+    Hangup,
 }
 
-/// Why a transfer did not start.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TransferError {
-    #[error("no established call with this Call-ID")]
-    UnknownCall,
-    #[error("a transfer of this call is already in progress")]
-    InProgress,
-    #[error("the call is busy with other requests")]
-    Busy,
-    #[error("the call ended")]
-    CallEnded,
-    #[error(transparent)]
-    Target(#[from] TargetError),
-}
-
-/// How a transfer attempt ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransferResult {
-    /// REFER: the caller reached the target. Bridge: the agent answered and was bridged.
-    Transferred,
-    /// The target (or, for REFER, the caller's phone) refused with this status.
-    Refused(u16),
-    /// No answer or no final progress in time.
-    TimedOut,
-    /// The caller hung up before the transfer completed.
-    CallerHungUp,
-    /// Anything else (no RTP port, an endpoint error, media that cannot be bridged).
-    Failed(String),
-}
-
-/// One transfer attempt, for the call summary.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransferRecord {
-    pub target: String,
-    pub mode: TransferMode,
-    pub result: TransferResult,
-}
-
-impl TransferRecord {
-    /// The caller went to the target.
-    pub fn succeeded(&self) -> bool {
-        self.result == TransferResult::Transferred
-    }
-}
-
-/// What a REFER in progress should lead to next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReferStep {
-    /// Still going (100 Trying, 180 Ringing, ...).
-    Wait,
-    /// Final: hang up when [`TransferResult::Transferred`], else keep the caller.
-    Done(TransferResult),
-}
-
-/// Follows one REFER to its end (sans-IO: the deadline is the caller's to watch).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReferWatch {
-    pub target: String,
-    pub deadline: tokio::time::Instant,
-}
-
-impl ReferWatch {
-    /// A NOTIFY sipfrag status, or the REFER's own failure status.
-    pub fn progress(&self, status: u16) -> ReferStep {
-        match status {
-            100..=199 => ReferStep::Wait,
-            200..=299 => ReferStep::Done(TransferResult::Transferred),
-            _ => ReferStep::Done(TransferResult::Refused(status)),
-        }
-    }
-}
-
-/// Checks a transfer target before anything is sent (the same rule as Refer-To).
-pub fn check_target(target: &str) -> Result<(), TransferError> {
+/// Checks a transfer target (the same rule as Refer-To).
+pub fn check_target(target: &str) -> Result<(), TargetError> {
     refer::refer_to(target)?;
     Ok(())
+}
+
+/// The Refer-To target for a REFER: `target` with the ticket and user ids as URI
+/// headers (`?X-Zendesk-Ticket-Id=102&X-Zendesk-User-Id=11`). The ids are numbers, so
+/// nothing needs escaping; `refer_to` escapes the rest.
+pub fn refer_target(target: &str, ticket_id: Option<u64>, user_id: Option<u64>) -> String {
+    let mut headers = Vec::new();
+    if let Some(id) = ticket_id {
+        headers.push(format!("X-Zendesk-Ticket-Id={id}"));
+    }
+    if let Some(id) = user_id {
+        headers.push(format!("X-Zendesk-User-Id={id}"));
+    }
+    if headers.is_empty() {
+        return target.to_string();
+    }
+    let separator = if target.contains('?') { '&' } else { '?' };
+    format!("{target}{separator}{}", headers.join("&"))
+}
+
+/// The extra headers on an agent leg's INVITE: the caller's number as
+/// P-Asserted-Identity, the ids, the queue priority, and a Call-Info link to the ticket for
+/// screen-pops. Every value is built from digits, an E.164 number and config, never from
+/// ticket text.
+pub fn agent_headers(
+    caller_e164: Option<&str>,
+    host: &str,
+    zendesk_url: &str,
+    ticket_id: Option<u64>,
+    user_id: Option<u64>,
+    queue_priority: Option<u8>,
+) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    if let Some(number) = caller_e164.filter(|n| is_e164(n)) {
+        headers.push(("P-Asserted-Identity".into(), format!("<sip:{number}@{host};user=phone>")));
+    }
+    if let Some(id) = ticket_id {
+        headers.push(("X-Zendesk-Ticket-Id".into(), id.to_string()));
+        let base = zendesk_url.trim_end_matches('/');
+        if !base.contains(['<', '>', '"', ' ']) {
+            headers.push(("Call-Info".into(), format!("<{base}/agent/tickets/{id}>;purpose=info")));
+        }
+    }
+    if let Some(id) = user_id {
+        headers.push(("X-Zendesk-User-Id".into(), id.to_string()));
+    }
+    if let Some(priority) = queue_priority {
+        headers.push(("X-Zendesk-Queue-Priority".into(), priority.to_string()));
+    }
+    headers
+}
+
+fn is_e164(number: &str) -> bool {
+    number.strip_prefix('+').is_some_and(|d| !d.is_empty() && d.len() <= 15 && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 type Controls = HashMap<String, mpsc::Sender<CallControl>>;
@@ -168,20 +145,10 @@ impl CallRegistry {
         let _ = rx.wait_for(|calls| calls.contains_key(call_id)).await;
     }
 
-    /// Asks the call to transfer the caller to `target`; returns once the call has
-    /// started the transfer (or refused to).
-    pub async fn transfer(&self, call_id: &str, target: &str) -> Result<(), TransferError> {
-        check_target(target)?;
-        let control = self.calls.borrow().get(call_id).cloned();
-        let control = control.ok_or(TransferError::UnknownCall)?;
-        let (reply, answer) = oneshot::channel();
-        control
-            .try_send(CallControl::Transfer { target: target.trim().to_string(), reply })
-            .map_err(|err| match err {
-                mpsc::error::TrySendError::Full(_) => TransferError::Busy,
-                mpsc::error::TrySendError::Closed(_) => TransferError::CallEnded,
-            })?;
-        answer.await.map_err(|_| TransferError::CallEnded)?
+    /// Asks every established call to hang up; returns how many were asked.
+    pub fn hang_up_all(&self) -> usize {
+        let controls: Vec<_> = self.calls.borrow().values().cloned().collect();
+        controls.iter().filter(|c| c.try_send(CallControl::Hangup).is_ok()).count()
     }
 }
 
@@ -189,46 +156,42 @@ impl CallRegistry {
 mod tests {
     use super::*;
 
-    fn watch() -> ReferWatch {
-        ReferWatch { target: "sip:a@b".into(), deadline: tokio::time::Instant::now() }
+    #[test]
+    fn refer_targets_carry_the_ids_as_uri_headers() {
+        assert_eq!(
+            refer_target("sip:priority@10.0.0.2", Some(102), Some(11)),
+            "sip:priority@10.0.0.2?X-Zendesk-Ticket-Id=102&X-Zendesk-User-Id=11"
+        );
+        assert_eq!(refer_target("sip:q@h?A=b", Some(1), None), "sip:q@h?A=b&X-Zendesk-Ticket-Id=1");
+        assert_eq!(refer_target("sip:q@h", None, None), "sip:q@h");
+        // Escaped as a whole by refer_to: the brackets cannot be closed early.
+        let value = refer::refer_to(&refer_target("sip:q@h", Some(5), None)).unwrap();
+        assert_eq!(value, "<sip:q@h?X-Zendesk-Ticket-Id=5>");
     }
 
     #[test]
-    fn refer_progress_steps() {
-        let w = watch();
-        assert_eq!(w.progress(100), ReferStep::Wait);
-        assert_eq!(w.progress(180), ReferStep::Wait);
-        assert_eq!(w.progress(200), ReferStep::Done(TransferResult::Transferred));
-        assert_eq!(w.progress(202), ReferStep::Done(TransferResult::Transferred));
-        assert_eq!(w.progress(486), ReferStep::Done(TransferResult::Refused(486)));
-        assert_eq!(w.progress(603), ReferStep::Done(TransferResult::Refused(603)));
+    fn agent_headers_are_built_from_numbers_and_config_only() {
+        let headers =
+            agent_headers(Some("+4798765432"), "10.0.0.1", "https://acme.zendesk.com/", Some(102), Some(11), Some(9));
+        let get = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        assert_eq!(get("P-Asserted-Identity"), Some("<sip:+4798765432@10.0.0.1;user=phone>"));
+        assert_eq!(get("X-Zendesk-Ticket-Id"), Some("102"));
+        assert_eq!(get("X-Zendesk-User-Id"), Some("11"));
+        assert_eq!(get("Call-Info"), Some("<https://acme.zendesk.com/agent/tickets/102>;purpose=info"));
+        assert_eq!(get("X-Zendesk-Queue-Priority"), Some("9"));
+        // A caller ID that is not a clean E.164 number is not asserted.
+        let headers = agent_headers(Some("+47\r\nVia: x"), "h", "https://x", None, None, None);
+        assert!(headers.is_empty(), "{headers:?}");
     }
 
     #[tokio::test]
-    async fn registry_routes_by_call_id_and_forgets_ended_calls() {
+    async fn registry_tracks_calls_and_hangs_them_up() {
         let registry = CallRegistry::default();
-        assert_eq!(
-            registry.transfer("nope", "sip:agent@127.0.0.1").await,
-            Err(TransferError::UnknownCall)
-        );
-        assert!(matches!(
-            registry.transfer("nope", "http://x").await,
-            Err(TransferError::Target(TargetError::Scheme))
-        ));
         let (tx, mut rx) = mpsc::channel(CONTROL_QUEUE);
         let registration = registry.register("abc@host", tx);
         registry.wait_for("abc@host").await;
-        let asker = {
-            let registry = registry.clone();
-            tokio::spawn(async move { registry.transfer("abc@host", " sip:q@10.0.0.1 ").await })
-        };
-        let Some(CallControl::Transfer { target, reply }) = rx.recv().await else {
-            panic!("no request")
-        };
-        assert_eq!(target, "sip:q@10.0.0.1");
-        reply.send(Err(TransferError::InProgress)).unwrap();
-        assert_eq!(asker.await.unwrap(), Err(TransferError::InProgress));
-
+        assert_eq!(registry.hang_up_all(), 1);
+        assert_eq!(rx.recv().await, Some(CallControl::Hangup));
         // A newer call with the same Call-ID is not removed by the older one's end.
         let (tx2, _rx2) = mpsc::channel(CONTROL_QUEUE);
         let newer = registry.register("abc@host", tx2);

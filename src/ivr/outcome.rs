@@ -50,6 +50,8 @@ pub enum DropReason {
     TimeLimit,
     /// The call failed (a transport error, a SIP timeout).
     Error,
+    /// The server shut down while the call was up.
+    Shutdown,
 }
 
 /// How the call ended, for the comment, metrics and tests.
@@ -102,6 +104,9 @@ impl fmt::Display for CallOutcome {
                 f.write_str("ended by the IVR: the call reached its time limit")
             }
             CallOutcome::Dropped { reason: DropReason::Error } => f.write_str("the call failed"),
+            CallOutcome::Dropped { reason: DropReason::Shutdown } => {
+                f.write_str("ended by the IVR: the service was shutting down")
+            }
         }
     }
 }

@@ -1,12 +1,14 @@
-//! A call's media as the call driver sees it (runtime layer), until the IVR flow takes
-//! over: RTP ports held from the answer, a [`MediaSession`] once the call is established,
-//! the welcome prompt then hold music in a loop, and digits collected.
+//! A call's media as the call driver sees it (runtime layer): RTP ports held from the
+//! answer, a [`MediaSession`] once the call is established, playback of what it is told,
+//! and digits collected. What to play is the IVR flow's decision, not this module's.
 
-use tracing::{info, warn};
+use tracing::warn;
 
+use crate::config::CodecName;
 use crate::media::dtmf::DigitEvent;
 use crate::media::engine::MediaEngine;
-use crate::media::playback::{PlayMode, PlaybackId, StopReason};
+use crate::media::playback::{Finished, PlayMode, PlaybackId};
+use crate::media::prompt::Prompt;
 use crate::media::rtp_ports::RtpSockets;
 use crate::media::session::{DetachedMedia, MediaEvent, MediaSession};
 use crate::sdp::Negotiated;
@@ -18,7 +20,9 @@ pub const MAX_DIGITS: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallMediaEvent {
     Digit(DigitEvent),
-    /// No RTP while not on hold: hang up.
+    /// A playback ended (played out, stopped by a key, or replaced).
+    PlaybackFinished(Finished),
+    /// No RTP while not on hold.
     RtpTimeout,
 }
 
@@ -27,7 +31,6 @@ pub struct CallMedia {
     engine: MediaEngine,
     sockets: Option<RtpSockets>,
     session: Option<MediaSession>,
-    welcome: Option<PlaybackId>,
     digits: String,
     /// The media as last negotiated.
     negotiated: Option<Negotiated>,
@@ -35,14 +38,7 @@ pub struct CallMedia {
 
 impl CallMedia {
     pub fn new(engine: MediaEngine, sockets: RtpSockets) -> Self {
-        CallMedia {
-            engine,
-            sockets: Some(sockets),
-            session: None,
-            welcome: None,
-            digits: String::new(),
-            negotiated: None,
-        }
+        CallMedia { engine, sockets: Some(sockets), session: None, digits: String::new(), negotiated: None }
     }
 
     /// The digits received so far (at most [`MAX_DIGITS`]).
@@ -50,7 +46,13 @@ impl CallMedia {
         &self.digits
     }
 
-    /// The call is up: start RTP, play the welcome prompt (a digit stops it), then hold music.
+    /// The codec in use, once the call is established (and until it is detached).
+    pub fn codec(&self) -> Option<CodecName> {
+        self.session.as_ref().map(MediaSession::codec)
+    }
+
+    /// The call is up: start RTP (silence until something is played). Later calls (a
+    /// repeated ACK) only update the session.
     pub fn established(&mut self, media: &Negotiated) {
         self.negotiated = Some(*media);
         if let Some(session) = &self.session {
@@ -58,21 +60,10 @@ impl CallMedia {
             return;
         }
         let Some(sockets) = self.sockets.take() else { return };
-        let mut session = match self.engine.session(sockets, media) {
-            Ok(s) => s,
-            Err(err) => {
-                warn!(%err, "cannot start media; the call stays silent");
-                return;
-            }
-        };
-        match self.engine.welcome(session.codec()) {
-            Ok(prompt) => self.welcome = Some(session.play(vec![prompt], PlayMode::Once, true)),
-            Err(err) => {
-                warn!(%err, "no welcome prompt");
-                self.hold_music(&mut session);
-            }
+        match self.engine.session(sockets, media) {
+            Ok(session) => self.session = Some(session),
+            Err(err) => warn!(%err, "cannot start media; the call stays silent"),
         }
-        self.session = Some(session);
     }
 
     /// A re-INVITE or UPDATE changed the media.
@@ -90,13 +81,23 @@ impl CallMedia {
         }
     }
 
-    /// Plays the hold music in a loop from now on (the welcome prompt, if still playing,
-    /// stops). Nothing happens before the call is established or after [`Self::detach`].
-    pub fn play_hold_music(&mut self) {
-        self.welcome = None;
-        if let Some(mut session) = self.session.take() {
-            self.hold_music(&mut session);
-            self.session = Some(session);
+    /// Plays `prompts` once, replacing what plays; with `barge_in`, a digit stops it.
+    /// `None` when there is no session (not established, or detached).
+    pub fn play(&mut self, prompts: Vec<Prompt>, barge_in: bool) -> Option<PlaybackId> {
+        let session = self.session.as_mut()?;
+        Some(session.play(prompts, PlayMode::Once, barge_in))
+    }
+
+    /// Plays `prompt` in a loop, replacing what plays.
+    pub fn play_loop(&mut self, prompt: Prompt) -> Option<PlaybackId> {
+        let session = self.session.as_mut()?;
+        Some(session.play(vec![prompt], PlayMode::Loop, false))
+    }
+
+    /// Stops what plays (silence follows).
+    pub fn stop(&mut self) {
+        if let Some(session) = &mut self.session {
+            session.stop_playback();
         }
     }
 
@@ -106,46 +107,23 @@ impl CallMedia {
     pub async fn detach(&mut self) -> Option<(DetachedMedia, Negotiated)> {
         let negotiated = self.negotiated?;
         let session = self.session.take()?;
-        self.welcome = None;
         Some((session.detach().await, negotiated))
     }
 
-    fn hold_music(&mut self, session: &mut MediaSession) {
-        match self.engine.hold_music(session.codec()) {
-            Ok(music) => {
-                session.play(vec![music], PlayMode::Loop, false);
-            }
-            Err(err) => warn!(%err, "no hold music"),
-        }
-    }
-
-    /// The next event the call acts on (pending forever before the call is established).
+    /// The next event the call acts on (pending forever without a session).
     pub async fn next_event(&mut self) -> CallMediaEvent {
-        loop {
-            let Some(session) = self.session.as_mut() else {
-                return std::future::pending().await;
-            };
-            match session.next_event().await {
-                MediaEvent::Digit(d) => {
-                    if self.digits.len() < MAX_DIGITS {
-                        self.digits.push(d.digit);
-                    }
-                    return CallMediaEvent::Digit(d);
+        let Some(session) = self.session.as_mut() else {
+            return std::future::pending().await;
+        };
+        match session.next_event().await {
+            MediaEvent::Digit(d) => {
+                if self.digits.len() < MAX_DIGITS {
+                    self.digits.push(d.digit);
                 }
-                MediaEvent::RtpTimeout => return CallMediaEvent::RtpTimeout,
-                MediaEvent::PlaybackFinished(f) => {
-                    info!(id = f.id, reason = ?f.reason, "playback finished");
-                    if Some(f.id) == self.welcome
-                        && matches!(f.reason, StopReason::Completed | StopReason::BargeIn(_))
-                    {
-                        self.welcome = None;
-                        if let Some(mut session) = self.session.take() {
-                            self.hold_music(&mut session);
-                            self.session = Some(session);
-                        }
-                    }
-                }
+                CallMediaEvent::Digit(d)
             }
+            MediaEvent::RtpTimeout => CallMediaEvent::RtpTimeout,
+            MediaEvent::PlaybackFinished(f) => CallMediaEvent::PlaybackFinished(f),
         }
     }
 }

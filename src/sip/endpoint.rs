@@ -42,6 +42,8 @@ pub enum Command {
         from_user: String,
         transport: Transport,
         local_rtp: SocketAddr,
+        /// Extra headers for the INVITE (checked: token names, no control characters).
+        headers: Vec<(String, String)>,
         reply: oneshot::Sender<Result<DialedCall, UaError>>,
     },
     Reject {
@@ -130,6 +132,18 @@ impl EndpointHandle {
         transport: Transport,
         local_rtp: SocketAddr,
     ) -> Result<DialedCall, DialError> {
+        self.dial_with_headers(target, from_user, transport, local_rtp, Vec::new()).await
+    }
+
+    /// [`EndpointHandle::dial`] with extra headers on the INVITE.
+    pub async fn dial_with_headers(
+        &self,
+        target: &str,
+        from_user: &str,
+        transport: Transport,
+        local_rtp: SocketAddr,
+        headers: Vec<(String, String)>,
+    ) -> Result<DialedCall, DialError> {
         let resolved = resolve_target(target).await?;
         let (reply, answer) = oneshot::channel();
         let command = Command::Dial {
@@ -138,6 +152,7 @@ impl EndpointHandle {
             from_user: from_user.to_string(),
             transport,
             local_rtp,
+            headers,
             reply,
         };
         if !self.send(command) {
@@ -224,9 +239,10 @@ impl Endpoint {
             Command::Accept { call, local_rtp } => self.ua.accept(now, call, local_rtp),
             Command::Reject { call, status } => self.ua.reject(now, call, status),
             Command::Hangup { call } => self.ua.hangup(now, call),
-            Command::Dial { target, resolved, from_user, transport, local_rtp, reply } => {
-                let placed =
-                    self.ua.dial_via(now, &target, &from_user, transport, local_rtp, resolved);
+            Command::Dial { target, resolved, from_user, transport, local_rtp, headers, reply } => {
+                let placed = self.ua.dial_via(
+                    now, &target, &from_user, transport, local_rtp, resolved, &headers,
+                );
                 self.dialled(now, placed, reply);
                 Ok(())
             }

@@ -1,11 +1,10 @@
-//! Bridge mode (runtime layer): the caller hears hold music while we call the agent on a
-//! second RTP port pair; when the agent answers, the caller's playback stops and
-//! [`bridge_relay::relay`] takes over both legs' sockets, continuing the caller leg's
-//! outgoing stream (same SSRC, next sequence number and timestamp). When either side
-//! hangs up, the other is hung up and the relay stops; the ports go back to the pool when
-//! this returns. Busy, no answer or a failed call leaves the caller with us, on hold
-//! music. While bridged, either leg's re-INVITE (hold, a new address) is applied to the
-//! relay, and a digit sent by SIP INFO is sent on to the other leg by SIP INFO.
+//! Bridge mode's agent leg (runtime layer): a state of the call's driver, not a loop of
+//! its own. [`AgentLeg::dial`] calls the target on a second RTP port pair while the
+//! caller hears hold music; the driver polls [`AgentLeg::next_event`] beside the caller's
+//! events. When the agent answers, the driver detaches the caller's media and
+//! [`AgentLeg::bridge`] hands both legs' sockets to [`bridge_relay::relay`], which
+//! continues the caller leg's outgoing stream (same SSRC, next sequence number and
+//! timestamp). The ports go back to the pool when the leg is dropped.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -14,226 +13,252 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::call::CallContext;
-use crate::media::bridge::{Leg, LegSetup, StreamState};
-use crate::media::bridge_relay::{self, RelayControl, RelayLeg};
-use crate::media::call_media::{CallMedia, CallMediaEvent};
+use crate::ivr::outcome::TransferFailure;
+use crate::media::bridge::{BridgeError, Leg, LegSetup, StreamState};
+use crate::media::bridge_relay::{self, RelayControl, RelayLeg, RelayOutcome};
 use crate::media::dtmf;
+use crate::media::rtp_ports::{RtpPorts, RtpSockets};
+use crate::media::session::DetachedMedia;
 use crate::sdp::Negotiated;
 use crate::sip::dialog::{CallEvent, CallHandle, EndReason};
-use crate::sip::endpoint::Command;
+use crate::sip::endpoint::{Command, EndpointHandle};
 use crate::sip::message::Transport;
-use crate::transfer::{CallControl, TransferError, TransferResult};
 
-/// How long the agent may take to answer before we cancel and keep the caller.
-pub const AGENT_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The caller's side of a call being bridged.
-pub struct CallerLeg<'a> {
-    pub call: CallHandle,
-    pub events: &'a mut mpsc::UnboundedReceiver<CallEvent>,
-    pub control: &'a mut mpsc::Receiver<CallControl>,
-    pub media: &'a mut CallMedia,
+/// What the agent leg reports to the driver.
+#[derive(Debug)]
+pub enum AgentEvent {
+    /// A provisional response (180, 183).
+    Progress(u16),
+    /// The agent answered with this media: bridge now.
+    Answered(Negotiated),
+    /// The agent could not be reached (the leg is over).
+    Failed(TransferFailure),
+    /// The bridged agent hung up (the leg is over).
+    Ended,
+    /// The agent's re-INVITE changed its media (already applied to the relay).
+    MediaChanged,
+    /// A digit by SIP INFO from the agent, for the caller.
+    Info { content_type: String, body: Vec<u8> },
 }
 
-/// How a bridge attempt ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BridgeEnd {
-    pub result: TransferResult,
-    /// The caller's call ended (its reason); `None` when the caller is still with us
-    /// (back on hold music) or is being hung up (its end event is still to come).
-    pub caller_ended: Option<EndReason>,
+struct Relay {
+    task: JoinHandle<Result<RelayOutcome, BridgeError>>,
+    control: mpsc::UnboundedSender<RelayControl>,
 }
 
-impl BridgeEnd {
-    fn kept(result: TransferResult) -> BridgeEnd {
-        BridgeEnd { result, caller_ended: None }
+/// One call to an agent.
+pub struct AgentLeg {
+    endpoint: EndpointHandle,
+    call: CallHandle,
+    events: mpsc::UnboundedReceiver<CallEvent>,
+    rtp: RtpSockets,
+    /// While ringing: when to give up.
+    ring_deadline: Option<Instant>,
+    relay: Option<Relay>,
+    /// The caller's sockets while the relay uses them (the ports stay reserved).
+    caller_sockets: Option<Arc<RtpSockets>>,
+    over: bool,
+}
+
+impl AgentLeg {
+    /// Calls `target` from `from_user` with `headers` on the INVITE.
+    pub async fn dial(
+        endpoint: &EndpointHandle,
+        ports: &RtpPorts,
+        target: &str,
+        from_user: &str,
+        headers: Vec<(String, String)>,
+        ring_timeout: Duration,
+    ) -> Result<AgentLeg, TransferFailure> {
+        let rtp = ports.allocate().await.map_err(|err| TransferFailure::Error {
+            message: format!("no RTP port for the agent leg: {err}"),
+        })?;
+        let (call, events) = endpoint
+            .dial_with_headers(target, from_user, Transport::Udp, rtp.rtp_addr(), headers)
+            .await
+            .map_err(|err| TransferFailure::Error { message: err.to_string() })?;
+        info!(target, "calling the agent; the caller hears hold music");
+        Ok(AgentLeg {
+            endpoint: endpoint.clone(),
+            call,
+            events,
+            rtp,
+            ring_deadline: Some(Instant::now() + ring_timeout),
+            relay: None,
+            caller_sockets: None,
+            over: false,
+        })
     }
-}
 
-/// Calls `target` from `from_user` and bridges the caller to it (see the module docs).
-pub async fn bridge(
-    ctx: &CallContext,
-    caller: CallerLeg<'_>,
-    target: &str,
-    from_user: &str,
-) -> BridgeEnd {
-    let CallerLeg { call, events, control, media } = caller;
-    media.play_hold_music();
-    let agent_rtp = match ctx.rtp_ports.allocate().await {
-        Ok(sockets) => sockets,
-        Err(err) => {
-            warn!(%err, "no RTP port for the agent leg");
-            return BridgeEnd::kept(TransferResult::Failed(format!("no RTP port: {err}")));
-        }
-    };
-    let (agent, mut agent_events) =
-        match ctx.endpoint.dial(target, from_user, Transport::Udp, agent_rtp.rtp_addr()).await {
-            Ok(dialed) => dialed,
-            Err(err) => {
-                warn!(%err, target, "cannot call the agent");
-                return BridgeEnd::kept(TransferResult::Failed(err.to_string()));
+    /// Whether the agent is bridged to the caller.
+    pub fn is_bridged(&self) -> bool {
+        self.relay.is_some()
+    }
+
+    /// The next thing that happens to the agent leg (pending once it is over).
+    pub async fn next_event(&mut self) -> AgentEvent {
+        loop {
+            if self.over {
+                return std::future::pending().await;
             }
+            let ring = async {
+                match self.ring_deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let relay_done = async {
+                match self.relay.as_mut() {
+                    Some(relay) => (&mut relay.task).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                event = self.events.recv() => {
+                    if let Some(event) = self.on_event(event) {
+                        return event;
+                    }
+                }
+                () = ring => {
+                    info!("the agent did not answer in time; cancelling");
+                    self.hang_up();
+                    return AgentEvent::Failed(TransferFailure::TimedOut);
+                }
+                finished = relay_done => {
+                    warn!(?finished, "the relay stopped on its own; hanging up the agent");
+                    self.relay = None;
+                    self.hang_up();
+                    return AgentEvent::Ended;
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Option<CallEvent>) -> Option<AgentEvent> {
+        let Some(event) = event else {
+            self.over = true;
+            return Some(AgentEvent::Failed(TransferFailure::Error {
+                message: "the endpoint stopped".into(),
+            }));
         };
-    info!(target, "calling the agent; the caller hears hold music");
-
-    // Ringing: the caller stays on hold music.
-    let give_up = tokio::time::sleep(AGENT_ANSWER_TIMEOUT);
-    tokio::pin!(give_up);
-    let agent_media = loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                Some(CallEvent::Terminated { reason, .. }) => {
-                    info!(?reason, "caller hung up while the agent rang; cancelling");
-                    ctx.endpoint.send(Command::Hangup { call: agent });
-                    return BridgeEnd { result: TransferResult::CallerHungUp, caller_ended: Some(reason) };
+        match event {
+            CallEvent::Progress { status, .. } => Some(AgentEvent::Progress(status)),
+            CallEvent::Established { media, .. } if self.ring_deadline.is_some() => {
+                self.ring_deadline = None;
+                Some(AgentEvent::Answered(media))
+            }
+            CallEvent::MediaChanged { media, .. } => {
+                self.update(Leg::B, media);
+                Some(AgentEvent::MediaChanged)
+            }
+            CallEvent::Info { content_type, body, .. } => Some(AgentEvent::Info { content_type, body }),
+            CallEvent::Terminated { reason, .. } => {
+                self.over = true;
+                if self.ring_deadline.take().is_some() {
+                    info!(?reason, "the agent call failed");
+                    return Some(AgentEvent::Failed(match reason {
+                        EndReason::Failed(status) => TransferFailure::Refused { status },
+                        EndReason::Timeout => TransferFailure::TimedOut,
+                        other => TransferFailure::Error { message: format!("{other:?}") },
+                    }));
                 }
-                Some(CallEvent::MediaChanged { media: m, .. }) => media.changed(&m),
-                Some(other) => debug!(event = ?other, "caller event while the agent rings"),
-                None => {
-                    ctx.endpoint.send(Command::Hangup { call: agent });
-                    return BridgeEnd { result: TransferResult::CallerHungUp, caller_ended: Some(EndReason::Error) };
-                }
-            },
-            event = agent_events.recv() => match event {
-                Some(CallEvent::Established { media: m, .. }) => break m,
-                Some(CallEvent::Progress { status, .. }) => info!(status, "agent progress"),
-                Some(CallEvent::Terminated { reason, .. }) => {
-                    info!(?reason, "the agent call failed; the caller stays on hold music");
-                    let result = match reason {
-                        EndReason::Failed(status) => TransferResult::Refused(status),
-                        EndReason::Timeout => TransferResult::TimedOut,
-                        other => TransferResult::Failed(format!("{other:?}")),
-                    };
-                    return BridgeEnd::kept(result);
-                }
-                Some(other) => debug!(event = ?other, "agent event while ringing"),
-                None => return BridgeEnd::kept(TransferResult::Failed("the endpoint stopped".into())),
-            },
-            Some(request) = control.recv() => refuse(request),
-            media_event = media.next_event() => match media_event {
-                CallMediaEvent::Digit(d) => debug!(digit = %d.digit, "digit while the agent rings"),
-                CallMediaEvent::RtpTimeout => {
-                    info!("no RTP from the caller; hanging up both");
-                    ctx.endpoint.send(Command::Hangup { call: agent });
-                    ctx.endpoint.send(Command::Hangup { call });
-                    return BridgeEnd::kept(TransferResult::Failed("no RTP from the caller".into()));
-                }
-            },
-            () = &mut give_up => {
-                info!("the agent did not answer in time; cancelling");
-                ctx.endpoint.send(Command::Hangup { call: agent });
-                return BridgeEnd::kept(TransferResult::TimedOut);
+                info!(?reason, "the agent hung up");
+                self.stop_relay();
+                Some(AgentEvent::Ended)
+            }
+            other => {
+                debug!(event = ?other, "agent event");
+                None
             }
         }
-    };
-    info!(codec = ?agent_media.codec.name, remote = ?agent_media.remote_rtp, "agent answered; bridging");
-
-    let Some((caller_media, caller_negotiated)) = media.detach().await else {
-        ctx.endpoint.send(Command::Hangup { call: agent });
-        return BridgeEnd::kept(TransferResult::Failed("the caller has no media".into()));
-    };
-    let legs = share_socket(&caller_media.sockets.rtp)
-        .and_then(|a| Ok((a, share_socket(&agent_rtp.rtp)?)));
-    let (caller_socket, agent_socket) = match legs {
-        Ok(sockets) => sockets,
-        Err(err) => {
-            warn!(%err, "cannot share the RTP sockets with the relay; hanging up");
-            hang_up_both(ctx, call, agent);
-            return BridgeEnd::kept(TransferResult::Failed(format!("RTP sockets: {err}")));
-        }
-    };
-    let a = RelayLeg {
-        socket: caller_socket,
-        setup: LegSetup { negotiated: caller_negotiated, outgoing: caller_media.stream },
-    };
-    let agent_stream =
-        StreamState { ssrc: rand::random(), next_seq: rand::random(), next_ts: rand::random() };
-    let b = RelayLeg {
-        socket: agent_socket,
-        setup: LegSetup { negotiated: agent_media, outgoing: agent_stream },
-    };
-    let (relay_control, control_rx) = mpsc::unbounded_channel();
-    let mut relay = tokio::spawn(bridge_relay::relay(a, b, control_rx));
-    let update = |leg: Leg, media: Negotiated| {
-        let _ = relay_control.send(RelayControl::Update(leg, media));
-    };
-
-    // Bridged: the transfer is done; whoever hangs up first ends both.
-    let caller_ended = loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                Some(CallEvent::Terminated { reason, .. }) => {
-                    info!(?reason, "caller hung up; hanging up the agent");
-                    ctx.endpoint.send(Command::Hangup { call: agent });
-                    break Some(reason);
-                }
-                Some(CallEvent::MediaChanged { media: m, .. }) => update(Leg::A, m),
-                Some(CallEvent::Info { content_type, body, .. }) => {
-                    pass_info_digit(ctx, agent, content_type, body);
-                }
-                Some(other) => debug!(event = ?other, "caller event during the bridge"),
-                None => {
-                    ctx.endpoint.send(Command::Hangup { call: agent });
-                    break Some(EndReason::Error);
-                }
-            },
-            event = agent_events.recv() => match event {
-                Some(CallEvent::Terminated { reason, .. }) => {
-                    info!(?reason, "agent hung up; hanging up the caller");
-                    ctx.endpoint.send(Command::Hangup { call });
-                    break None;
-                }
-                None => {
-                    ctx.endpoint.send(Command::Hangup { call });
-                    break None;
-                }
-                Some(CallEvent::MediaChanged { media: m, .. }) => update(Leg::B, m),
-                Some(CallEvent::Info { content_type, body, .. }) => {
-                    pass_info_digit(ctx, call, content_type, body);
-                }
-                Some(other) => debug!(event = ?other, "agent event during the bridge"),
-            },
-            Some(request) = control.recv() => refuse(request),
-            finished = &mut relay => {
-                warn!(?finished, "the relay stopped on its own; hanging up both");
-                hang_up_both(ctx, call, agent);
-                return BridgeEnd::kept(TransferResult::Failed("the relay could not run".into()));
-            }
-        }
-    };
-    let _ = relay_control.send(RelayControl::Stop);
-    match relay.await {
-        Ok(Ok(outcome)) => info!(stats = ?outcome.stats, "bridge ended"),
-        Ok(Err(err)) => warn!(%err, "the bridge could not relay"),
-        Err(err) => warn!(%err, "the relay task failed"),
     }
-    BridgeEnd { result: TransferResult::Transferred, caller_ended }
-}
 
-/// A digit that came by SIP INFO on one leg goes on to the other leg the same way (the
-/// relay carries RFC 4733 and in-band digits itself). Other INFO bodies stay here.
-fn pass_info_digit(ctx: &CallContext, to: CallHandle, content_type: String, body: Vec<u8>) {
-    match dtmf::parse_info(&content_type, &body) {
-        Some(digit) => {
-            debug!(digit = %digit.digit, "passing a SIP INFO digit across the bridge");
-            ctx.endpoint.send(Command::Info { call: to, content_type, body });
+    /// Relays between the caller (their detached media) and the answered agent.
+    pub fn bridge(
+        &mut self,
+        caller: DetachedMedia,
+        caller_media: Negotiated,
+        agent_media: Negotiated,
+    ) -> Result<(), TransferFailure> {
+        let sockets = share_socket(&caller.sockets.rtp)
+            .and_then(|a| Ok((a, share_socket(&self.rtp.rtp)?)))
+            .map_err(|err| TransferFailure::Error { message: format!("RTP sockets: {err}") })?;
+        let a = RelayLeg {
+            socket: sockets.0,
+            setup: LegSetup { negotiated: caller_media, outgoing: caller.stream },
+        };
+        let outgoing =
+            StreamState { ssrc: rand::random(), next_seq: rand::random(), next_ts: rand::random() };
+        let b = RelayLeg { socket: sockets.1, setup: LegSetup { negotiated: agent_media, outgoing } };
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(bridge_relay::relay(a, b, control_rx));
+        self.relay = Some(Relay { task, control });
+        // The caller's sockets must live as long as the relay uses them.
+        self.caller_sockets = Some(caller.sockets);
+        info!(codec = ?agent_media.codec.name, "agent answered; bridged");
+        Ok(())
+    }
+
+    /// The caller's media changed (hold, a new address).
+    pub fn caller_media_changed(&self, media: Negotiated) {
+        self.update(Leg::A, media);
+    }
+
+    fn update(&self, leg: Leg, media: Negotiated) {
+        if let Some(relay) = &self.relay {
+            let _ = relay.control.send(RelayControl::Update(leg, media));
         }
-        None => debug!(content_type, "SIP INFO without a digit not passed on"),
+    }
+
+    /// A SIP INFO digit from one leg goes on to `to` the same way (the relay carries
+    /// RFC 4733 and in-band digits itself). Other INFO bodies stay here.
+    pub fn pass_info(&self, to: CallHandle, content_type: String, body: Vec<u8>) {
+        match dtmf::parse_info(&content_type, &body) {
+            Some(digit) => {
+                debug!(digit = %digit.digit, "passing a SIP INFO digit across the bridge");
+                self.endpoint.send(Command::Info { call: to, content_type, body });
+            }
+            None => debug!(content_type, "SIP INFO without a digit not passed on"),
+        }
+    }
+
+    /// The agent's call handle (to pass the caller's INFO digits to it).
+    pub fn call(&self) -> CallHandle {
+        self.call
+    }
+
+    /// Hangs the agent up (CANCEL while ringing, BYE once answered).
+    pub fn hang_up(&mut self) {
+        if !self.over {
+            self.endpoint.send(Command::Hangup { call: self.call });
+        }
+        self.over = true;
+        self.ring_deadline = None;
+        self.stop_relay();
+    }
+
+    fn stop_relay(&mut self) {
+        if let Some(relay) = self.relay.take() {
+            let _ = relay.control.send(RelayControl::Stop);
+            tokio::spawn(async move {
+                match relay.task.await {
+                    Ok(Ok(outcome)) => info!(stats = ?outcome.stats, "bridge ended"),
+                    Ok(Err(err)) => warn!(%err, "the bridge could not relay"),
+                    Err(err) => warn!(%err, "the relay task failed"),
+                }
+            });
+        }
     }
 }
 
-/// Answers a request that arrives during a transfer.
-fn refuse(request: CallControl) {
-    let CallControl::Transfer { reply, .. } = request;
-    let _ = reply.send(Err(TransferError::InProgress));
-}
-
-fn hang_up_both(ctx: &CallContext, caller: CallHandle, agent: CallHandle) {
-    ctx.endpoint.send(Command::Hangup { call: agent });
-    ctx.endpoint.send(Command::Hangup { call: caller });
+impl Drop for AgentLeg {
+    fn drop(&mut self) {
+        self.hang_up();
+    }
 }
 
 /// A second handle on a call's RTP socket (the same socket, a duplicated descriptor), for

@@ -59,6 +59,8 @@ pub enum FlowEvent {
     Transfer(TransferUpdate),
     /// No RTP from the caller for the configured time.
     MediaTimeout,
+    /// The server is shutting down: hang up now.
+    ShutdownRequested,
     Ended(EndCause),
 }
 

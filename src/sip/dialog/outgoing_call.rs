@@ -137,7 +137,7 @@ impl Ua {
         transport: Transport,
         local_rtp: SocketAddr,
     ) -> Result<CallHandle, UaError> {
-        self.dial_via(now, target, from_user, transport, local_rtp, None)
+        self.dial_via(now, target, from_user, transport, local_rtp, None, &[])
     }
 
     /// [`Ua::dial`] to a target whose host is a name, sent to `resolved` (the address
@@ -150,8 +150,12 @@ impl Ua {
         transport: Transport,
         local_rtp: SocketAddr,
         resolved: Option<SocketAddr>,
+        headers: &[(String, String)],
     ) -> Result<CallHandle, UaError> {
         let target = check_target(target)?;
+        if headers.iter().any(|(name, value)| !is_token(name) || value.chars().any(char::is_control)) {
+            return Err(UaError::Dial("an extra header has a bad name or a control character"));
+        }
         let user = from_user_text(from_user)?;
         let addr = ht::ip_host(target)
             .or(resolved)
@@ -188,7 +192,8 @@ impl Ua {
             user_agent: &user_agent,
         };
         let invite_cseq = dialog.local_cseq;
-        let extra = vec![crate::sip::response::allow(), crate::sip::response::supported()];
+        let mut extra = vec![crate::sip::response::allow(), crate::sip::response::supported()];
+        extra.extend(headers.iter().map(|(n, v)| rsip::Header::Other(n.clone(), v.clone())));
         let invite = dialog
             .request(
                 Method::Invite,
@@ -434,4 +439,10 @@ impl Ua {
             _ => self.end_call(call, None),
         }
     }
+}
+
+/// An RFC 3261 token (a header name we may send).
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
 }

@@ -490,12 +490,12 @@ fn a_named_target_goes_to_the_address_it_resolved_to() {
     let mut b = Bench::new(config());
     let resolved: std::net::SocketAddr = "192.0.2.30:5070".parse().unwrap();
     let target = "sip:queue@agents.example.com:5070";
-    b.ua.dial_via(b.now, target, "100", Transport::Udp, rtp(), Some(resolved)).unwrap();
+    b.ua.dial_via(b.now, target, "100", Transport::Udp, rtp(), Some(resolved), &[]).unwrap();
     let [(invite, dest)] = sent(&b.drain()).try_into().unwrap();
     assert_eq!(dest, Peer { addr: resolved, transport: Transport::Udp });
     assert_eq!(invite.uri.to_string(), target, "the Request-URI keeps the name");
     // An IP literal in the target wins over a resolved address.
-    b.ua.dial_via(b.now, "sip:agent@192.0.2.20", "100", Transport::Udp, rtp(), Some(resolved))
+    b.ua.dial_via(b.now, "sip:agent@192.0.2.20", "100", Transport::Udp, rtp(), Some(resolved), &[])
         .unwrap();
     let [(_, dest)] = sent(&b.drain()).try_into().unwrap();
     assert_eq!(dest.addr, "192.0.2.20:5060".parse().unwrap());

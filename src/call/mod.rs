@@ -1,0 +1,122 @@
+//! One call (runtime layer): a task per call, in a tracing span that carries the Call-ID.
+//! It reads the caller ID, starts the Zendesk data dip, takes RTP ports, answers, and
+//! then the driver ([`driver`]) feeds the call's events into the IVR flow and carries out
+//! its actions ([`act`]). When the call ends, its comment goes to the outbox.
+
+mod act;
+mod driver;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::{Instrument, info, info_span};
+
+use crate::config::Config;
+use crate::ivr::flow::{FlowReport, FlowSettings};
+use crate::media::engine::MediaEngine;
+use crate::media::rtp_ports::RtpPorts;
+use crate::outbox::Outbox;
+use crate::post_call;
+use crate::sip::ani::{self, Ani, CallerId};
+use crate::sip::dialog::EndReason;
+use crate::sip::endpoint::{EndpointHandle, IncomingCall};
+use crate::transfer::CallRegistry;
+use crate::transfer::probe::TargetStates;
+use crate::tts::Tts;
+use crate::zendesk::client::ZendeskClient;
+use crate::zendesk::model::DipOutcome;
+
+/// What every call shares.
+#[derive(Clone)]
+pub struct CallContext {
+    pub config: Arc<Config>,
+    pub endpoint: EndpointHandle,
+    pub rtp_ports: RtpPorts,
+    pub media: MediaEngine,
+    /// The data dip; `None` runs calls without Zendesk.
+    pub zendesk: Option<ZendeskClient>,
+    /// Where post-call comments go; `None` drops them (with a log line).
+    pub outbox: Option<Outbox>,
+    /// Established calls' control channels, by Call-ID.
+    pub calls: CallRegistry,
+    /// The IVR's settings, built once from config.
+    pub flow: Arc<FlowSettings>,
+    pub tts: Tts,
+    /// Which transfer targets answer their probes.
+    pub targets: TargetStates,
+}
+
+/// How a call went: for logs, the post-call comment, and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallSummary {
+    pub call_id: String,
+    pub ani: Ani,
+    pub answered: bool,
+    /// How the SIP call ended.
+    pub end: Option<EndReason>,
+    pub started_at: SystemTime,
+    pub duration: Duration,
+    /// DTMF digits the caller pressed, in order.
+    pub digits: String,
+    /// The data dip's result (user, latest unsolved ticket), when Zendesk is configured.
+    pub dip: Option<DipOutcome>,
+    /// What the IVR made of the call: outcome, path, durations. `None` when the call was
+    /// never answered (rejected for want of ports).
+    pub report: Option<FlowReport>,
+}
+
+/// Runs one call to its end, then queues its comment; the call counts as finished only
+/// after that.
+pub async fn run(ctx: CallContext, incoming: IncomingCall) -> CallSummary {
+    let span = info_span!("call", call_id = %incoming.call_id);
+    async move {
+        let started = Instant::now();
+        let sip = &ctx.config.sip;
+        let source: IpAddr = incoming.source.addr.ip();
+        let ani =
+            ani::caller_id(&incoming.invite, source, &sip.trusted_sources, &sip.default_region);
+        match &ani.caller {
+            CallerId::Number(n) => info!(caller = %n.e164, source = ?ani.source, "incoming call"),
+            CallerId::Anonymous => info!("incoming call from a withheld number"),
+            CallerId::NotANumber(user) => {
+                info!(caller = %user, "incoming call from a non-numeric caller")
+            }
+        }
+        let mut summary = CallSummary {
+            call_id: incoming.call_id.clone(),
+            ani,
+            answered: false,
+            end: None,
+            started_at: SystemTime::now(),
+            duration: Duration::ZERO,
+            digits: String::new(),
+            dip: None,
+            report: None,
+        };
+        driver::drive(&ctx, incoming, &mut summary).await;
+        summary.duration = started.elapsed();
+        if let Some(report) = &summary.report {
+            info!(outcome = %report.outcome, "call finished");
+        }
+        post_call::record(&summary, &ctx.config.zendesk, ctx.outbox.as_ref()).await;
+        summary
+    }
+    .instrument(span)
+    .await
+}
+
+/// One line for the log: who, and which ticket.
+fn describe(outcome: &DipOutcome) -> String {
+    match outcome {
+        DipOutcome::Found { user, ticket: Some(t), .. } => {
+            format!("user {} with ticket {} ({:?}, {:?})", user.id, t.id, t.status, t.priority)
+        }
+        DipOutcome::Found { user, ticket: None, .. } => {
+            format!("user {} with no open ticket", user.id)
+        }
+        DipOutcome::UnknownCaller => "unknown caller".into(),
+        DipOutcome::Anonymous => "anonymous caller: skipped".into(),
+        DipOutcome::Fallback { reason } => format!("fallback: {reason:?}"),
+    }
+}
