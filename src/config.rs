@@ -41,6 +41,7 @@ pub struct Config {
     pub zendesk: ZendeskConfig,
     pub transfer: TransferConfig,
     pub routing: RoutingConfig,
+    pub tts: crate::tts::TtsConfig,
     pub outbox: OutboxConfig,
     pub admin: AdminConfig,
 }
@@ -395,6 +396,7 @@ impl Config {
             });
         }
         self.outbox.validate()?;
+        self.tts.validate()?;
         if self.media.codecs.is_empty() {
             return Err(ConfigError::Key {
                 key: "media.codecs",
