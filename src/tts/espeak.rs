@@ -68,7 +68,7 @@ impl EspeakSynthesizer {
             let errors = errors.await.unwrap_or_default();
             let message = String::from_utf8_lossy(&errors);
             return Err(TtsError::Engine(format!(
-                "espeak-ng -v {voice} exited with {status}: {}",
+                "espeak-ng -v {voice} failed ({status}): {}",
                 message.trim()
             )));
         }
