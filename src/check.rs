@@ -1,6 +1,6 @@
 //! `zendesk-ivr check`: what an operator wants to know before starting the endpoint.
 //! The configuration loaded (the caller did that), the audio files decode, the outbox
-//! database opens, and Zendesk accepts the credentials. Each check is one line of the
+//! database opens, each TTS voice speaks, and Zendesk accepts the credentials. Each check is one line of the
 //! report; the report fails if any line does.
 
 use std::path::Path;
@@ -61,6 +61,9 @@ pub async fn check(config: &Config) -> CheckReport {
         report.push(key, audio(path).await);
     }
     report.push("outbox.path", outbox(config).await);
+    for (what, result) in crate::tts::check_voices(&config.tts).await {
+        report.push(&what, result);
+    }
     if config.zendesk.enabled {
         report.push("zendesk credentials", zendesk(config).await);
     } else {

@@ -44,6 +44,7 @@ pub struct Config {
     pub ivr: IvrConfig,
     pub transfer: TransferConfig,
     pub routing: RoutingConfig,
+    pub tts: crate::tts::TtsConfig,
     pub outbox: OutboxConfig,
     pub admin: AdminConfig,
 }
@@ -400,6 +401,7 @@ impl Config {
             });
         }
         self.outbox.validate()?;
+        self.tts.validate()?;
         if self.media.codecs.is_empty() {
             return Err(ConfigError::Key {
                 key: "media.codecs",

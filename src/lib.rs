@@ -18,4 +18,5 @@ pub mod sdp;
 pub mod server;
 pub mod sip;
 pub mod transfer;
+pub mod tts;
 pub mod zendesk;

@@ -78,6 +78,18 @@ enum Command {
         #[arg(long, env = "ZENDESK_SIM_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Render a sentence with the configured TTS engine (through its caches) to a WAV file.
+    Say {
+        /// The sentence.
+        text: String,
+        /// Its language; `tts.voices` picks the voice.
+        #[arg(long, default_value = "en")]
+        lang: String,
+        #[arg(long, default_value = "say.wav")]
+        out: PathBuf,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Dry run of the data dip for a number: the user and the ticket a call would find.
     Lookup {
         /// The caller's number, in any usual form (+47 987 65 432, 98765432, tel:...).
@@ -151,6 +163,13 @@ fn main() -> anyhow::Result<()> {
                 };
                 sim::serve_until(listener, state, shutdown).await.context("serving")
             })
+        }
+        Command::Say { text, lang, out, config } => {
+            let config = Config::load(config.as_deref()).context("loading the configuration")?;
+            let said =
+                runtime()?.block_on(zendesk_ivr::tts::say(&config.tts, &text, &lang, &out))?;
+            print!("{}", said.to_text());
+            Ok(())
         }
         Command::Lookup { number, json, config } => {
             let config = Config::load(config.as_deref()).context("loading the configuration")?;
