@@ -16,28 +16,16 @@ use crate::call::CallSummary;
 use crate::config::ZendeskConfig;
 use crate::outbox::{Deferred, Entry, Outbox, TicketToOpen};
 use crate::sip::ani::CallerId;
-use crate::sip::dialog::EndReason;
-use crate::zendesk::client::DipOutcome;
-use crate::zendesk::comment::{self, CallOutcome};
+use crate::ivr::outcome::{CallOutcome, DropReason, path_text};
+use crate::zendesk::comment;
+use crate::zendesk::model::DipOutcome;
 
-/// What the comment says happened.
+/// What the comment says happened: the flow's outcome. A call that never got as far as
+/// the flow (no RTP port) is recorded as failed.
 pub fn outcome(summary: &CallSummary) -> CallOutcome {
-    match &summary.transfer {
-        Some(t) if t.succeeded() => return CallOutcome::Transferred { queue: t.target.clone() },
-        // The agent or queue could not take the call: say so, whatever ended it after.
-        Some(t) => {
-            return CallOutcome::Error {
-                reason: format!("transfer to {} failed ({:?})", t.target, t.result),
-            };
-        }
-        None => {}
-    }
-    match summary.end_reason {
-        _ if !summary.answered => CallOutcome::Abandoned,
-        Some(EndReason::RemoteBye | EndReason::Cancelled) => CallOutcome::Abandoned,
-        Some(EndReason::LocalBye) => CallOutcome::DisconnectedByChoice,
-        Some(other) => CallOutcome::Error { reason: format!("{other:?}") },
-        None => CallOutcome::Error { reason: "the call ended unexpectedly".into() },
+    match &summary.report {
+        Some(report) => report.outcome.clone(),
+        None => CallOutcome::Dropped { reason: DropReason::Error },
     }
 }
 
@@ -51,14 +39,16 @@ pub fn comment_summary(summary: &CallSummary) -> comment::CallSummary {
     let started_at = time::OffsetDateTime::from(summary.started_at)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "unknown time".into());
+    let report = summary.report.as_ref();
     comment::CallSummary {
         call_id: summary.call_id.clone(),
         caller,
         started_at,
-        path: summary.digits.chars().map(String::from).collect(),
+        path: report.map(|r| path_text(&r.path)).unwrap_or_default(),
         outcome: outcome(summary),
+        queue: report.and_then(|r| r.route.as_ref()).map(|r| r.queue.clone()),
         duration: summary.duration,
-        ivr_duration: summary.duration,
+        ivr_duration: report.map(|r| r.ivr_duration).unwrap_or(summary.duration),
     }
 }
 

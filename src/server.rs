@@ -21,8 +21,14 @@ use crate::sip::endpoint::{self, Command, EndpointHandle};
 use crate::sip::message::Limits;
 use crate::sip::transaction::{TimerConfig, TransactionLayer};
 use crate::sip::transport::Transports;
-use crate::transfer::{CallRegistry, TransferError};
+use crate::ivr::flow::FlowSettings;
+use crate::transfer::CallRegistry;
+use crate::transfer::probe::TargetStates;
+use crate::tts::{Tts, TtsError};
 use crate::zendesk::client::{ClientError, ZendeskClient};
+
+/// How long calls hung up at the end of a drain get to finish (BYE, outbox).
+const HANG_UP_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -38,6 +44,8 @@ pub enum ServerError {
     Zendesk(#[from] ClientError),
     #[error("outbox: {0}")]
     Outbox(#[from] OutboxError),
+    #[error("text-to-speech: {0}")]
+    Tts(#[from] TtsError),
 }
 
 /// A running endpoint.
@@ -70,13 +78,6 @@ impl RunningServer {
     /// The SIP endpoint's command channel (outgoing calls, commands to calls).
     pub fn endpoint(&self) -> &EndpointHandle {
         &self.endpoint
-    }
-
-    /// Transfers the caller of the established call `call_id` to `target` (a SIP URI),
-    /// by REFER or by bridging as `transfer.mode` says. Returns once the call has started
-    /// the transfer; how it ends goes to the call's summary.
-    pub async fn transfer(&self, call_id: &str, target: &str) -> Result<(), TransferError> {
-        self.calls.transfer(call_id, target).await
     }
 
     /// Waits until a call with this Call-ID is established (bound it with a timeout).
@@ -114,10 +115,18 @@ impl RunningServer {
         self.outbox.as_ref()
     }
 
-    /// Drains (see [`RunningServer::drain`]), then stops the outbox sender. Comments not
-    /// yet posted stay in the outbox for the next start.
+    /// Drains (see [`RunningServer::drain`]); calls still up then are hung up (BYE) and
+    /// their comments written to the outbox. Then stops the outbox sender. Comments not
+    /// yet posted stay in the outbox for the next start. Returns the calls that were
+    /// still up when the drain ended.
     pub async fn shutdown(mut self, grace: Duration) -> usize {
         let left = self.drain(grace).await;
+        if left > 0 {
+            let asked = self.calls.hang_up_all();
+            info!(left, asked, "drain time over: hanging up the calls still up");
+            let mut active = self.active.clone();
+            let _ = tokio::time::timeout(HANG_UP_WAIT, active.wait_for(|n| *n == 0)).await;
+        }
         let _ = self.stop.send(true);
         if let Some(sender) = self.sender.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), sender).await;
@@ -188,6 +197,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         (None, None, None)
     };
     let media = MediaEngine::start(&config.media).await.map_err(ServerError::Media)?;
+    let tts = Tts::from_config(&config.tts)?;
+    let flow = FlowSettings::from_config(&config, tts.timeout())?;
+    prerender(&tts, &flow).await;
     let registry = CallRegistry::default();
     let ctx = CallContext {
         calls: registry.clone(),
@@ -197,6 +209,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         zendesk,
         outbox: outbox.clone(),
         media,
+        flow: Arc::new(flow),
+        tts,
+        targets: TargetStates::default(),
     };
     let (summaries, _) = broadcast::channel(1024);
     let summaries_tx = summaries.clone();
@@ -227,6 +242,29 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         admin_addr,
         calls: registry,
     })
+}
+
+/// Renders every sentence without placeholders in every language, so no caller waits for
+/// one; a failure is logged (calls then render on demand, within the TTS deadline).
+async fn prerender(tts: &Tts, flow: &FlowSettings) {
+    let sentences: Vec<(String, String)> = flow
+        .prompts
+        .static_sentences()
+        .into_iter()
+        .map(|(lang, text)| (text, lang.as_str().to_string()))
+        .collect();
+    let count = sentences.len();
+    let started = std::time::Instant::now();
+    let report = tts.prerender(sentences).await;
+    match &report.first_error {
+        None => info!(count, ms = started.elapsed().as_millis() as u64, "prompts rendered"),
+        Some(err) => tracing::warn!(
+            ok = report.ok,
+            failed = report.failed,
+            %err,
+            "some prompts could not be rendered at startup"
+        ),
+    }
 }
 
 /// Runs until SIGINT or SIGTERM, then drains for up to `grace`.

@@ -239,6 +239,9 @@ impl Flow {
             FlowEvent::MediaTimeout => {
                 self.hang_up(now, CallOutcome::Dropped { reason: DropReason::NoMedia })
             }
+            FlowEvent::ShutdownRequested => {
+                self.hang_up(now, CallOutcome::Dropped { reason: DropReason::Shutdown })
+            }
             FlowEvent::Ended(cause) => self.on_ended(now, cause),
         }
     }

@@ -18,30 +18,7 @@ Duration: {duration} (in the menu: {ivr_duration})\n\
 /// Longest comment body produced, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// How the call ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum CallOutcome {
-    /// The caller chose to end the call (e.g. "press 2 if that was all").
-    DisconnectedByChoice,
-    /// Sent to an agent queue.
-    Transferred { queue: String },
-    /// The caller hung up before the end of the menu.
-    Abandoned,
-    /// Something failed; the text says what.
-    Error { reason: String },
-}
-
-impl std::fmt::Display for CallOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CallOutcome::DisconnectedByChoice => f.write_str("disconnected by choice"),
-            CallOutcome::Transferred { queue } => write!(f, "transferred to {queue}"),
-            CallOutcome::Abandoned => f.write_str("abandoned"),
-            CallOutcome::Error { reason } => write!(f, "error: {reason}"),
-        }
-    }
-}
+pub use crate::ivr::outcome::CallOutcome;
 
 /// What the comment says about one call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,9 +29,11 @@ pub struct CallSummary {
     pub caller: Option<String>,
     /// When the call started, RFC 3339.
     pub started_at: String,
-    /// The menu choices, in order (e.g. `["1", "2"]` or prompt names).
-    pub path: Vec<String>,
+    /// What happened in the IVR, in order ("status heard, pressed 1, ...").
+    pub path: String,
     pub outcome: CallOutcome,
+    /// The queue the call was routed to, if any.
+    pub queue: Option<String>,
     pub duration: Duration,
     pub ivr_duration: Duration,
 }
@@ -76,11 +55,8 @@ fn seconds(d: Duration) -> String {
 /// Fills in `template`. Unknown placeholders are left as they are. If the template lost the
 /// call-id marker, it is appended, so duplicate detection always works.
 pub fn render(template: &str, call: &CallSummary) -> String {
-    let queue = match &call.outcome {
-        CallOutcome::Transferred { queue } => queue.as_str(),
-        _ => "-",
-    };
-    let path = if call.path.is_empty() { "-".to_string() } else { call.path.join(" > ") };
+    let queue = call.queue.as_deref().unwrap_or("-");
+    let path = if call.path.is_empty() { "-".to_string() } else { call.path.clone() };
     let values = [
         ("{caller}", call.caller.clone().unwrap_or_else(|| "anonymous".into())),
         ("{time}", call.started_at.clone()),
@@ -135,8 +111,13 @@ mod tests {
             call_id: "a84b4c76e66710@pc33".into(),
             caller: Some("+4798765432".into()),
             started_at: "2024-05-10T08:00:00Z".into(),
-            path: vec!["greeting".into(), "1".into()],
-            outcome: CallOutcome::Transferred { queue: "sip:priority@pbx".into() },
+            path: "status heard, pressed 1".into(),
+            outcome: CallOutcome::Transferred {
+                queue: "priority".into(),
+                target: "sip:priority@pbx".into(),
+                mode: crate::config::TransferMode::Refer,
+            },
+            queue: Some("priority".into()),
             duration: Duration::from_secs(95),
             ivr_duration: Duration::from_secs(21),
         }
@@ -147,8 +128,8 @@ mod tests {
         let body = render(DEFAULT_TEMPLATE, &call());
         assert_eq!(
             body,
-            "Phone call from +4798765432 at 2024-05-10T08:00:00Z.\nMenu path: greeting > 1\n\
-             Outcome: transferred to sip:priority@pbx\nQueue: sip:priority@pbx\n\
+            "Phone call from +4798765432 at 2024-05-10T08:00:00Z.\nMenu path: status heard, pressed 1\n\
+             Outcome: transferred to the priority queue (sip:priority@pbx)\nQueue: priority\n\
              Duration: 1m 35s (in the menu: 21s)\n[call-id: a84b4c76e66710@pc33]"
         );
     }
@@ -156,8 +137,11 @@ mod tests {
     #[test]
     fn the_marker_is_always_there() {
         let body =
-            render("Call {outcome}", &CallSummary { outcome: CallOutcome::Abandoned, ..call() });
-        assert_eq!(body, "Call abandoned\n[call-id: a84b4c76e66710@pc33]");
+            render("Call {outcome}", &CallSummary { outcome: CallOutcome::EndedByCaller, ..call() });
+        assert_eq!(
+            body,
+            "Call the caller ended the call from the menu\n[call-id: a84b4c76e66710@pc33]"
+        );
         let long = render(&"x".repeat(100_000), &call());
         assert!(long.len() <= MAX_BODY_BYTES);
         assert!(long.ends_with("[call-id: a84b4c76e66710@pc33]"));
@@ -168,7 +152,7 @@ mod tests {
 
     #[test]
     fn values_are_not_expanded_again_and_unknown_placeholders_stay() {
-        let sneaky = CallSummary { path: vec!["{call_id}".into()], caller: None, ..call() };
+        let sneaky = CallSummary { path: "{call_id}".into(), caller: None, ..call() };
         let body = render("{path} {caller} {unknown} {", &sneaky);
         assert!(body.starts_with("{call_id} anonymous {unknown} {\n[call-id:"), "{body}");
     }
