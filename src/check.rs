@@ -1,7 +1,7 @@
 //! `zendesk-ivr check`: what an operator wants to know before starting the endpoint.
 //! The configuration loaded (the caller did that), the audio files decode, the outbox
-//! database opens, each TTS voice speaks, and Zendesk accepts the credentials. Each check is one line of the
-//! report; the report fails if any line does.
+//! database opens, each TTS voice speaks, and Zendesk accepts the credentials. Each check
+//! is one line of the report; the report fails if any line does.
 
 use std::path::Path;
 

@@ -123,7 +123,16 @@ impl TtsConfig {
             return key_error("tts.voices", "at least one language needs a voice".into());
         }
         for (lang, voice) in &self.voices {
-            if !is_plain_name(lang) || !is_plain_name(voice) {
+            // espeak-ng gets the voice as an argument; an HTTP engine in a JSON string.
+            let voice_ok = match self.engine {
+                Engine::Espeak => is_plain_name(voice),
+                Engine::Http => {
+                    !voice.trim().is_empty()
+                        && voice.len() <= 128
+                        && !voice.chars().any(char::is_control)
+                }
+            };
+            if !is_plain_name(lang) || !voice_ok {
                 return key_error(
                     "tts.voices",
                     format!("{lang:?} = {voice:?}: use letters, digits, '-', '_', '+', '.'"),
@@ -167,7 +176,8 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_errors_name_the_key() {
         TtsConfig::default().validate().unwrap();
-        let cases: [(fn(&mut TtsConfig), &str); 5] = [
+        type Change = fn(&mut TtsConfig);
+        let cases: [(Change, &str); 5] = [
             (|c| c.timeout_ms = 0, "tts.timeout_ms"),
             (|c| c.max_concurrent = 0, "tts.max_concurrent"),
             (|c| drop(c.voices.insert("en".into(), "-w/tmp/x".into())), "tts.voices"),
@@ -183,6 +193,15 @@ mod tests {
             let err = config.validate().unwrap_err().to_string();
             assert!(err.contains(key), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn http_voices_may_be_any_printable_name() {
+        let mut config = TtsConfig { engine: Engine::Http, ..TtsConfig::default() };
+        config.voices.insert("en".into(), "en/en_US-lessac medium".into());
+        config.validate().unwrap();
+        config.voices.insert("en".into(), "a\nb".into());
+        assert!(config.validate().is_err());
     }
 
     #[test]

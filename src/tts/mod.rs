@@ -7,6 +7,10 @@
 //! (an OpenAI-compatible `/v1/audio/speech`) and [`FakeSynthesizer`] (tests). Text is
 //! untrusted: it goes to espeak-ng on stdin with markup off, and to HTTP engines as a JSON
 //! string, so it is always spoken literally.
+//!
+//! Metrics: `tts_renders_total{result="ok|timeout|error"}` per render asked for (cache hits
+//! included), `tts_cache_hits_total{layer="memory|disk"}`, and `tts_render_seconds`, the
+//! engine's time per synthesis.
 
 use std::future::Future;
 

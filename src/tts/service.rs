@@ -81,6 +81,18 @@ impl std::fmt::Debug for Tts {
     }
 }
 
+/// A render's place in `in_flight`, given up when the render's task ends.
+struct InFlight {
+    tts: Tts,
+    key: CacheKey,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        lock(&self.tts.inner.in_flight).remove(&self.key);
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -231,10 +243,11 @@ impl Tts {
         }
         let mut outcome = self.join_or_start(key, &voice, text);
         let waited = tokio::time::timeout(bound, outcome.wait_for(Option::is_some)).await;
+        let no_answer = || TtsError::Engine("the render task ended without an answer".into());
         let (wav, source) = match waited {
             Err(_) => return Err(TtsError::Timeout(bound)),
-            Ok(Err(_)) => return Err(TtsError::Engine("the render task ended early".into())),
-            Ok(Ok(done)) => done.clone().unwrap_or(Err(TtsError::EmptyText))?,
+            Ok(Ok(done)) => done.clone().unwrap_or_else(|| Err(no_answer()))?,
+            Ok(Err(_)) => return Err(no_answer()),
         };
         Ok(Rendered { wav, voice, source, key })
     }
@@ -258,6 +271,8 @@ impl Tts {
         in_flight.insert(key, outcome.clone());
         let (tts, voice) = (self.clone(), voice.to_string());
         tokio::spawn(async move {
+            // Leaves `in_flight` however the task ends, so a key is never stuck.
+            let _entry = InFlight { tts: tts.clone(), key };
             let limit = tts.inner.limit;
             let result = tokio::time::timeout(limit, tts.produce(key, &voice, &text))
                 .await
@@ -267,7 +282,6 @@ impl Tts {
             if let (Ok((wav, RenderSource::Engine)), Some(disk)) = (&result, &tts.inner.disk) {
                 disk.clone().store(key, wav.clone()).await;
             }
-            lock(&tts.inner.in_flight).remove(&key);
             let _ = sender.send(Some(result));
         });
         outcome
@@ -284,7 +298,12 @@ impl Tts {
             lock(&self.inner.memory).insert(key, wav.clone());
             return Ok((wav, RenderSource::Disk));
         }
-        let permit = self.inner.permits.acquire().await;
+        let permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| TtsError::Engine("the TTS service is shutting down".into()))?;
         let started = Instant::now();
         let wav = self.inner.backend.synthesize(text, voice).await;
         metrics::histogram!("tts_render_seconds").record(started.elapsed().as_secs_f64());

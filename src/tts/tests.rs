@@ -45,6 +45,13 @@ fn text_is_cleaned_and_bounded() {
     assert!(matches!(clean_text(&long), Err(TtsError::TextTooLong { .. })));
 }
 
+#[test]
+fn renders_can_be_spawned() {
+    fn spawnable<T: Send + 'static>(_: T) {}
+    let tts = Tts::with_fake(FakeSynthesizer::new(), &config());
+    spawnable(async move { tts.render("hi", "en").await });
+}
+
 #[tokio::test]
 async fn a_sentence_is_rendered_once_then_comes_from_memory() {
     let fake = FakeSynthesizer::new();
