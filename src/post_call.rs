@@ -14,9 +14,9 @@ use tracing::{info, warn};
 
 use crate::call::CallSummary;
 use crate::config::ZendeskConfig;
+use crate::ivr::outcome::{CallOutcome, DropReason, path_text};
 use crate::outbox::{Deferred, Entry, Outbox, TicketToOpen};
 use crate::sip::ani::CallerId;
-use crate::ivr::outcome::{CallOutcome, DropReason, path_text};
 use crate::zendesk::comment;
 use crate::zendesk::model::DipOutcome;
 

@@ -88,7 +88,9 @@ pub fn agent_headers(
 }
 
 fn is_e164(number: &str) -> bool {
-    number.strip_prefix('+').is_some_and(|d| !d.is_empty() && d.len() <= 15 && d.bytes().all(|b| b.is_ascii_digit()))
+    number
+        .strip_prefix('+')
+        .is_some_and(|d| !d.is_empty() && d.len() <= 15 && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 type Controls = HashMap<String, mpsc::Sender<CallControl>>;
@@ -171,13 +173,22 @@ mod tests {
 
     #[test]
     fn agent_headers_are_built_from_numbers_and_config_only() {
-        let headers =
-            agent_headers(Some("+4798765432"), "10.0.0.1", "https://acme.zendesk.com/", Some(102), Some(11), Some(9));
+        let headers = agent_headers(
+            Some("+4798765432"),
+            "10.0.0.1",
+            "https://acme.zendesk.com/",
+            Some(102),
+            Some(11),
+            Some(9),
+        );
         let get = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
         assert_eq!(get("P-Asserted-Identity"), Some("<sip:+4798765432@10.0.0.1;user=phone>"));
         assert_eq!(get("X-Zendesk-Ticket-Id"), Some("102"));
         assert_eq!(get("X-Zendesk-User-Id"), Some("11"));
-        assert_eq!(get("Call-Info"), Some("<https://acme.zendesk.com/agent/tickets/102>;purpose=info"));
+        assert_eq!(
+            get("Call-Info"),
+            Some("<https://acme.zendesk.com/agent/tickets/102>;purpose=info")
+        );
         assert_eq!(get("X-Zendesk-Queue-Priority"), Some("9"));
         // A caller ID that is not a clean E.164 number is not asserted.
         let headers = agent_headers(Some("+47\r\nVia: x"), "h", "https://x", None, None, None);

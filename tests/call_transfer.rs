@@ -1,208 +1,273 @@
-//! Transferring a live call (`RunningServer::transfer`) against real SIPp peers: by REFER
-//! (the caller's phone follows it), and by bridging to an agent we call.
+//! The IVR's agent branch against real SIPp peers: a caller presses 1 and is sent to the
+//! queue its ticket's priority picks, by REFER (the caller's phone follows it) or by
+//! bridging to an agent we call, with failover, the all-busy menu and the comment.
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::net::UdpSocket;
-use tokio::sync::oneshot;
-
+use common::phone::{Heard, Phone};
 use common::sipp_agent::SippAgent;
-use common::{next_summary, sipp, start, test_config};
+use common::{next_summary, quick_ivr_config, sipp, start};
 use zendesk_ivr::call::CallSummary;
-use zendesk_ivr::config::TransferMode;
-use zendesk_ivr::post_call;
-use zendesk_ivr::server::RunningServer;
-use zendesk_ivr::transfer::{TransferRecord, TransferResult};
-use zendesk_ivr::zendesk::comment::CallOutcome;
+use zendesk_ivr::config::{Config, QueueConfig, TransferMode};
+use zendesk_ivr::ivr::outcome::{CallOutcome, PathStep, TransferFailure};
+use zendesk_ivr::sip::dialog::EndReason;
+use zendesk_ivr::zendesk::sim::{self, SimData, SimState};
 
-const WAIT: Duration = Duration::from_secs(15);
+/// Kari Nordmann (the scenarios' caller ID) has urgent ticket 102 in the sample data.
+const KARI_URGENT_TICKET: u64 = 102;
 
-/// Waits until the call is established, then asks for the transfer.
-async fn transfer_when_up(server: &RunningServer, call_id: &str, target: &str) {
-    tokio::time::timeout(WAIT, server.wait_for_call(call_id))
-        .await
-        .expect("the call is established in time");
-    server.transfer(call_id, target).await.expect("the transfer starts");
+/// The quick IVR with the Zendesk simulator (sample customers).
+async fn with_zendesk(dir: &tempfile::TempDir, state: SimState) -> (Config, SimState) {
+    let (addr, _) = sim::spawn("127.0.0.1:0".parse().unwrap(), state.clone()).await.unwrap();
+    let mut config = quick_ivr_config();
+    config.zendesk.enabled = true;
+    config.zendesk.url = format!("http://{addr}");
+    config.outbox.path = dir.path().join("outbox.sqlite");
+    config.outbox.backoff_base_ms = 20;
+    config.outbox.backoff_cap_ms = 200;
+    (config, state)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn refer_accepted_and_completed_hangs_up_and_records_the_transfer() {
-    let mut config = test_config();
-    config.transfer.mode = TransferMode::Refer;
-    let server = start(config).await;
-    let mut ended = server.subscribe();
-    let target = "sip:queue@127.0.0.1:5999";
-    let call_id = "xfer-refer-1@test";
-    let caller =
-        sipp("uac_refer.xml", server.sip_addr(), "u1", &["-cid_str", "xfer-refer-%u@test"]);
-    let (run, ()) = tokio::join!(caller, transfer_when_up(&server, call_id, target));
-    run.assert_ok();
-    assert_eq!(run.count_received("REFER", &format!("Refer-To: <{target}>")), 1);
-    assert_eq!(run.count_received("BYE", call_id), 1, "we hang up after the 200 sipfrag");
-
-    let summary = next_summary(&mut ended).await;
-    assert_eq!(summary.call_id, call_id);
-    assert_eq!(
-        summary.transfer,
-        Some(TransferRecord {
-            target: target.into(),
-            mode: TransferMode::Refer,
-            result: TransferResult::Transferred,
-        })
-    );
-    assert!(summary.end.contains("LocalBye"), "{summary:?}");
-    assert_eq!(post_call::outcome(&summary), CallOutcome::Transferred { queue: target.into() });
-    // The call is gone from the registry: no second transfer.
-    assert!(server.transfer(call_id, target).await.is_err());
-}
-
-fn agent(scenario: &str) -> SippAgent {
-    SippAgent::start(scenario)
-}
-
-/// What the caller's phone heard: one entry per RTP packet from the endpoint.
-#[derive(Debug, Clone, Copy)]
-struct Heard {
-    at: Instant,
-    ssrc: u32,
-    seq: u16,
-    /// Our own audio, come back through the agent's echo.
-    echo: bool,
-}
-
-/// The payload the caller's phone sends (PCMU), recognisable when it comes back.
-const CALLER_AUDIO: [u8; 160] = [0x55; 160];
-
-/// The caller's RTP: sends [`CALLER_AUDIO`] every 20 ms to wherever the endpoint's RTP
-/// comes from (symmetric RTP), and records every packet it receives, until `stop`.
-async fn caller_phone(socket: UdpSocket, mut stop: oneshot::Receiver<()>) -> Vec<Heard> {
-    let mut heard = Vec::new();
-    let mut remote = None;
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let (mut seq, mut ts) = (1000u16, 0u32);
-    let mut buf = vec![0u8; 2048];
+/// Waits (bounded) until `ticket` has a comment containing `needle`; returns its body.
+async fn comment_with(state: &SimState, ticket: u64, needle: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        tokio::select! {
-            _ = &mut stop => return heard,
-            got = socket.recv_from(&mut buf) => {
-                let Ok((n, from)) = got else { continue };
-                let Some(packet) = buf.get(..n) else { continue };
-                let Ok(rtp) = rtp_rs::RtpReader::new(packet) else { continue };
-                remote = Some(from);
-                heard.push(Heard {
-                    at: Instant::now(),
-                    ssrc: rtp.ssrc(),
-                    seq: rtp.sequence_number().into(),
-                    echo: rtp.payload() == CALLER_AUDIO,
-                });
-            }
-            _ = tick.tick() => {
-                let Some(to) = remote else { continue };
-                let packet = rtp_rs::RtpPacketBuilder::new()
-                    .payload_type(0)
-                    .ssrc(0xCA11_E500)
-                    .sequence(seq.into())
-                    .timestamp(ts)
-                    .payload(&CALLER_AUDIO)
-                    .build()
-                    .expect("RTP packet");
-                seq = seq.wrapping_add(1);
-                ts = ts.wrapping_add(160);
-                let _ = socket.send_to(&packet, to).await;
-            }
+        let found = state.comments(ticket).into_iter().find(|c| c.body.contains(needle));
+        if let Some(comment) = found {
+            assert!(!comment.public, "post-call comments are private notes");
+            return comment.body;
         }
+        assert!(tokio::time::Instant::now() < deadline, "no comment with {needle:?} on {ticket}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-/// Runs a bridge-mode transfer of a SIPp caller (RTP on a test socket) to `agent`;
-/// returns what the caller heard, when the transfer was asked for, and the summary.
-async fn bridged_call(agent: &SippAgent, call_id: &str) -> (Vec<Heard>, Instant, CallSummary) {
-    bridged_caller("uac_wait_transfer.xml", agent, call_id).await
+fn outcome(summary: &CallSummary) -> &CallOutcome {
+    &summary.report.as_ref().expect("the flow reported").outcome
 }
 
-/// [`bridged_call`] with the caller's scenario `scenario`.
-async fn bridged_caller(
-    scenario: &str,
-    agent: &SippAgent,
-    call_id: &str,
-) -> (Vec<Heard>, Instant, CallSummary) {
-    let mut config = test_config();
-    config.transfer.mode = TransferMode::Bridge;
-    let server = start(config).await;
-    let mut ended = server.subscribe();
-    let phone = UdpSocket::bind("127.0.0.1:0").await.expect("bind the caller's RTP");
-    let phone_port = phone.local_addr().expect("address").port().to_string();
-    let (stop, stopped) = oneshot::channel();
-    let phone = tokio::spawn(caller_phone(phone, stopped));
-    let cid = call_id.replace("-1@", "-%u@");
-    let args = ["-cid_str", &cid, "-key", "caller_rtp", &phone_port];
-    let caller = sipp(scenario, server.sip_addr(), "u1", &args);
-    let asked = async {
-        transfer_when_up(&server, call_id, &agent.target()).await;
-        Instant::now()
-    };
-    let (run, asked_at) = tokio::join!(caller, asked);
-    run.assert_ok();
-    let summary = next_summary(&mut ended).await;
-    let _ = stop.send(());
-    let heard = phone.await.expect("the caller's phone task");
-    (heard, asked_at, summary)
+fn path(summary: &CallSummary) -> &[PathStep] {
+    &summary.report.as_ref().expect("the flow reported").path
+}
+
+fn queue(targets: &[String]) -> QueueConfig {
+    QueueConfig { targets: targets.to_vec(), priority: None }
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn bridge_plays_hold_music_while_the_agent_rings_then_relays_both_ways() {
-    let agent = agent("uas_answer_late.xml");
-    let call_id = "xfer-bridge-1@test";
-    let target = agent.target();
-    let (heard, asked_at, summary) = bridged_call(&agent, call_id).await;
+async fn an_urgent_ticket_pressing_1_is_referred_to_the_priority_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut config, state) = with_zendesk(&dir, SimState::sample()).await;
+    config.transfer.mode = TransferMode::Refer;
+    config.routing.priority_queue = "sip:priority@127.0.0.1:5999".into();
+    let server = start(config).await;
+    let mut ended = server.subscribe();
+    let run = sipp("uac_press1_refer.xml", server.sip_addr(), "u1", &[]).await;
+    run.assert_ok();
+    let refer_to = format!(
+        "Refer-To: <sip:priority@127.0.0.1:5999?X-Zendesk-Ticket-Id={KARI_URGENT_TICKET}&X-Zendesk-User-Id=1001>"
+    );
+    assert_eq!(run.count_received("REFER", &refer_to), 1, "{}", run.messages);
+    let summary = next_summary(&mut ended).await;
+    assert_eq!(run.count_received("BYE", &summary.call_id), 1, "we hang up after the 200 sipfrag");
+    assert_eq!(summary.end, Some(EndReason::LocalBye));
+    assert_eq!(
+        outcome(&summary),
+        &CallOutcome::Transferred {
+            queue: "priority".into(),
+            target: "sip:priority@127.0.0.1:5999".into(),
+            mode: TransferMode::Refer
+        }
+    );
+    assert_eq!(path(&summary)[..2], [PathStep::StatusHeard, PathStep::Pressed { key: '1' }]);
+    let marker = format!("[call-id: {}]", summary.call_id);
+    let body = comment_with(&state, KARI_URGENT_TICKET, &marker).await;
+    assert!(body.contains("Outcome: transferred to the priority queue"), "{body}");
+    assert!(body.contains("urgent ticket → priority queue"), "{body}");
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_caller_who_presses_nothing_hears_the_menu_three_times_then_goes_to_an_agent() {
+    let mut config = quick_ivr_config();
+    config.routing.default_queue = "sip:support@127.0.0.1:5999".into();
+    let server = start(config).await;
+    let mut ended = server.subscribe();
+    let run = sipp("uac_refer.xml", server.sip_addr(), "u1", &[]).await;
+    run.assert_ok();
+    assert_eq!(run.count_received("REFER", "Refer-To: <sip:support@127.0.0.1:5999>"), 1);
+    let summary = next_summary(&mut ended).await;
+    let no_inputs = path(&summary).iter().filter(|s| **s == PathStep::NoInput).count();
+    assert_eq!(no_inputs, 3, "{:?}", path(&summary));
+    assert!(
+        matches!(outcome(&summary), CallOutcome::Transferred { .. }),
+        "{:?}",
+        outcome(&summary)
+    );
+}
+
+/// A SIPp caller whose RTP is `phone`, staying on the line for `scenario`.
+async fn phone_call(config: Config, scenario: &str, phone: &Phone) -> (CallSummary, String) {
+    let server = start(config).await;
+    let mut ended = server.subscribe();
+    let port = phone.port.to_string();
+    let run = sipp(scenario, server.sip_addr(), "u1", &["-key", "caller_rtp", &port]).await;
+    run.assert_ok();
+    let summary = next_summary(&mut ended).await;
+    server.shutdown(Duration::from_secs(1)).await;
+    (summary, run.messages)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bridge_fails_over_from_a_busy_agent_and_relays_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut config, state) = with_zendesk(&dir, SimState::sample()).await;
+    let busy = SippAgent::start("uas_busy.xml");
+    let answering = SippAgent::start("uas_answer_late.xml");
+    config.transfer.mode = TransferMode::Bridge;
+    config.routing.queues.insert("priority".into(), queue(&[busy.target(), answering.target()]));
+    let zendesk_url = config.zendesk.url.clone();
+    let phone = Phone::start(&[(Duration::from_millis(1200), '1')]).await;
+    let (summary, _) = phone_call(config, "uac_phone_stays.xml", &phone).await;
+    let heard = phone.stop().await;
+    let busy_messages = busy.assert_passed().await;
     // The caller hung up: the agent got a BYE (its scenario waits for one).
-    agent.assert_passed().await;
+    let agent_messages = answering.assert_passed().await;
+    assert!(busy_messages.contains("SIP/2.0 486"), "{busy_messages}");
+    for header in [
+        format!("X-Zendesk-Ticket-Id: {KARI_URGENT_TICKET}"),
+        "X-Zendesk-User-Id: 1001".to_string(),
+        format!("Call-Info: <{zendesk_url}/agent/tickets/{KARI_URGENT_TICKET}>;purpose=info"),
+        "P-Asserted-Identity: <sip:+4798765432@".to_string(),
+    ] {
+        assert!(agent_messages.contains(&header), "{header} missing:\n{agent_messages}");
+    }
+    assert_eq!(
+        outcome(&summary),
+        &CallOutcome::Transferred {
+            queue: "priority".into(),
+            target: answering_target(&agent_messages),
+            mode: TransferMode::Bridge
+        }
+    );
+    assert!(path(&summary).iter().any(|s| matches!(
+        s,
+        PathStep::TargetFailed { failure: TransferFailure::Refused { status: 486 }, .. }
+    )));
+    assert_eq!(summary.end, Some(EndReason::RemoteBye));
+    assert_bridged(&heard);
+    let marker = format!("[call-id: {}]", summary.call_id);
+    let body = comment_with(&state, KARI_URGENT_TICKET, &marker).await;
+    assert!(body.contains("refused (486)"), "{body}");
+}
 
-    // Hold music while the agent rang (it answers after 1.5 s).
-    let ringing = heard
-        .iter()
-        .filter(|h| !h.echo && h.at > asked_at && h.at < asked_at + Duration::from_millis(1200))
-        .count();
-    assert!(ringing >= 30, "{ringing} packets of hold music in the first 1.2 s of ringing");
+/// The answering agent's URI, as it was called (from its received INVITE).
+fn answering_target(messages: &str) -> String {
+    let line = messages.lines().find(|l| l.starts_with("INVITE ")).expect("an INVITE");
+    line.split_whitespace().nth(1).expect("a Request-URI").to_string()
+}
 
-    // Then our audio came back through the agent's echo: the relay carried it both ways.
+/// The caller heard sound while the agent rang, then its own audio through the agent's
+/// echo, on one stream (same SSRC, no sequence jump at the handover).
+fn assert_bridged(heard: &[Heard]) {
     let first_echo =
         heard.iter().position(|h| h.echo).expect("the agent's echo reached the caller");
     let echoes = heard.iter().filter(|h| h.echo).count();
     assert!(echoes >= 50, "only {echoes} echoed packets");
-    // The caller's stream continued across the handover: same SSRC, next sequence.
     let (before, after) = (heard[first_echo - 1], heard[first_echo]);
     assert!(heard.iter().all(|h| h.ssrc == before.ssrc), "one SSRC for the whole call");
     assert_eq!(after.seq, before.seq.wrapping_add(1), "no sequence jump at the bridge");
+    // The agent answers 1.5 s after it is called: hold music fills that time.
+    let ringing: Vec<&Heard> = heard[..first_echo]
+        .iter()
+        .filter(|h| h.at + Duration::from_millis(1200) > after.at)
+        .collect();
+    let audible = ringing.iter().filter(|h| h.audible).count();
+    assert!(audible >= 40, "{audible} of {} packets audible while the agent rang", ringing.len());
     assert!(heard[first_echo..].iter().all(|h| h.echo), "hold music stopped once bridged");
+}
 
-    assert_eq!(summary.call_id, call_id);
+#[tokio::test(flavor = "multi_thread")]
+async fn all_agents_busy_then_a_callback_request_is_in_the_comment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut config, state) = with_zendesk(&dir, SimState::sample()).await;
+    let busy = SippAgent::start("uas_busy.xml");
+    config.transfer.mode = TransferMode::Bridge;
+    config.ivr.no_input_s = 3;
+    config.routing.queues.insert("priority".into(), queue(&[busy.target()]));
+    // 1 at once; 2 once the busy menu is on (it follows "Connecting." and the 486).
+    let phone =
+        Phone::start(&[(Duration::from_millis(1200), '1'), (Duration::from_millis(4500), '2')])
+            .await;
+    let (summary, _) = phone_call(config, "uac_phone_wait_bye.xml", &phone).await;
+    phone.stop().await;
+    busy.assert_passed().await;
     assert_eq!(
-        summary.transfer,
-        Some(TransferRecord {
-            target,
-            mode: TransferMode::Bridge,
-            result: TransferResult::Transferred,
-        })
+        outcome(&summary),
+        &CallOutcome::CallbackRequested { number: Some("+4798765432".into()) }
     );
-    assert!(summary.end.contains("RemoteBye"), "{summary:?}");
-    assert!(matches!(post_call::outcome(&summary), CallOutcome::Transferred { .. }));
+    assert!(path(&summary).contains(&PathStep::AgentsBusy), "{:?}", path(&summary));
+    assert_eq!(summary.end, Some(EndReason::LocalBye));
+    let marker = format!("[call-id: {}]", summary.call_id);
+    let body = comment_with(&state, KARI_URGENT_TICKET, &marker).await;
+    assert!(body.contains("callback requested to +4798765432"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pressing_2_says_goodbye_and_hangs_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, state) = with_zendesk(&dir, SimState::sample()).await;
+    let phone = Phone::start(&[(Duration::from_millis(1200), '2')]).await;
+    let (summary, messages) = phone_call(config, "uac_phone_wait_bye.xml", &phone).await;
+    let heard = phone.stop().await;
+    assert!(messages.contains("BYE sip:"), "we sent the BYE:\n{messages}");
+    assert_eq!(outcome(&summary), &CallOutcome::EndedByCaller);
+    assert_eq!(summary.end, Some(EndReason::LocalBye));
+    assert!(heard.iter().filter(|h| h.audible).count() > 25, "the caller heard the goodbye");
+    let marker = format!("[call-id: {}]", summary.call_id);
+    let body = comment_with(&state, KARI_URGENT_TICKET, &marker).await;
+    assert!(body.contains("the caller ended the call from the menu"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_caller_hears_the_neutral_sentence_and_reaches_an_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut config, _state) = with_zendesk(&dir, SimState::new(SimData::default(), None)).await;
+    config.routing.default_queue = "sip:support@127.0.0.1:5999".into();
+    let server = start(config).await;
+    let mut ended = server.subscribe();
+    let run = sipp("uac_press1_refer.xml", server.sip_addr(), "u1", &[]).await;
+    run.assert_ok();
+    assert_eq!(run.count_received("REFER", "Refer-To: <sip:support@127.0.0.1:5999>"), 1);
+    let summary = next_summary(&mut ended).await;
+    assert!(matches!(summary.dip, Some(zendesk_ivr::zendesk::model::DipOutcome::UnknownCaller)));
+    assert!(
+        matches!(outcome(&summary), CallOutcome::Transferred { queue, .. } if queue == "default")
+    );
+    server.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bridged_caller_can_hold_and_send_info_digits_to_the_agent() {
     // The agent's scenario fails unless it gets an INFO with "Signal=5".
-    let agent = agent("uas_answer_info.xml");
-    let call_id = "xfer-hold-1@test";
-    let (heard, _, summary) = bridged_caller("uac_bridged_info_hold.xml", &agent, call_id).await;
+    let agent = SippAgent::start("uas_answer_info.xml");
+    let mut config = quick_ivr_config();
+    config.transfer.mode = TransferMode::Bridge;
+    config.routing.default_queue = agent.target();
+    let phone = Phone::start(&[(Duration::from_millis(1200), '1')]).await;
+    let (summary, _) = phone_call(config, "uac_bridged_info_hold.xml", &phone).await;
+    let heard = phone.stop().await;
     agent.assert_passed().await;
-    assert_eq!(summary.transfer.map(|t| t.result), Some(TransferResult::Transferred));
-
+    assert!(
+        matches!(outcome(&summary), CallOutcome::Transferred { .. }),
+        "{:?}",
+        outcome(&summary)
+    );
     // The caller held the call (sendonly) for 1.5 s while still sending audio: the relay
     // sent nothing back in that time, and the echo came back after the unhold.
-    let echoes: Vec<Instant> = heard.iter().filter(|h| h.echo).map(|h| h.at).collect();
+    let echoes: Vec<_> = heard.iter().filter(|h| h.echo).map(|h| h.at).collect();
     assert!(echoes.len() >= 50, "only {} echoed packets", echoes.len());
     let (gap, resumed_after) =
         echoes.windows(2).map(|w| (w[1] - w[0], w[1])).max_by_key(|(gap, _)| *gap).expect("echoes");
@@ -212,79 +277,19 @@ async fn bridged_caller_can_hold_and_send_info_digits_to_the_agent() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn busy_agent_keeps_the_caller_on_hold_music_and_records_the_failure() {
-    let agent = agent("uas_busy.xml");
-    let call_id = "xfer-busy-1@test";
-    let target = agent.target();
-    let (heard, asked_at, summary) = bridged_call(&agent, call_id).await;
-    agent.assert_passed().await;
-
-    assert_eq!(
-        summary.transfer,
-        Some(TransferRecord {
-            target,
-            mode: TransferMode::Bridge,
-            result: TransferResult::Refused(486),
-        })
-    );
-    // The caller stayed with us to the end (it hung up), hearing hold music after the 486.
-    assert!(summary.end.contains("RemoteBye"), "{summary:?}");
-    assert!(
-        matches!(post_call::outcome(&summary), CallOutcome::Error { reason } if reason.contains("486")),
-        "the comment says the transfer failed"
-    );
-    assert!(heard.iter().all(|h| !h.echo), "no bridge");
-    let later = heard.iter().filter(|h| h.at > asked_at + Duration::from_secs(1)).count();
-    assert!(later >= 50, "only {later} packets after the failed transfer");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn refer_declined_keeps_the_caller_and_records_the_failure() {
-    let mut config = test_config();
-    config.transfer.mode = TransferMode::Refer;
-    let server = start(config).await;
-    let mut ended = server.subscribe();
-    let target = "sip:queue@127.0.0.1:5999";
-    let call_id = "xfer-declined-1@test";
-    let args = ["-cid_str", "xfer-declined-%u@test"];
-    let caller = sipp("uac_refer_declined.xml", server.sip_addr(), "u1", &args);
-    let (run, ()) = tokio::join!(caller, transfer_when_up(&server, call_id, target));
-    // The caller's scenario ends with its own BYE answered: we did not hang up on it.
-    run.assert_ok();
-    assert_eq!(run.count_received("BYE", call_id), 0, "we keep the caller");
-
-    let summary = next_summary(&mut ended).await;
-    assert_eq!(
-        summary.transfer,
-        Some(TransferRecord {
-            target: target.into(),
-            mode: TransferMode::Refer,
-            result: TransferResult::Refused(603),
-        })
-    );
-    assert!(summary.end.contains("RemoteBye"), "{summary:?}");
-    assert!(
-        matches!(post_call::outcome(&summary), CallOutcome::Error { reason } if reason.contains("603")),
-        "the comment says the transfer failed"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn agent_hanging_up_ends_the_bridged_call() {
-    let mut config = test_config();
+    let agent = SippAgent::start("uas_hangs_up.xml");
+    let mut config = quick_ivr_config();
     config.transfer.mode = TransferMode::Bridge;
-    let server = start(config).await;
-    let mut ended = server.subscribe();
-    let agent = agent("uas_hangs_up.xml");
-    let call_id = "xfer-agent-bye-1@test";
-    let args = ["-cid_str", "xfer-agent-bye-%u@test"];
-    // The caller's scenario waits for our BYE.
-    let caller = sipp("uac_remote_bye.xml", server.sip_addr(), "u1", &args);
-    let target = agent.target();
-    let (run, ()) = tokio::join!(caller, transfer_when_up(&server, call_id, &target));
-    run.assert_ok();
+    config.routing.default_queue = agent.target();
+    let phone = Phone::start(&[(Duration::from_millis(1200), '1')]).await;
+    let (summary, _) = phone_call(config, "uac_phone_wait_bye.xml", &phone).await;
+    phone.stop().await;
     agent.assert_passed().await;
-    let summary = next_summary(&mut ended).await;
-    assert_eq!(summary.transfer.as_ref().map(|t| &t.result), Some(&TransferResult::Transferred));
-    assert!(summary.end.contains("LocalBye"), "{summary:?}");
+    assert!(
+        matches!(outcome(&summary), CallOutcome::Transferred { .. }),
+        "{:?}",
+        outcome(&summary)
+    );
+    assert_eq!(summary.end, Some(EndReason::LocalBye));
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{next_summary, sipp, start, test_config};
+use zendesk_ivr::sip::dialog::EndReason;
 
 async fn dtmf_digits_in_order(transport: &str) {
     let server = start(test_config()).await;
@@ -13,7 +14,7 @@ async fn dtmf_digits_in_order(transport: &str) {
     assert_eq!(run.count_received("SIP/2.0 200", "telephone-event/8000"), 1, "PT 101 negotiated");
     let summary = next_summary(&mut ended).await;
     assert!(summary.answered, "{summary:?}");
-    assert!(summary.end.contains("RemoteBye"), "{summary:?}");
+    assert_eq!(summary.end, Some(EndReason::RemoteBye), "{summary:?}");
     assert_eq!(summary.digits, "19#*05", "pcaps 1 9 # * 0, then INFO 5");
 }
 

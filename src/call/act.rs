@@ -91,11 +91,15 @@ impl Driver<'_> {
         let Some(codec) = self.media.codec() else {
             // No media (bridged, or not started): nothing can play; the flow moves on.
             if let Some(id) = id {
-                self.flow.handle_event(Instant::now(), FlowEvent::PlaybackFinished { id, interrupted: false });
+                self.flow.handle_event(
+                    Instant::now(),
+                    FlowEvent::PlaybackFinished { id, interrupted: false },
+                );
             }
             return;
         };
-        let (engine, tts, done) = (self.ctx.media.clone(), self.ctx.tts.clone(), self.done_tx.clone());
+        let (engine, tts, done) =
+            (self.ctx.media.clone(), self.ctx.tts.clone(), self.done_tx.clone());
         tokio::spawn(async move {
             let prompts = match id {
                 Some(_) => prompts_for(&engine, &tts, codec, items).await,
@@ -125,7 +129,9 @@ impl Driver<'_> {
         }
         match self.media.play(prompts, barge_in) {
             Some(playback) => self.stage.playing = Some((playback, id)),
-            None => self.flow.handle_event(now, FlowEvent::PlaybackFinished { id, interrupted: false }),
+            None => {
+                self.flow.handle_event(now, FlowEvent::PlaybackFinished { id, interrupted: false })
+            }
         }
     }
 
@@ -202,7 +208,12 @@ impl Driver<'_> {
 /// Each item's audio for `codec`: sentences through TTS (a cache hit for every sentence
 /// rendered at startup, and for the status rendered ahead), files and encoding on the
 /// blocking pool. An item that cannot be had is left out (and logged).
-async fn prompts_for(engine: &MediaEngine, tts: &Tts, codec: CodecName, items: Vec<Say>) -> Vec<Prompt> {
+async fn prompts_for(
+    engine: &MediaEngine,
+    tts: &Tts,
+    codec: CodecName,
+    items: Vec<Say>,
+) -> Vec<Prompt> {
     let mut sources = Vec::with_capacity(items.len());
     for item in items {
         match item {

@@ -41,7 +41,11 @@ pub(super) struct Driver<'a> {
     pub done_tx: mpsc::UnboundedSender<Done>,
 }
 
-pub(super) async fn drive(ctx: &CallContext, mut incoming: IncomingCall, summary: &mut CallSummary) {
+pub(super) async fn drive(
+    ctx: &CallContext,
+    mut incoming: IncomingCall,
+    summary: &mut CallSummary,
+) {
     let call = incoming.call;
     let mut dip = start_dip(ctx, summary);
     let rtp = match ctx.rtp_ports.allocate().await {
@@ -80,7 +84,7 @@ pub(super) async fn drive(ctx: &CallContext, mut incoming: IncomingCall, summary
     let mut control_tx = Some(control_tx);
     let mut registration = None;
     let mut ended = false;
-    while !(ended && driver.flow.is_done()) {
+    loop {
         driver.carry_out().await;
         if ended && driver.flow.is_done() {
             break;
@@ -169,7 +173,9 @@ fn start_dip(ctx: &CallContext, summary: &CallSummary) -> Option<JoinHandle<DipO
             .in_current_span(),
         ),
         None => tokio::spawn(async {
-            DipOutcome::Fallback { reason: FallbackReason::Error { message: "Zendesk is disabled".into() } }
+            DipOutcome::Fallback {
+                reason: FallbackReason::Error { message: "Zendesk is disabled".into() },
+            }
         }),
     };
     Some(task)
@@ -300,7 +306,9 @@ impl Driver<'_> {
                 }
                 None => {
                     self.agent = None;
-                    TransferUpdate::Failed(TransferFailure::Error { message: "the caller has no media".into() })
+                    TransferUpdate::Failed(TransferFailure::Error {
+                        message: "the caller has no media".into(),
+                    })
                 }
             },
             AgentEvent::Failed(failure) => {

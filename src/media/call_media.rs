@@ -38,7 +38,13 @@ pub struct CallMedia {
 
 impl CallMedia {
     pub fn new(engine: MediaEngine, sockets: RtpSockets) -> Self {
-        CallMedia { engine, sockets: Some(sockets), session: None, digits: String::new(), negotiated: None }
+        CallMedia {
+            engine,
+            sockets: Some(sockets),
+            session: None,
+            digits: String::new(),
+            negotiated: None,
+        }
     }
 
     /// The digits received so far (at most [`MAX_DIGITS`]).

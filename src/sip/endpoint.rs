@@ -240,9 +240,9 @@ impl Endpoint {
             Command::Reject { call, status } => self.ua.reject(now, call, status),
             Command::Hangup { call } => self.ua.hangup(now, call),
             Command::Dial { target, resolved, from_user, transport, local_rtp, headers, reply } => {
-                let placed = self.ua.dial_via(
-                    now, &target, &from_user, transport, local_rtp, resolved, &headers,
-                );
+                let placed = self
+                    .ua
+                    .dial_via(now, &target, &from_user, transport, local_rtp, resolved, &headers);
                 self.dialled(now, placed, reply);
                 Ok(())
             }

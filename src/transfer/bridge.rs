@@ -155,7 +155,9 @@ impl AgentLeg {
                 self.update(Leg::B, media);
                 Some(AgentEvent::MediaChanged)
             }
-            CallEvent::Info { content_type, body, .. } => Some(AgentEvent::Info { content_type, body }),
+            CallEvent::Info { content_type, body, .. } => {
+                Some(AgentEvent::Info { content_type, body })
+            }
             CallEvent::Terminated { reason, .. } => {
                 self.over = true;
                 if self.ring_deadline.take().is_some() {
@@ -193,7 +195,8 @@ impl AgentLeg {
         };
         let outgoing =
             StreamState { ssrc: rand::random(), next_seq: rand::random(), next_ts: rand::random() };
-        let b = RelayLeg { socket: sockets.1, setup: LegSetup { negotiated: agent_media, outgoing } };
+        let b =
+            RelayLeg { socket: sockets.1, setup: LegSetup { negotiated: agent_media, outgoing } };
         let (control, control_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(bridge_relay::relay(a, b, control_rx));
         self.relay = Some(Relay { task, control });

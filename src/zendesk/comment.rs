@@ -136,8 +136,10 @@ mod tests {
 
     #[test]
     fn the_marker_is_always_there() {
-        let body =
-            render("Call {outcome}", &CallSummary { outcome: CallOutcome::EndedByCaller, ..call() });
+        let body = render(
+            "Call {outcome}",
+            &CallSummary { outcome: CallOutcome::EndedByCaller, ..call() },
+        );
         assert_eq!(
             body,
             "Call the caller ended the call from the menu\n[call-id: a84b4c76e66710@pc33]"

@@ -4,6 +4,7 @@
 
 pub mod baresip;
 pub mod kamailio;
+pub mod phone;
 pub mod rtp;
 pub mod sipp_agent;
 
@@ -64,6 +65,43 @@ pub fn test_config() -> Config {
     config.admin.listen = None;
     config.zendesk.enabled = false;
     config.sip.default_region = "NO".into();
+    // Rendered sentences are shared by every test run, outside the work tree.
+    config.tts.cache_dir = Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tts-cache"));
+    config
+}
+
+/// Short sentences for tests that go through the IVR, in both built-in languages.
+const QUICK_PROMPTS: [(&str, &str); 16] = [
+    ("comfort", "One moment."),
+    ("greeting", "Hi {first_name}."),
+    ("status_ticket", "Ticket {id} is {status}."),
+    ("status_ticket_no_subject", "Ticket {id} is {status}."),
+    ("status_no_ticket", "No tickets."),
+    ("status_unknown", "Unknown caller."),
+    ("status_anonymous", "Hidden number."),
+    ("status_fallback", "No lookup."),
+    ("menu", "Menu."),
+    ("sorry", "Sorry."),
+    ("goodbye", "Goodbye."),
+    ("connecting", "Connecting."),
+    ("transfer_failed", "Transfer failed."),
+    ("agents_busy", "All busy."),
+    ("callback_requested", "Callback."),
+    ("busy_goodbye", "Busy, goodbye."),
+];
+
+/// [`test_config`] with an IVR that is quick to go through: no welcome prompt, short
+/// sentences, and one second to press a key. The status starts within about a second of
+/// the answer (after "One moment." while the lookup runs): press keys after that.
+pub fn quick_ivr_config() -> Config {
+    let mut config = test_config();
+    config.media.welcome_prompt = PathBuf::new();
+    config.ivr.no_input_s = 1;
+    config.routing.retry_interval_s = 1;
+    for lang in ["en", "nb"] {
+        let table = QUICK_PROMPTS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        config.ivr.prompts.insert(lang.to_string(), table);
+    }
     config
 }
 

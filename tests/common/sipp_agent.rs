@@ -13,6 +13,7 @@ pub struct SippAgent {
     pub sip: SocketAddr,
     pub media_port: u16,
     errors: PathBuf,
+    messages: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -21,6 +22,7 @@ impl SippAgent {
     pub fn start(scenario: &str) -> SippAgent {
         let dir = tempfile::tempdir().expect("temp dir");
         let errors = dir.path().join("errors.log");
+        let messages = dir.path().join("messages.log");
         let sip_port = free_sip_port();
         let media_port = free_port_pair();
         let scenario = manifest_dir().join("tests/sipp").join(scenario);
@@ -30,6 +32,7 @@ impl SippAgent {
             .args(["-mp", &media_port.to_string(), "-rtp_echo", "-m", "1"])
             .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
             .args(["-trace_err", "-error_file", errors.to_str().expect("utf-8 path")])
+            .args(["-trace_msg", "-message_file", messages.to_str().expect("utf-8 path")])
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -38,7 +41,7 @@ impl SippAgent {
             .spawn()
             .expect("sipp runs (is sip-tester installed? scripts/setup.sh installs it)");
         let sip = SocketAddr::from(([127, 0, 0, 1], sip_port));
-        SippAgent { child, sip, media_port, errors, _dir: dir }
+        SippAgent { child, sip, media_port, errors, messages, _dir: dir }
     }
 
     /// The URI to call it on.
@@ -46,8 +49,9 @@ impl SippAgent {
         format!("sip:agent@{}", self.sip)
     }
 
-    /// Waits (bounded) for its scenario to end and checks it passed.
-    pub async fn assert_passed(self) {
+    /// Waits (bounded) for its scenario to end and checks it passed; returns every SIP
+    /// message it sent and received.
+    pub async fn assert_passed(self) -> String {
         let output = tokio::time::timeout(Duration::from_secs(30), self.child.wait_with_output())
             .await
             .expect("the agent's sipp finished")
@@ -58,5 +62,6 @@ impl SippAgent {
             String::from_utf8_lossy(&output.stderr),
             std::fs::read_to_string(&self.errors).unwrap_or_default()
         );
+        std::fs::read_to_string(&self.messages).unwrap_or_default()
     }
 }

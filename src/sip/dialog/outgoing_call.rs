@@ -153,7 +153,10 @@ impl Ua {
         headers: &[(String, String)],
     ) -> Result<CallHandle, UaError> {
         let target = check_target(target)?;
-        if headers.iter().any(|(name, value)| !is_token(name) || value.chars().any(char::is_control)) {
+        if headers
+            .iter()
+            .any(|(name, value)| !is_token(name) || value.chars().any(char::is_control))
+        {
             return Err(UaError::Dial("an extra header has a bad name or a control character"));
         }
         let user = from_user_text(from_user)?;
