@@ -187,6 +187,21 @@ fn cache_shares_one_encoding() {
 }
 
 #[test]
+fn a_file_that_failed_to_load_is_not_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("late.wav");
+    let cache = PromptCache::new(Limits::default(), 8);
+    let first = cache.file(&path, CodecName::Pcmu).unwrap_err();
+    assert!(matches!(first, PromptError::File { .. }), "{first}");
+    // The file appears later: calls still do not touch the disk for it.
+    write_wav(&path, 8000, 1, 16, false, 0.2);
+    let again = cache.file(&path, CodecName::Pcmu).unwrap_err();
+    assert!(matches!(again, PromptError::FailedBefore(_)), "{again}");
+    // Another codec is another entry, read afresh.
+    assert!(cache.file(&path, CodecName::Pcma).is_ok());
+}
+
+#[test]
 fn concurrent_requests_share_one_encoding() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tts.wav");

@@ -42,15 +42,90 @@ async fn lookup_prints_the_user_and_ticket() {
     assert_eq!(report["outcome"]["user"]["id"], 1001);
     assert_eq!(report["outcome"]["ticket"]["id"], 102);
     assert_eq!(report["outcome"]["ticket"]["priority"], "urgent");
-    assert_eq!(report["route"]["reason"], "priority_ticket", "urgent tickets jump the queue");
-    assert_eq!(report["route"]["queue"], "sip:priority@127.0.0.1:5070");
+    assert_eq!(
+        report["route"]["reason"]["kind"], "priority_ticket",
+        "urgent tickets jump the queue"
+    );
+    assert_eq!(report["route"]["queue"], "priority");
+    assert_eq!(report["route"]["targets"][0], "sip:priority@127.0.0.1:5070");
 
     let text =
         tokio::task::spawn_blocking(move || lookup(&base, &["+44 20 7946 0018"])).await.unwrap();
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.contains("Acme Reception"), "{text}");
     assert!(text.contains("not greeted by name"), "{text}");
-    assert!(text.contains("route:    sip:support@127.0.0.1:5070 (Standard)"), "{text}");
+    assert!(
+        text.contains("says:     Your ticket 1 0 6, about Meeting room phone broken, is on hold."),
+        "{text}"
+    );
+    assert!(text.contains("route:    default queue → sip:support@127.0.0.1:5070"), "{text}");
+}
+
+/// `lookup` prints, for every sample customer, the exact sentence the caller would hear,
+/// in their language, and the queue a key press for an agent would go to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookup_says_the_sentence_each_sample_customer_hears() {
+    let base = start(SimState::sample()).await;
+    let cases = [
+        (
+            "98765432",
+            "nb",
+            "Hei Kari. Saken din 1 0 2, om Internett er helt nede, er under behandling.",
+            "priority",
+        ),
+        (
+            "987 65 433",
+            "nb",
+            "Hei Ola. Saken din 1 0 4, om Treg forbindelse, er under behandling.",
+            "default",
+        ),
+        (
+            "+12025550143",
+            "en",
+            "Hello Jane. Your ticket 1 0 5, about Refund for double charge, is received.",
+            "priority",
+        ),
+        (
+            "+442079460018",
+            "en",
+            "Your ticket 1 0 6, about Meeting room phone broken, is on hold.",
+            "default",
+        ),
+        // German and Italian have no prompts: the default language; no unsolved ticket.
+        ("+493012345678", "en", "Hello Max. You have no open tickets with us.", "default"),
+        ("+390212345678", "en", "Hello Sofia. You have no open tickets with us.", "default"),
+        (
+            "+33142685300",
+            "en",
+            "Hello Camille. Your ticket 1 0 9, about Question sur ma facture, is waiting for your reply.",
+            "default",
+        ),
+        (
+            "+4722222222",
+            "en",
+            "We could not find an account for the number you are calling from.",
+            "default",
+        ),
+        (
+            "not a number",
+            "en",
+            "Your number is hidden, so we cannot look up your tickets.",
+            "default",
+        ),
+    ];
+    for (number, lang, sentence, queue) in cases {
+        let out = tokio::task::spawn_blocking({
+            let base = base.clone();
+            move || lookup(&base, &[number, "--json"])
+        })
+        .await
+        .unwrap();
+        assert!(out.status.success(), "{number}: {}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["sentence"]["lang"], lang, "{number}");
+        assert_eq!(report["sentence"]["text"], sentence, "{number}");
+        assert_eq!(report["route"]["queue"], queue, "{number}");
+    }
 }
 
 #[tokio::test]

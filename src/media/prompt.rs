@@ -60,6 +60,9 @@ pub enum PromptError {
     Resample(String),
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// A file that failed to load before is not read again (until the process restarts).
+    #[error("{0} (failed before; not retried)")]
+    FailedBefore(String),
 }
 
 /// Mono audio as floats in [-1, 1].
@@ -261,7 +264,8 @@ pub enum PromptSource {
     Content([u8; 32]),
 }
 
-type Slot = Arc<Mutex<Option<Prompt>>>;
+/// A cached prompt, or (for files) why it could not be made.
+type Slot = Arc<Mutex<Option<Result<Prompt, String>>>>;
 
 /// Prompts encoded once per (source, codec) and shared. Holds at most `capacity` entries,
 /// dropping the oldest first (calls still playing a dropped prompt keep their `Arc`).
@@ -343,13 +347,20 @@ impl PromptCache {
         };
         // One caller encodes; concurrent callers for the same key wait for it.
         let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(prompt) = guard.as_ref() {
-            return Ok(prompt.clone());
+        match guard.as_ref() {
+            Some(Ok(prompt)) => return Ok(prompt.clone()),
+            Some(Err(reason)) => return Err(PromptError::FailedBefore(reason.clone())),
+            None => {}
         }
         match make() {
             Ok(prompt) => {
-                *guard = Some(prompt.clone());
+                *guard = Some(Ok(prompt.clone()));
                 Ok(prompt)
+            }
+            // A file that cannot be loaded stays failed: calls do not read it again.
+            Err(e) if matches!(key.0, PromptSource::Path(_)) => {
+                *guard = Some(Err(e.to_string()));
+                Err(e)
             }
             Err(e) => {
                 drop(guard);

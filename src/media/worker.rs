@@ -7,9 +7,11 @@
 //! it. A thread rather than a tokio task because the OS sleeps with tens of microseconds of
 //! precision where tokio's timer wheel has one millisecond.
 //!
-//! Sends are one `sendto` per packet on the call's own RTP socket: symmetric RTP needs the
-//! packets to leave from the port we advertised, one socket per call, and `sendmmsg`
-//! batches only datagrams of one socket, so it has nothing to batch here.
+//! Each call sends from its own RTP socket (symmetric RTP needs the packets to leave from
+//! the port we advertised), so `sendmmsg`, which batches one socket's datagrams, has
+//! nothing to batch. Instead each tick's packets, across all of the worker's calls, go to
+//! the kernel in one io_uring submission ([`crate::media::batch_send`], `media.batched_send`);
+//! where io_uring is off or not allowed, each packet is one `sendto`.
 //!
 //! Metrics: `rtp_packets_sent_total`, `rtp_frames_skipped_total` (late frames skipped
 //! after a stall), `rtp_send_errors_total`, `media_tick_late_seconds` (how late each

@@ -25,9 +25,11 @@ mod call;
 mod inbound;
 mod outbound;
 mod outgoing_call;
+mod probe;
 mod state;
 mod types;
 
+pub use probe::ProbeId;
 pub use types::{CallEvent, CallHandle, EndReason, UaAction, UaConfig, UaError};
 
 use std::collections::{HashMap, VecDeque};
@@ -68,6 +70,9 @@ pub struct Ua {
     /// (Call-ID, From tag, CSeq) of recent out-of-dialog requests → (branch, expiry).
     merged: HashMap<(String, String, u32), (String, Instant)>,
     merged_order: VecDeque<((String, String, u32), Instant)>,
+    /// Branches of our OPTIONS probes → probe.
+    probes: HashMap<String, ProbeId>,
+    next_probe: u64,
     actions: VecDeque<UaAction>,
     next_handle: u64,
     draining: bool,
@@ -84,6 +89,8 @@ impl Ua {
             by_branch: HashMap::new(),
             merged: HashMap::new(),
             merged_order: VecDeque::new(),
+            probes: HashMap::new(),
+            next_probe: 0,
             actions: VecDeque::new(),
             next_handle: 1,
             draining: false,

@@ -15,7 +15,7 @@ use tracing::{debug, warn};
 
 use tokio::sync::oneshot;
 
-use crate::sip::dialog::{CallEvent, CallHandle, Ua, UaAction, UaError};
+use crate::sip::dialog::{CallEvent, CallHandle, ProbeId, Ua, UaAction, UaError};
 use crate::sip::header_text;
 use crate::sip::message::Transport;
 use crate::sip::transaction::{Peer, TransactionLayer};
@@ -64,6 +64,13 @@ pub enum Command {
         body: Vec<u8>,
     },
     Drain(bool),
+    /// Sends OPTIONS to `target` (see [`Ua::probe`]); the reply carries the final status
+    /// (408 on timeout).
+    Probe {
+        target: String,
+        resolved: Option<SocketAddr>,
+        reply: oneshot::Sender<Result<u16, UaError>>,
+    },
 }
 
 /// A new call for the server to take on: its first event and the stream of later ones.
@@ -122,6 +129,18 @@ impl EndpointHandle {
         self.commands.send(command).is_ok()
     }
 
+    /// Sends OPTIONS to `target` and waits for the final status (408 when the request
+    /// timed out).
+    pub async fn probe(&self, target: &str) -> Result<u16, DialError> {
+        let resolved = resolve_target(target).await?;
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Probe { target: target.to_string(), resolved, reply };
+        if !self.send(command) {
+            return Err(DialError::EndpointStopped);
+        }
+        Ok(answer.await.map_err(|_| DialError::EndpointStopped)??)
+    }
+
     /// Places an outgoing call to `target` (a `sip:` URI with an IP host) from
     /// `from_user`, offering RTP at `local_rtp`. Returns once the INVITE is on its way;
     /// the call's progress arrives on the returned receiver.
@@ -171,8 +190,14 @@ pub fn spawn(
 ) -> (EndpointHandle, mpsc::Receiver<IncomingCall>) {
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let (calls_tx, calls_rx) = mpsc::channel(1024);
-    let endpoint =
-        Endpoint { transports, transactions, ua, calls: HashMap::new(), new_calls: calls_tx };
+    let endpoint = Endpoint {
+        transports,
+        transactions,
+        ua,
+        calls: HashMap::new(),
+        new_calls: calls_tx,
+        probes: HashMap::new(),
+    };
     tokio::spawn(endpoint.run(inbound, commands_rx));
     (EndpointHandle { commands: commands_tx }, calls_rx)
 }
@@ -183,6 +208,7 @@ struct Endpoint {
     ua: Ua,
     calls: HashMap<CallHandle, mpsc::UnboundedSender<CallEvent>>,
     new_calls: mpsc::Sender<IncomingCall>,
+    probes: HashMap<ProbeId, oneshot::Sender<Result<u16, UaError>>>,
 }
 
 impl Endpoint {
@@ -252,6 +278,17 @@ impl Endpoint {
             }
             Command::Drain(draining) => {
                 self.ua.set_draining(draining);
+                Ok(())
+            }
+            Command::Probe { target, resolved, reply } => {
+                match self.ua.probe(now, &target, resolved) {
+                    Ok(id) => {
+                        self.probes.insert(id, reply);
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
                 Ok(())
             }
         };
@@ -329,6 +366,11 @@ impl Endpoint {
                 }
             }
             UaAction::Event(event) => self.deliver(event).await,
+            UaAction::Probed { id, status } => {
+                if let Some(reply) = self.probes.remove(&id) {
+                    let _ = reply.send(Ok(status));
+                }
+            }
         }
     }
 

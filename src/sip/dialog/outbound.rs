@@ -26,6 +26,9 @@ impl Ua {
         let Some(branch) = ht::header_param(&via, "branch").map(str::to_string) else {
             return;
         };
+        if self.on_probe_response(&branch, status) {
+            return;
+        }
         let Some(&call) = self.by_branch.get(&branch) else {
             return;
         };
@@ -148,7 +151,7 @@ impl Ua {
             return;
         }
         // A client transaction: its id carries the branch we chose.
-        if self.on_invite_branch_timeout(now, &id) {
+        if self.on_invite_branch_timeout(now, &id) || self.on_probe_timeout(&id) {
             return;
         }
         let found = self.calls.values().find_map(|c| {

@@ -28,7 +28,7 @@ pub const MAX_FROM_USER: usize = 64;
 pub const MAX_RINGING: Duration = Duration::from_secs(180);
 
 /// `target` if it is a `sip:` URI we can put in a Request-URI and a To header as is.
-fn check_target(target: &str) -> Result<&str, UaError> {
+pub(super) fn check_target(target: &str) -> Result<&str, UaError> {
     let target = target.trim();
     if target.is_empty() || target.len() > MAX_TARGET_LEN {
         return Err(UaError::Dial("the target is empty or too long"));

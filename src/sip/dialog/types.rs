@@ -68,6 +68,11 @@ pub enum UaAction {
         dest: Peer,
     },
     Event(CallEvent),
+    /// An OPTIONS probe ended: its final status, or 408 when it timed out.
+    Probed {
+        id: super::probe::ProbeId,
+        status: u16,
+    },
 }
 
 /// Why a call ended.

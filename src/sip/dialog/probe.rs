@@ -1,0 +1,103 @@
+//! OPTIONS probes (RFC 3261 §11) of transfer targets, outside any dialog, as Kamailio's
+//! dispatcher pings its destinations. The result is the final status, or 408 when the
+//! client transaction timed out; what counts as "up" is the caller's rule.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rsip::Method;
+
+use super::outgoing_call::check_target;
+use super::state::{Dialog, Local};
+use super::{Ua, UaAction, UaError};
+use crate::sip::header_text as ht;
+use crate::sip::message::Transport;
+use crate::sip::transaction::{Peer, TransactionId};
+
+/// Names one probe in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProbeId(pub u64);
+
+impl Ua {
+    /// Sends OPTIONS to `target` (its host an IP literal, or resolved by the runtime to
+    /// `resolved`); the answer comes back as [`UaAction::Probed`].
+    pub fn probe(
+        &mut self,
+        now: Instant,
+        target: &str,
+        resolved: Option<SocketAddr>,
+    ) -> Result<ProbeId, UaError> {
+        let _ = now;
+        let target = check_target(target)?;
+        let addr = ht::ip_host(target)
+            .or(resolved)
+            .ok_or(UaError::Dial("the target host must be an IP address or be resolved"))?;
+        let local_tag = self.random_token();
+        let host = self.local_host_text();
+        let mut dialog = Dialog {
+            call_id: format!("{}{}", self.random_token(), self.random_token()),
+            local_tag: local_tag.clone(),
+            remote_tag: String::new(),
+            local_party: format!(
+                "<sip:{}@{host}:{}>;tag={local_tag}",
+                self.config.contact_user, self.config.local_port
+            ),
+            remote_party: format!("<{target}>"),
+            remote_target: target.to_string(),
+            route_set: Vec::new(),
+            local_cseq: 1,
+            remote_cseq: 0,
+            source: Peer { addr, transport: Transport::Udp },
+            peer_allows_update: false,
+        };
+        let dest = dialog.next_hop();
+        let branch = self.new_branch();
+        let contact = self.contact(dest.transport);
+        let (local_host, user_agent) = self.local();
+        let local = Local {
+            host: &local_host,
+            port: self.config.local_port,
+            contact: &contact,
+            user_agent: &user_agent,
+        };
+        let request = dialog
+            .request(
+                Method::Options,
+                &local,
+                &branch,
+                vec![crate::sip::response::accept_sdp()],
+                None,
+            )
+            .map_err(|e| UaError::Build(e.to_string()))?;
+        self.next_probe += 1;
+        let id = ProbeId(self.next_probe);
+        self.probes.insert(branch, id);
+        self.actions.push_back(UaAction::Send { request, dest });
+        Ok(id)
+    }
+
+    /// A response on one of our probes' branches; false when `branch` is not one.
+    pub(super) fn on_probe_response(&mut self, branch: &str, status: u16) -> bool {
+        if !self.probes.contains_key(branch) {
+            return false;
+        }
+        if status >= 200
+            && let Some(id) = self.probes.remove(branch)
+        {
+            self.actions.push_back(UaAction::Probed { id, status });
+        }
+        true
+    }
+
+    /// A client transaction timed out; true when it was a probe's.
+    pub(super) fn on_probe_timeout(&mut self, id: &TransactionId) -> bool {
+        let branch = self.probes.keys().find(|b| id.as_str().contains(b.as_str())).cloned();
+        match branch.and_then(|b| self.probes.remove(&b)) {
+            Some(probe) => {
+                self.actions.push_back(UaAction::Probed { id: probe, status: 408 });
+                true
+            }
+            None => false,
+        }
+    }
+}
