@@ -23,9 +23,12 @@ use crate::sip::message::Limits;
 use crate::sip::transaction::{TimerConfig, TransactionLayer};
 use crate::sip::transport::Transports;
 use crate::transfer::CallRegistry;
-use crate::transfer::probe::TargetStates;
+use crate::transfer::probe::{self, TargetStates};
 use crate::tts::{Tts, TtsError};
 use crate::zendesk::client::{ClientError, ZendeskClient};
+
+/// The longest a target's OPTIONS probe may take to be answered.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long calls hung up at the end of a drain get to finish (BYE, outbox).
 const HANG_UP_WAIT: Duration = Duration::from_secs(10);
@@ -62,6 +65,7 @@ pub struct RunningServer {
     draining: Arc<AtomicBool>,
     admin_addr: Option<SocketAddr>,
     calls: CallRegistry,
+    targets: TargetStates,
 }
 
 impl RunningServer {
@@ -83,6 +87,11 @@ impl RunningServer {
     /// Waits until a call with this Call-ID is established (bound it with a timeout).
     pub async fn wait_for_call(&self, call_id: &str) {
         self.calls.wait_for(call_id).await
+    }
+
+    /// The transfer targets' probed states.
+    pub fn target_states(&self) -> &TargetStates {
+        &self.targets
     }
 
     /// Call-IDs of the established calls.
@@ -201,6 +210,14 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let flow = FlowSettings::from_config(&config, tts.timeout())?;
     prerender(&tts, &flow).await;
     let registry = CallRegistry::default();
+    let targets = TargetStates::default();
+    if config.routing.probe_interval_s > 0 {
+        let interval = Duration::from_secs(config.routing.probe_interval_s);
+        let all: Vec<String> = flow.router.targets().cloned().collect();
+        // An answer later than the interval, or than 5 s, counts as none.
+        let timeout = interval.min(PROBE_TIMEOUT);
+        tokio::spawn(probe::run_prober(endpoint.clone(), all, targets.clone(), interval, timeout));
+    }
     let ctx = CallContext {
         calls: registry.clone(),
         config: config.clone(),
@@ -211,7 +228,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         media,
         flow: Arc::new(flow),
         tts,
-        targets: TargetStates::default(),
+        targets: targets.clone(),
     };
     let (summaries, _) = broadcast::channel(1024);
     let summaries_tx = summaries.clone();
@@ -241,6 +258,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         draining,
         admin_addr,
         calls: registry,
+        targets,
     })
 }
 

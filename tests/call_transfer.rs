@@ -13,6 +13,7 @@ use zendesk_ivr::call::CallSummary;
 use zendesk_ivr::config::{Config, QueueConfig, TransferMode};
 use zendesk_ivr::ivr::outcome::{CallOutcome, PathStep, TransferFailure};
 use zendesk_ivr::sip::dialog::EndReason;
+use zendesk_ivr::transfer::probe::TargetState;
 use zendesk_ivr::zendesk::sim::{self, SimData, SimState};
 
 /// Kari Nordmann (the scenarios' caller ID) has urgent ticket 102 in the sample data.
@@ -86,6 +87,40 @@ async fn an_urgent_ticket_pressing_1_is_referred_to_the_priority_queue() {
     let body = comment_with(&state, KARI_URGENT_TICKET, &marker).await;
     assert!(body.contains("Outcome: transferred to the priority queue"), "{body}");
     assert!(body.contains("urgent ticket → priority queue"), "{body}");
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_that_does_not_answer_its_probes_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut config, _state) = with_zendesk(&dir, SimState::sample()).await;
+    // A live SIP element (another endpoint answers OPTIONS) behind a dead one.
+    let live = start(quick_ivr_config()).await;
+    let live_target = format!("sip:agent@{}", live.sip_addr());
+    let dead_target = format!("sip:agent@127.0.0.1:{}", common::free_sip_port());
+    config.routing.probe_interval_s = 1;
+    config
+        .routing
+        .queues
+        .insert("priority".into(), queue(&[dead_target.clone(), live_target.clone()]));
+    let server = start(config).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while server.target_states().state(&dead_target) != Some(TargetState::Down)
+        || server.target_states().state(&live_target) != Some(TargetState::Up)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", server.target_states().snapshot());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut ended = server.subscribe();
+    let run = sipp("uac_press1_refer.xml", server.sip_addr(), "u1", &[]).await;
+    run.assert_ok();
+    let refer_to = format!("Refer-To: <{live_target}?X-Zendesk-Ticket-Id=");
+    assert_eq!(run.count_received("REFER", &refer_to), 1, "{}", run.messages);
+    let summary = next_summary(&mut ended).await;
+    assert!(path(&summary).iter().any(|s| matches!(
+        s,
+        PathStep::TargetFailed { target, failure: TransferFailure::Unavailable } if *target == dead_target
+    )), "{:?}", path(&summary));
     server.shutdown(Duration::from_secs(1)).await;
 }
 

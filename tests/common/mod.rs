@@ -65,6 +65,8 @@ pub fn test_config() -> Config {
     config.admin.listen = None;
     config.zendesk.enabled = false;
     config.sip.default_region = "NO".into();
+    // SIPp agents used as transfer targets answer only their scenario: no OPTIONS.
+    config.routing.probe_interval_s = 0;
     // Rendered sentences are shared by every test run, outside the work tree.
     config.tts.cache_dir = Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tts-cache"));
     config

@@ -6,3 +6,4 @@ mod basic;
 mod errors;
 mod midcall;
 mod outgoing;
+mod probe;
