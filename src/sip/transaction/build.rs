@@ -40,7 +40,7 @@ pub(super) fn response_to(
     }
     headers.push(Header::ContentLength(0u32.into()));
     rsip::Response {
-        status_code: status.into(),
+        status_code: crate::sip::response::status(status),
         version: rsip::Version::V2,
         headers,
         body: Vec::new(),
