@@ -174,3 +174,73 @@ pub fn warning(code: u16, host: &str, text: &'static str) -> Header {
 pub fn status_of(response: &rsip::Response) -> u16 {
     response.status_code.code()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every status code this endpoint sends, with the reason phrase RFC 3261 §21 (or the
+    /// RFC defining the code, noted) gives it, written out here independently of
+    /// [`reason_phrase`]. Sources: the dialog layer (`reply`, `respond_in_call`,
+    /// `respond_invite`, `reject`), the transaction layer (100 Trying, 481/200 to CANCEL,
+    /// the stateless 503) and the message layer's refusals (400, 501, 505, 513).
+    const SENT: &[(u16, &str)] = &[
+        (100, "Trying"),
+        (180, "Ringing"),
+        (200, "OK"),
+        (400, "Bad Request"),
+        (405, "Method Not Allowed"),
+        (413, "Request Entity Too Large"),
+        (415, "Unsupported Media Type"),
+        (416, "Unsupported URI Scheme"),
+        (420, "Bad Extension"),
+        (422, "Session Interval Too Small"), // RFC 4028
+        (480, "Temporarily Unavailable"),
+        (481, "Call/Transaction Does Not Exist"),
+        (482, "Loop Detected"),
+        (483, "Too Many Hops"),
+        (486, "Busy Here"),
+        (487, "Request Terminated"),
+        (488, "Not Acceptable Here"),
+        (489, "Bad Event"), // RFC 6665
+        (491, "Request Pending"),
+        (500, "Server Internal Error"),
+        (501, "Not Implemented"),
+        (503, "Service Unavailable"),
+        (505, "Version Not Supported"),
+        (513, "Message Too Large"),
+        (603, "Decline"),
+    ];
+
+    fn invite() -> rsip::Request {
+        let text = "INVITE sip:ivr@192.0.2.1 SIP/2.0\r\n\
+            Via: SIP/2.0/UDP 192.0.2.2:5060;branch=z9hG4bK1\r\n\
+            From: <sip:a@192.0.2.2>;tag=1\r\nTo: <sip:ivr@192.0.2.1>\r\n\
+            Call-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        match crate::sip::message::parse(text.as_bytes(), &Default::default()) {
+            Ok(rsip::SipMessage::Request(r)) => r,
+            other => panic!("test INVITE does not parse: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_status_we_send_carries_its_rfc_reason_phrase() {
+        let request = invite();
+        for &(code, phrase) in SENT {
+            assert_eq!(reason_phrase(code), phrase, "{code}");
+            let response = build(&request, code, Some("t"), Vec::new(), Vec::new(), "ivr");
+            let text = response.to_string();
+            let status_line = text.lines().next().unwrap_or_default();
+            assert_eq!(status_line, format!("SIP/2.0 {code} {phrase}"));
+            assert_eq!(status_of(&response), code);
+        }
+    }
+
+    #[test]
+    fn codes_nobody_defined_get_their_class_phrase() {
+        assert_eq!(reason_phrase(499), "Bad Request");
+        assert_eq!(reason_phrase(299), "OK");
+        assert_eq!(reason_phrase(699), "Busy Everywhere");
+        assert_eq!(reason_phrase(700), "Busy Everywhere");
+    }
+}

@@ -66,7 +66,9 @@ fn refusals_carry_the_right_status() {
         let err = parse(text.as_bytes(), &Limits::default()).unwrap_err();
         assert_eq!(err.status(), status, "{err:?} for {text:?}");
         let resp = error_response(text.as_bytes(), &err).unwrap();
-        assert_eq!(u16::from(resp.status_code), status);
+        assert_eq!(u16::from(resp.status_code.clone()), status);
+        let phrase = crate::sip::response::reason_phrase(status);
+        assert!(resp.to_string().starts_with(&format!("SIP/2.0 {status} {phrase}\r\n")));
     }
     let bad_status = base("SIP/2.0 700 Weird", "1 INVITE", "");
     let err = parse(bad_status.as_bytes(), &Limits::default()).unwrap_err();
