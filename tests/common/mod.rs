@@ -4,6 +4,7 @@
 
 pub mod baresip;
 pub mod kamailio;
+pub mod phone;
 pub mod rtp;
 pub mod sipp_agent;
 

@@ -1,0 +1,149 @@
+//! Real-world INVITE shapes (softphones, desk phones, PBX trunks, carriers, a WebRTC
+//! gateway; `tests/corpus/phones/`) sent to the running endpoint over UDP. Each is answered
+//! 200 with a sensible SDP answer (never 400), its ACK is absorbed (the 200 is not sent
+//! again), and its BYE ends the call cleanly.
+//!
+//! Also: an offer with an IPv6 connection address on this IPv4 endpoint (Linphone on a
+//! dual-stack host) is answered 200, and media latches to the RTP source address.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::phone::{Phone, Reply, rand_u64};
+use common::{start, test_config};
+use zendesk_ivr::sdp::{self, MediaDescription, SessionDescription};
+use zendesk_ivr::sip::dialog::EndReason;
+
+fn corpus() -> Vec<(String, String)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/phones");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .expect("phone corpus")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "sip"))
+        .map(|p| {
+            let name = p.file_stem().expect("name").to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).expect("read"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The encoding of a payload type: its rtpmap, or the static assignment (RFC 3551).
+fn encoding(media: &MediaDescription, pt: u8) -> Option<(String, u32)> {
+    if let Some(map) = media.rtpmap(pt) {
+        return Some((map.encoding.to_ascii_lowercase(), map.clock_rate));
+    }
+    match pt {
+        0 => Some(("pcmu".into(), 8000)),
+        8 => Some(("pcma".into(), 8000)),
+        9 => Some(("g722".into(), 8000)),
+        18 => Some(("g729".into(), 8000)),
+        _ => None,
+    }
+}
+
+/// The answer accepts exactly one audio stream of the offer, with one codec we speak that
+/// the offer has under the same number, the offer's telephone-event at that codec's clock
+/// when it has one, our IPv4 address, and refuses every other stream with port 0.
+fn check_answer(name: &str, offer: &SessionDescription, answer: &SessionDescription) {
+    assert_eq!(answer.media.len(), offer.media.len(), "{name}: one answer line per offer line");
+    let accepted: Vec<usize> =
+        (0..answer.media.len()).filter(|&i| answer.media[i].port != 0).collect();
+    assert_eq!(accepted.len(), 1, "{name}: exactly one stream accepted: {answer:?}");
+    let i = accepted[0];
+    let (ours, theirs) = (&answer.media[i], &offer.media[i]);
+    assert_eq!(theirs.media, "audio", "{name}");
+    assert_eq!(
+        answer.connection_for(ours).and_then(|c| c.address),
+        Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        "{name}: answer's c= address"
+    );
+    let pts: Vec<u8> = ours.payload_types().collect();
+    assert!(!pts.is_empty() && pts.len() <= 2, "{name}: {pts:?}");
+    let codec = encoding(ours, pts[0]).expect("answer's codec has a name");
+    assert!(["pcmu", "pcma", "opus"].contains(&codec.0.as_str()), "{name}: codec {codec:?}");
+    assert!(theirs.payload_types().any(|pt| pt == pts[0]), "{name}: codec number from the offer");
+    assert_eq!(encoding(theirs, pts[0]), Some(codec.clone()), "{name}: same codec as offered");
+    let offered_te = theirs.payload_types().find(|&pt| {
+        encoding(theirs, pt).is_some_and(|(e, clock)| e == "telephone-event" && clock == codec.1)
+    });
+    match (offered_te, pts.get(1)) {
+        (Some(te), Some(&answered)) => {
+            assert_eq!(answered, te, "{name}: telephone-event number from the offer");
+            assert_eq!(
+                encoding(ours, answered),
+                Some(("telephone-event".into(), codec.1)),
+                "{name}: telephone-event at the codec's clock"
+            );
+        }
+        (None, None) => {}
+        other => panic!("{name}: telephone-event offered/answered: {other:?}"),
+    }
+}
+
+/// One call: INVITE → 200 with SDP, ACK (then the 200 must not come again), BYE → 200.
+async fn call(ivr: std::net::SocketAddr, name: String, template: String) -> (String, String) {
+    let call_id = format!("{name}-{:016x}", rand_u64());
+    let mut phone = Phone::new(ivr, &call_id).await;
+    let invite = phone.fill(&template);
+    phone.send(&invite).await;
+    let ok = phone.final_reply("INVITE", Duration::from_secs(10)).await;
+    assert_eq!(ok.status, 200, "{name}: answered\n{}", ok.text);
+    assert!(ok.text.starts_with("SIP/2.0 200 OK\r\n"), "{name}: {}", ok.text);
+    let offer_text = invite.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    let offer = sdp::parse(offer_text).unwrap_or_else(|e| panic!("{name}: offer: {e}"));
+    let answer_text = String::from_utf8_lossy(&ok.response.body).into_owned();
+    let answer = sdp::parse(&answer_text).unwrap_or_else(|e| panic!("{name}: answer: {e}"));
+    check_answer(&name, &offer, &answer);
+
+    let cseq: u32 = common::phone::header(&invite, &["CSeq"])
+        .and_then(|c| c.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .expect("INVITE CSeq");
+    let ack = phone.in_dialog(&invite, &ok, "ACK", cseq);
+    phone.send(&ack).await;
+    // The 200 is retransmitted after T1 (500 ms) until an ACK matches it: a window past
+    // the first retransmission shows the ACK was absorbed.
+    let window = tokio::time::Instant::now() + Duration::from_millis(1_200);
+    while let Some(reply) = phone.next_reply(window - tokio::time::Instant::now()).await {
+        assert!(
+            !(reply.status == 200 && reply.cseq_method() == "INVITE"),
+            "{name}: the 200 came again: the ACK was not matched\n{ack}"
+        );
+    }
+    let bye = phone.in_dialog(&invite, &ok, "BYE", cseq + 1);
+    phone.send(&bye).await;
+    let bye_ok: Reply = phone.final_reply("BYE", Duration::from_secs(10)).await;
+    assert_eq!(bye_ok.status, 200, "{name}: BYE answered\n{}", bye_ok.text);
+    for text in &phone.received {
+        assert!(!text.starts_with("SIP/2.0 400"), "{name}: got 400\n{text}");
+    }
+    (name, call_id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_world_invites_are_answered_and_end_cleanly() {
+    let server = start(test_config()).await;
+    let mut ended = server.subscribe();
+    let corpus = corpus();
+    assert!(corpus.len() >= 12, "phone corpus has {} files", corpus.len());
+    let ivr = server.sip_addr();
+    let calls = corpus.into_iter().map(|(name, template)| tokio::spawn(call(ivr, name, template)));
+    let mut expected: HashMap<String, String> = HashMap::new();
+    for handle in calls {
+        let (name, call_id) = handle.await.expect("call task");
+        expected.insert(call_id, name);
+    }
+    let mut seen = HashSet::new();
+    while seen.len() < expected.len() {
+        let summary = common::next_summary(&mut ended).await;
+        let Some(name) = expected.get(&summary.call_id) else { continue };
+        assert!(summary.answered, "{name}: {summary:?}");
+        assert_eq!(summary.end_reason, Some(EndReason::RemoteBye), "{name}");
+        seen.insert(summary.call_id.clone());
+    }
+}
