@@ -147,3 +147,53 @@ async fn real_world_invites_are_answered_and_end_cleanly() {
         seen.insert(summary.call_id.clone());
     }
 }
+
+/// An ACK for a non-2xx final response (here 488, no codec in common) is matched by the
+/// INVITE's transaction and absorbed, whatever its Contact looks like: the 488 is not
+/// sent again.
+#[tokio::test(flavor = "multi_thread")]
+async fn acks_for_refusals_are_absorbed_whatever_their_contact() {
+    let server = start(test_config()).await;
+    let ivr = server.sip_addr();
+    let template = corpus().into_iter().find(|(n, _)| n == "linphone").expect("linphone").1;
+    // Only codecs we do not speak.
+    let template = template.replace(
+        "m=audio {rtp} RTP/AVP 96 97 98 0 8 18 101 99 100",
+        "m=audio {rtp} RTP/AVP 97 98 18 101 99 100",
+    );
+    for contact in [
+        r#"<sip:tester@{ip}:{port};transport=udp>;+sip.instance="<urn:uuid:f5a51a91-4c2d-00b5-9a6f-2c1f1b4e5f60>""#,
+        r#"<sip:tester@{ip}:{port};x=">"#,
+        r#"<sip:tester@{ip}:{port}>;+sip.instance="<urn:uuid:open"#,
+        "garbage <<",
+    ] {
+        let mut phone = Phone::new(ivr, &format!("ack-{:016x}", rand_u64())).await;
+        let invite = phone.fill(&template);
+        phone.send(&invite).await;
+        let refusal = phone.final_reply("INVITE", Duration::from_secs(10)).await;
+        assert!(
+            refusal.text.starts_with("SIP/2.0 488 Not Acceptable Here\r\n"),
+            "{}",
+            refusal.text
+        );
+        // The ACK for a non-2xx response: same branch as the INVITE (RFC 3261 §17.1.1.3).
+        let via = common::phone::header(&invite, &["Via"]).expect("Via");
+        let to = common::phone::header(&refusal.text, &["To"]).expect("To");
+        let from = common::phone::header(&invite, &["From"]).expect("From");
+        let call_id = common::phone::header(&invite, &["Call-ID"]).expect("Call-ID");
+        let ack = common::phone::fill(
+            &format!(
+                "ACK sip:ivr@{{ivr}} SIP/2.0\nVia: {via}\nFrom: {from}\nTo: {to}\n\
+                 Call-ID: {call_id}\nCSeq: 20 ACK\nContact: {contact}\nMax-Forwards: 70\n\
+                 Content-Length: {{len}}\n\n"
+            ),
+            &phone.vars,
+        );
+        phone.send(&ack).await;
+        // The 488 is retransmitted after T1 (500 ms) until an ACK matches it.
+        let window = tokio::time::Instant::now() + Duration::from_millis(1_200);
+        while let Some(reply) = phone.next_reply(window - tokio::time::Instant::now()).await {
+            assert_ne!(reply.status, 488, "the 488 came again: the ACK was not absorbed\n{ack}");
+        }
+    }
+}
