@@ -197,3 +197,67 @@ async fn acks_for_refusals_are_absorbed_whatever_their_contact() {
         }
     }
 }
+
+/// Linphone on a dual-stack host may offer an IPv6 connection address (`fd00::...`) on a
+/// call that came over IPv4. This endpoint speaks IPv4 only: it answers 200 with its IPv4
+/// address, and media latches to the address the caller's RTP comes from (symmetric RTP),
+/// so the caller hears us as soon as it sends.
+#[tokio::test(flavor = "multi_thread")]
+async fn ipv6_media_offer_over_ipv4_latches_to_the_rtp_source() {
+    let server = start(test_config()).await;
+    let mut ended = server.subscribe();
+    let ivr = server.sip_addr();
+    let template = corpus().into_iter().find(|(n, _)| n == "linphone").expect("linphone").1;
+    let template = template
+        .replace("o=tester 2771 1139 IN IP4 {ip}", "o=tester 2771 1139 IN IP6 fd00::5:1")
+        .replace("c=IN IP4 {ip}", "c=IN IP6 fd00::5:1")
+        .replace("RTP/AVP 96 97 98 0 8 18 101 99 100", "RTP/AVP 0 100");
+    let call_id = format!("ipv6-{:016x}", rand_u64());
+    let mut phone = Phone::new(ivr, &call_id).await;
+    let invite = phone.fill(&template);
+    phone.send(&invite).await;
+    let ok = phone.final_reply("INVITE", Duration::from_secs(10)).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    let answer = sdp::parse(&String::from_utf8_lossy(&ok.response.body)).expect("answer");
+    let audio = &answer.media[0];
+    assert_eq!(
+        answer.connection_for(audio).and_then(|c| c.address),
+        Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    );
+    assert_eq!(audio.payload_types().next(), Some(0));
+    let ack = phone.in_dialog(&invite, &ok, "ACK", 20);
+    phone.send(&ack).await;
+
+    // Our RTP, paced at 20 ms, from the IPv4 address the offer did not name.
+    let target = std::net::SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), audio.port);
+    let rtp = phone.rtp.clone();
+    let pacer = {
+        let rtp = rtp.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            for seq in 0u16..250 {
+                tick.tick().await;
+                let packet =
+                    common::rtp::packet(0, seq, u32::from(seq) * 160, 0x1234_5678, &[0xff; 160]);
+                let _ = rtp.send_to(&packet, target).await;
+            }
+        })
+    };
+    let (heard, from) = common::rtp::receive(&rtp).await;
+    assert_eq!(heard.pt, 0, "PCMU from the endpoint");
+    assert_eq!(from, target, "from the port in the answer");
+    pacer.abort();
+
+    let bye = phone.in_dialog(&invite, &ok, "BYE", 21);
+    phone.send(&bye).await;
+    let bye_ok = phone.final_reply("BYE", Duration::from_secs(10)).await;
+    assert_eq!(bye_ok.status, 200);
+    loop {
+        let summary = common::next_summary(&mut ended).await;
+        if summary.call_id == call_id {
+            assert!(summary.answered);
+            assert_eq!(summary.end_reason, Some(EndReason::RemoteBye));
+            break;
+        }
+    }
+}

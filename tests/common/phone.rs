@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rsip::headers::UntypedHeader;
@@ -36,7 +37,7 @@ pub fn header(message: &str, names: &[&str]) -> Option<String> {
 
 pub struct Phone {
     pub sip: UdpSocket,
-    pub rtp: UdpSocket,
+    pub rtp: Arc<UdpSocket>,
     pub vars: HashMap<&'static str, String>,
     pub ivr: SocketAddr,
     /// Every message received, as text, in order.
@@ -62,7 +63,8 @@ impl Phone {
     pub async fn new(ivr: SocketAddr, call_id: &str) -> Phone {
         let sip = UdpSocket::bind("127.0.0.1:0").await.expect("bind SIP socket");
         let rtp_port = free_port_pair();
-        let rtp = UdpSocket::bind(("127.0.0.1", rtp_port)).await.expect("bind RTP socket");
+        let rtp =
+            Arc::new(UdpSocket::bind(("127.0.0.1", rtp_port)).await.expect("bind RTP socket"));
         let mut vars = HashMap::new();
         vars.insert("ip", "127.0.0.1".to_owned());
         vars.insert("port", sip.local_addr().expect("addr").port().to_string());
