@@ -124,12 +124,14 @@ pub fn reason_phrase(code: u16) -> &'static str {
         604 => "Does Not Exist Anywhere",
         606 => "Not Acceptable",
         607 => "Unwanted", // RFC 8197
-        100..=199 => "Trying",
-        200..=299 => "OK",
-        300..=399 => "Multiple Choices",
-        400..=499 => "Bad Request",
-        500..=599 => "Server Internal Error",
-        _ => "Busy Everywhere",
+        _ => match code / 100 {
+            1 => "Trying",
+            2 => "OK",
+            3 => "Multiple Choices",
+            4 => "Bad Request",
+            5 => "Server Internal Error",
+            _ => "Busy Everywhere",
+        },
     }
 }
 

@@ -113,11 +113,10 @@ fn check_uri_chars(uri: &str) -> Result<(), MessageError> {
             Region::Plain if c.is_whitespace() || matches!(c, '<' | '>') => return Err(illegal()),
             Region::Plain if c == ';' => in_params = true,
             // A quoted string opens only as a whole parameter value.
-            Region::Quoted if c == '"' && !was_quoted => {
-                if !(in_params && previous == Some('=')) {
-                    return Err(illegal());
-                }
+            Region::Quoted if c == '"' && !was_quoted && !(in_params && previous == Some('=')) => {
+                return Err(illegal());
             }
+            Region::Quoted if c == '"' && !was_quoted => {}
             Region::Quoted if c == '"' && lexer.unclosed().is_none() => just_closed = true,
             _ => {}
         }

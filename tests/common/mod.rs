@@ -4,6 +4,7 @@
 
 pub mod baresip;
 pub mod kamailio;
+pub mod linphone;
 pub mod phone;
 pub mod rtp;
 pub mod sipp_agent;
