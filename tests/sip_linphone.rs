@@ -82,7 +82,7 @@ async fn linphone_default_call_rfc4733_and_info_digits_and_audio() {
     let source = silent_source(phone.dir.path());
     let heard = phone.audio_files(&source).await;
     phone.command(&format!("call sip:ivr@{}", server.sip_addr())).await;
-    phone.wait_for("connected", Duration::from_secs(20)).await;
+    phone.wait_for(" connected.", Duration::from_secs(20)).await;
 
     phone.dtmf(Dtmf::Rfc4733).await;
     phone.command("4").await;
@@ -91,7 +91,7 @@ async fn linphone_default_call_rfc4733_and_info_digits_and_audio() {
     phone.command("7").await;
     heard_for(&heard, 8000, 4.0, Duration::from_secs(15)).await;
     phone.command("terminate").await;
-    phone.wait_for("ended", Duration::from_secs(10)).await;
+    phone.wait_for("ended (No error)", Duration::from_secs(10)).await;
 
     let summary = next_summary(&mut ended).await;
     assert!(summary.answered, "{summary:?}");
@@ -100,6 +100,9 @@ async fn linphone_default_call_rfc4733_and_info_digits_and_audio() {
     digits.sort_unstable();
     assert_eq!(digits, vec!['4', '7'], "each digit once: {:?}", summary.digits);
     assert_voiced(&heard, 4.0);
+    // Linphone generated its instance id (sent as `+sip.instance` in Contact).
+    let config = std::fs::read_to_string(phone.dir.path().join("linphonerc")).expect("linphonerc");
+    assert!(config.lines().any(|l| l.starts_with("uuid=")), "{config}");
     phone.stop().await;
 }
 
@@ -138,32 +141,36 @@ impl Capture {
     }
 
     /// Stops the capture (SIGINT, so the file is complete) and returns (source port,
-    /// destination port, payload type) of every RTP packet.
-    async fn stop(mut self) -> Vec<(u16, u16, u8)> {
+    /// destination port, UDP payload) of every IPv4 UDP datagram.
+    async fn stop(mut self) -> Vec<(u16, u16, Vec<u8>)> {
         let pid = self.child.id().expect("tshark pid").to_string();
         let _ = std::process::Command::new("kill").args(["-INT", &pid]).status();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
         let mut reader = PcapReader::new(File::open(&self.file).expect("capture")).expect("pcap");
-        let mut packets = Vec::new();
+        let mut datagrams = Vec::new();
         while let Some(Ok(pkt)) = reader.next_packet() {
             let frame = &pkt.data;
-            // Ethernet (loopback), IPv4, UDP, RTP version 2.
+            // Ethernet (loopback), IPv4, UDP.
             let Some(ip) = frame.get(14..) else { continue };
             if frame.get(12..14) != Some(&[0x08, 0x00]) || ip.get(9) != Some(&17) {
                 continue;
             }
             let ihl = usize::from(ip[0] & 0x0F) * 4;
             let Some(udp) = ip.get(ihl..) else { continue };
-            let (Some(rtp), Some(ports)) = (udp.get(8..), udp.get(0..4)) else { continue };
-            if rtp.len() < 12 || rtp[0] >> 6 != 2 || (200..=204).contains(&rtp[1]) {
-                continue;
-            }
+            let (Some(payload), Some(ports)) = (udp.get(8..), udp.get(0..4)) else { continue };
             let src = u16::from_be_bytes([ports[0], ports[1]]);
             let dst = u16::from_be_bytes([ports[2], ports[3]]);
-            packets.push((src, dst, rtp[1] & 0x7F));
+            datagrams.push((src, dst, payload.to_vec()));
         }
-        packets
+        datagrams
     }
+}
+
+/// The payload type of an RTP packet (version 2, not RTCP).
+fn rtp_payload_type(datagram: &[u8]) -> Option<u8> {
+    let is_rtp =
+        datagram.len() >= 12 && datagram[0] >> 6 == 2 && !(200..=204).contains(&datagram[1]);
+    is_rtp.then(|| datagram[1] & 0x7F)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -183,18 +190,26 @@ async fn linphone_opus_only_call_carries_audio_both_ways() {
     )
     .await;
     phone.command(&format!("call sip:ivr@{}", server.sip_addr())).await;
-    phone.wait_for("connected", Duration::from_secs(20)).await;
+    phone.wait_for(" connected.", Duration::from_secs(20)).await;
     heard_for(&heard, 48000, 3.0, Duration::from_secs(15)).await;
     phone.command("terminate").await;
-    phone.wait_for("ended", Duration::from_secs(10)).await;
+    phone.wait_for("ended (No error)", Duration::from_secs(10)).await;
     let summary = next_summary(&mut ended).await;
     assert!(summary.answered, "{summary:?}");
     assert_eq!(summary.end_reason, Some(EndReason::RemoteBye), "{summary:?}");
     assert_voiced(&heard, 3.0);
 
-    let packets = capture.stop().await;
-    let sent: Vec<u8> = packets.iter().filter(|p| p.0 == linphone_rtp).map(|p| p.2).collect();
-    let received: Vec<u8> = packets.iter().filter(|p| p.1 == linphone_rtp).map(|p| p.2).collect();
+    let datagrams = capture.stop().await;
+    let sent: Vec<u8> = datagrams
+        .iter()
+        .filter(|d| d.0 == linphone_rtp)
+        .filter_map(|d| rtp_payload_type(&d.2))
+        .collect();
+    let received: Vec<u8> = datagrams
+        .iter()
+        .filter(|d| d.1 == linphone_rtp)
+        .filter_map(|d| rtp_payload_type(&d.2))
+        .collect();
     // 3 s of 20 ms packets each way, all of one dynamic payload type: Opus, the only codec
     // Linphone offered.
     assert!(sent.len() >= 100, "Linphone sent {} RTP packets", sent.len());
@@ -202,5 +217,7 @@ async fn linphone_opus_only_call_carries_audio_both_ways() {
     let pt = sent[0];
     assert!(pt >= 96, "dynamic payload type, got {pt}");
     assert!(sent.iter().chain(&received).all(|&p| p == pt), "one payload type both ways");
+    let config = std::fs::read_to_string(phone.dir.path().join("linphonerc")).expect("linphonerc");
+    assert!(config.lines().any(|l| l.starts_with("uuid=")), "{config}");
     phone.stop().await;
 }
