@@ -7,10 +7,11 @@ packages=(
   pkg-config cmake libopus-dev   # audiopus (links the system libopus)
   sip-tester                     # sipp: scenario and load tests
   baresip-core                   # a real softphone for integration tests
+  linphone-cli                   # a second softphone code base (linphonec, headless)
   kamailio                       # dispatcher in front of replicas
   espeak-ng                      # offline text-to-speech
   sox                            # audio measurement and conversion
-  tshark                         # RTP pacing captures for bench/
+  tshark                         # RTP captures: bench/ pacing, the Linphone Opus test
   iproute2                       # network namespaces for tests with foreign addresses
   sqlite3                        # inspecting the outbox by hand
   curl                           # the demo reads the simulator's comments

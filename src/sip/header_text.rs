@@ -13,7 +13,8 @@ use rsip::Header;
 mod scan;
 
 pub use scan::{
-    Angles, Lexer, Region, Split, Unclosed, find_outside, param, quoted_string_end, split_outside,
+    AddrParts, Angles, Lexer, Region, Split, Unclosed, addr_parts, angle_close, find_outside,
+    param, params, quoted_string_end, rfind_outside, split_outside, unquote,
 };
 
 /// Most entries read from one list-valued header (Record-Route, Require, ...).
@@ -75,32 +76,33 @@ pub fn option_tags(headers: &rsip::Headers, name: &str, compact: Option<&str>) -
 }
 
 /// The URI of a name-addr or addr-spec (`"Bob" <sip:bob@h;lr>;tag=1` → `sip:bob@h;lr`).
+/// Quoted strings (display name, quoted parameter values) split nothing; an unclosed
+/// value gives what can be read.
 pub fn uri_part(value: &str) -> &str {
     let value = value.trim();
-    // A `<` inside a quoted display name ("a<b" <sip:x>) does not open the URI.
+    if let Ok(parts) = addr_parts(value) {
+        return parts.uri.trim();
+    }
+    // Unclosed: read leniently. A `<` inside a quoted display name does not open the URI.
     if let Some(open) = find_outside(value, '<', Angles::Ordinary) {
         let rest = value.get(open + 1..).unwrap_or("");
         return rest.split('>').next().unwrap_or("").trim();
     }
-    // addr-spec: header parameters start at the first ';'.
     value.split(';').next().unwrap_or("").trim()
 }
 
 /// The header parameters of a name-addr (after `>`), or of an addr-spec (after the URI).
 fn header_params(value: &str) -> &str {
-    match value.rfind('>') {
-        Some(close) => value.get(close + 1..).unwrap_or(""),
-        None => value.split_once(';').map_or("", |(_, p)| p),
+    match addr_parts(value.trim()) {
+        Ok(parts) => parts.params,
+        Err(_) => "",
     }
 }
 
-/// A parameter value from `;name=value;...` text; `Some("")` for a flag parameter.
-fn param_in<'a>(params: &'a str, name: &str) -> Option<&'a str> {
-    params
-        .split(';')
-        .filter(|p| !p.trim().is_empty())
-        .map(param)
-        .find_map(|(n, v)| n.eq_ignore_ascii_case(name).then(|| v.unwrap_or_default()))
+/// A parameter value from `;name=value;...` text; `Some("")` for a flag parameter. Quoted
+/// values come with their quotes.
+fn param_in<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    params(text).find_map(|(n, v)| n.eq_ignore_ascii_case(name).then(|| v.unwrap_or_default()))
 }
 
 /// A header parameter (e.g. `tag` of From/To, `refresher` of Session-Expires).
@@ -113,9 +115,23 @@ pub fn tag(value: &str) -> Option<&str> {
     header_param(value, "tag").filter(|t| !t.is_empty())
 }
 
+/// The host part of a URI text onwards (`host[:port][;params][?headers]`): after the last
+/// `@` that is not inside a quoted parameter value, else after the scheme.
+fn after_user(uri: &str) -> &str {
+    let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
+    match rfind_outside(rest, '@', Angles::Ordinary) {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    }
+}
+
 /// A URI parameter (e.g. `transport`, `lr`) of a URI text.
 pub fn uri_param<'a>(uri: &'a str, name: &str) -> Option<&'a str> {
-    let no_headers = uri.split('?').next().unwrap_or(uri);
+    let hostport_params = after_user(uri);
+    let no_headers = match find_outside(hostport_params, '?', Angles::Ordinary) {
+        Some(q) => &hostport_params[..q],
+        None => hostport_params,
+    };
     no_headers.split_once(';').and_then(|(_, p)| param_in(p, name))
 }
 
@@ -129,9 +145,8 @@ pub fn scheme(uri: &str) -> Option<String> {
 
 /// Host and port of a sip/sips URI text. IPv6 hosts come without brackets.
 pub fn host_port(uri: &str) -> Option<(String, Option<u16>)> {
-    let (_, rest) = uri.split_once(':')?;
-    let rest = rest.split([';', '?']).next().unwrap_or("");
-    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    uri.split_once(':')?;
+    let hostport = after_user(uri).split([';', '?']).next().unwrap_or("");
     if let Some(v6) = hostport.strip_prefix('[') {
         let (host, after) = v6.split_once(']')?;
         let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
@@ -206,6 +221,31 @@ mod tests {
         assert_eq!(tag("<sip:alice@h;tag=1>"), None);
         assert_eq!(uri_param("sip:bob@h.example;transport=tcp", "transport"), Some("tcp"));
         assert_eq!(uri_param("sip:p;lr", "lr"), Some(""));
+    }
+
+    #[test]
+    fn quoted_parameter_values_split_nothing() {
+        // Linphone's Contact: a quoted +sip.instance holding `<`, `>` and `:`.
+        let contact = r#"<sip:u@127.0.0.1:26070;transport=udp>;+sip.instance="<urn:uuid:f5a51a91-0000>";expires=60"#;
+        assert_eq!(uri_part(contact), "sip:u@127.0.0.1:26070;transport=udp");
+        assert_eq!(header_param(contact, "+sip.instance"), Some(r#""<urn:uuid:f5a51a91-0000>""#));
+        assert_eq!(header_param(contact, "expires"), Some("60"));
+        // `;` and `,` inside quotes, in header parameters and in URI parameters.
+        let to = r#""x" <sip:b@h;p="a;tag=no,>";transport=tcp>;q="1;tag=2,3";tag=real"#;
+        assert_eq!(tag(to), Some("real"));
+        assert_eq!(uri_part(to), r#"sip:b@h;p="a;tag=no,>";transport=tcp"#);
+        assert_eq!(uri_param(uri_part(to), "transport"), Some("tcp"));
+        assert_eq!(uri_param(uri_part(to), "p"), Some(r#""a;tag=no,>""#));
+        assert_eq!(tag(r#"sip:a@h;x="y;tag=z";tag=w"#), Some("w"));
+        assert_eq!(
+            split_list(r#"<sip:a;x="1,2">;y="3,4", <sip:b>"#),
+            vec![r#"<sip:a;x="1,2">;y="3,4""#, "<sip:b>"]
+        );
+        assert_eq!(
+            host_port(r#"sip:u@h.example:5070;x="a@b:9""#),
+            Some(("h.example".into(), Some(5070)))
+        );
+        assert_eq!(host_port("sip:alice;day=tuesday@h.example"), Some(("h.example".into(), None)));
     }
 
     #[test]

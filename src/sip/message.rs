@@ -11,8 +11,15 @@
 //! - extension methods (rsip's `Method` is a closed enum): [`MessageError::MethodNotImplemented`],
 //!   answered 501 by [`error_response`];
 //! - Request-URIs with a scheme other than sip/sips (`tel:`, unknown schemes) and SIP URIs
-//!   with IPv6 references are built field by field (rsip's own URI parser splits hosts at the
-//!   first colon and knows only `sip:`, `sips:` and `scheme://`).
+//!   with IPv6 references or quoted parameter values are built field by field (rsip's own
+//!   URI parser splits hosts at the first colon and knows only `sip:`, `sips:` and
+//!   `scheme://`);
+//! - quoted-string parameter values (RFC 3261 §25.1 gen-value: Linphone's
+//!   `;+sip.instance="<urn:uuid:...>"`, RFC 3840 feature tags) and quoted display names
+//!   holding `<`: rsip's typed parsers read tokens only. Our own grammar check reads them;
+//!   rsip's typed check then reads a stand-in where every quoted string is replaced by a
+//!   token ([`rsip_stand_in`]). The message keeps the original text, which the layers above
+//!   read with [`header_text`](super::header_text), never with rsip's `typed()`.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -20,6 +27,7 @@ use std::net::IpAddr;
 use rsip::headers::{ToTypedHeader, UntypedHeader};
 use rsip::prelude::HeadersExt;
 
+use super::header_text::{self, Angles, Lexer, Region};
 use super::normalise::{self, RawHeader, RawMessage};
 use super::syntax::{self, StartLine};
 
@@ -122,6 +130,9 @@ const AT_MOST_ONCE: [&str; 5] =
 pub fn parse(bytes: &[u8], limits: &Limits) -> Result<rsip::SipMessage, MessageError> {
     let mut raw = normalise::split_message(bytes, limits)?;
     let start = syntax::start_line(&raw.start_line)?;
+    if matches!(&start, StartLine::Request { method, .. } if method == "ACK") {
+        drop_unreadable_contacts(&mut raw);
+    }
     check_headers(&mut raw, &start)?;
     let body = body_by_content_length(&raw)?;
     let headers = to_rsip_headers(&raw.headers)?;
@@ -159,6 +170,19 @@ fn known_method(method: &str) -> Result<rsip::Method, MessageError> {
         .into_iter()
         .find(|m| m.to_string() == method)
         .ok_or_else(|| MessageError::MethodNotImplemented(method.to_owned()))
+}
+
+/// An ACK is matched by its Via, Call-ID, CSeq and tags alone (RFC 3261 §17.2.3, §12.2.2)
+/// and its Contact means nothing to us: a Contact we cannot read is dropped, so that the
+/// ACK still stops the retransmissions of our final response.
+fn drop_unreadable_contacts(raw: &mut RawMessage) {
+    raw.headers.retain(|h| {
+        let keep = h.name != "Contact" || syntax::address(&h.value, true).is_ok();
+        if !keep {
+            tracing::debug!(contact = %h.value, "ignoring an unreadable Contact in an ACK");
+        }
+        keep
+    });
 }
 
 fn count(raw: &RawMessage, name: &str) -> usize {
@@ -251,7 +275,7 @@ fn to_rsip_headers(headers: &[RawHeader]) -> Result<rsip::Headers, MessageError>
 fn to_rsip_uri(uri: &str) -> rsip::Uri {
     let scheme = syntax::scheme(uri).unwrap_or("sip");
     if syntax::is_sip_scheme(scheme) {
-        if !uri.contains('[')
+        if !uri.contains(['[', '"'])
             && let Ok(parsed) = rsip::Uri::try_from(uri)
         {
             return parsed;
@@ -287,10 +311,23 @@ fn sip_uri_from_parts(p: &syntax::SipUriParts<'_>) -> rsip::Uri {
         syntax::Host::V4(a) => rsip::Host::IpAddr(IpAddr::V4(*a)),
         syntax::Host::V6(a) => rsip::Host::IpAddr(IpAddr::V6(*a)),
     };
-    // Parameters are read by rsip from a stand-in URI that carries only them.
-    let params = rsip::Uri::try_from(format!("sip:example.invalid{}", p.params).as_str())
-        .map(|u| u.params)
-        .unwrap_or_default();
+    // Parameters are read by rsip from a stand-in URI that carries only them; quoted
+    // values, which rsip cannot read, are kept as written.
+    let params = header_text::params(p.params)
+        .filter_map(|(name, value)| match value {
+            Some(v) if v.starts_with('"') => Some(rsip::Param::Other(
+                rsip::param::OtherParam::new(name),
+                Some(rsip::param::OtherParamValue::new(v)),
+            )),
+            _ => {
+                let text = match value {
+                    Some(v) => format!("sip:example.invalid;{name}={v}"),
+                    None => format!("sip:example.invalid;{name}"),
+                };
+                rsip::Uri::try_from(text.as_str()).ok()?.params.into_iter().next()
+            }
+        })
+        .collect();
     rsip::Uri {
         scheme: Some(scheme),
         auth,
@@ -298,6 +335,48 @@ fn sip_uri_from_parts(p: &syntax::SipUriParts<'_>) -> rsip::Uri {
         params,
         headers: Vec::new(),
     }
+}
+
+/// A URI from header text (a Contact's, a Record-Route's) as an rsip URI, read the way a
+/// Request-URI is: rsip's parser where it can, else field by field (IPv6 references,
+/// quoted parameter values, other schemes). `None` when our grammar check refuses it.
+pub fn uri_from_text(uri: &str) -> Option<rsip::Uri> {
+    syntax::request_uri(uri).ok()?;
+    Some(to_rsip_uri(uri))
+}
+
+/// What rsip 0.4's typed parsers read in place of `value`: every quoted string (a quoted
+/// parameter value, a quoted display name) replaced by a token, `q` or `"d"`. rsip's
+/// parameter tokenizer takes tokens only and its name-addr tokenizer ends the display name
+/// at the first `<`, quoted or not; the stand-in keeps everything else (URI, host, port,
+/// parameter names) for rsip to check. Borrowed when there is nothing to replace.
+pub fn rsip_stand_in(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains('"') {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut lexer = Lexer::new(Angles::Ordinary);
+    let mut last_plain = None;
+    let mut in_quote = false;
+    for c in value.chars() {
+        match lexer.feed(c) {
+            Region::Quoted if !in_quote => {
+                in_quote = true;
+                out.push_str(if last_plain == Some('=') { "q" } else { "\"d\"" });
+            }
+            Region::Quoted => {}
+            _ => {
+                in_quote = false;
+                last_plain = Some(c);
+                out.push(c);
+            }
+        }
+        if in_quote && lexer.unclosed().is_none() {
+            in_quote = false;
+            last_plain = Some('"');
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Whether an address value holds something rsip 0.4 cannot read although it is valid:
@@ -315,12 +394,13 @@ fn address_beyond_rsip(value: &str) -> bool {
 
 /// Read the typed forms the layers above use, so that they find them readable.
 fn check_typed(message: &rsip::SipMessage) -> Result<(), MessageError> {
-    fn typed<'a, T: ToTypedHeader<'a>>(
+    fn typed<'a, T: ToTypedHeader<'a> + UntypedHeader<'a>>(
         name: &str,
         header: &T,
         tolerated: fn(&str) -> bool,
     ) -> Result<(), MessageError> {
-        match header.typed() {
+        let stand_in = T::new(rsip_stand_in(header.value()).into_owned());
+        match stand_in.typed() {
             Ok(_) => Ok(()),
             Err(_) if tolerated(header.value()) => Ok(()),
             Err(e) => Err(MessageError::Malformed(format!("{name}: {e}"))),
@@ -480,10 +560,7 @@ pub fn error_response(bytes: &[u8], err: &MessageError) -> Option<rsip::Response
         headers.push(rsip::headers::From::new(from.clone()).into());
     }
     if let Some(to) = &found.to {
-        let has_tag = to
-            .split(';')
-            .skip(1)
-            .any(|p| p.trim().get(..4).is_some_and(|n| n.eq_ignore_ascii_case("tag=")));
+        let has_tag = header_text::tag(to).is_some();
         let to = if has_tag {
             to.clone()
         } else {
@@ -504,7 +581,7 @@ pub fn error_response(bytes: &[u8], err: &MessageError) -> Option<rsip::Response
     );
     headers.push(rsip::headers::ContentLength::new("0").into());
     Some(rsip::Response {
-        status_code: rsip::StatusCode::from(err.status()),
+        status_code: super::response::status(err.status()),
         version: rsip::Version::V2,
         headers,
         body: Vec::new(),

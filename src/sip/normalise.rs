@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use super::header_text::{Angles, Lexer, Region, split_outside};
+use super::header_text::{Angles, Lexer, Region, quoted_string_end, split_outside};
 use super::message::{Limits, MessageError};
 
 /// One header field after unfolding: canonical name and trimmed value.
@@ -243,6 +243,9 @@ pub fn split_message(bytes: &[u8], limits: &Limits) -> Result<RawMessage, Messag
     }
     let start_line = start_line.ok_or_else(|| MessageError::Malformed("no start line".into()))?;
 
+    // An ACK's Contact means nothing to us (RFC 3261 §17.2.3 matches ACKs without it):
+    // one we cannot read is left out rather than refusing the ACK.
+    let ack = start_line.starts_with("ACK ");
     let mut headers = Vec::with_capacity(logical.len());
     for line in &logical {
         let (name, value) = line.split_once(':').ok_or_else(|| {
@@ -254,7 +257,17 @@ pub fn split_message(bytes: &[u8], limits: &Limits) -> Result<RawMessage, Messag
         }
         let name = canonical_name(name).into_owned();
         let value = value.trim_matches([' ', '\t']);
-        if SPLIT_LISTS.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+        if ack && name == "Contact" {
+            let parts = split_list(value).unwrap_or_default();
+            for part in parts {
+                match push_header(&mut headers, limits, &name, part) {
+                    Err(MessageError::Malformed(why)) => {
+                        tracing::debug!(%why, "ignoring an unreadable Contact in an ACK");
+                    }
+                    other => other?,
+                }
+            }
+        } else if SPLIT_LISTS.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
             for part in split_list(value)? {
                 push_header(&mut headers, limits, &name, part)?;
             }
@@ -321,10 +334,12 @@ pub fn split_list(value: &str) -> Result<Vec<String>, MessageError> {
 }
 
 /// Remove linear whitespace around `;` and `=` outside quoted strings and `<...>`, and
-/// check quotes and brackets balance. Display names keep their inner spaces.
+/// check quotes and brackets balance. Display names keep their inner spaces, and quoted
+/// strings inside `<...>` (quoted URI parameter values) are honoured: a `>` inside one
+/// does not close the brackets.
 pub fn tidy_params(value: &str) -> Result<String, MessageError> {
     let mut out = String::with_capacity(value.len());
-    let mut lexer = Lexer::new(Angles::Verbatim);
+    let mut lexer = Lexer::new(Angles::Enclose);
     let mut chars = value.chars().peekable();
     while let Some(c) = chars.next() {
         if lexer.feed(c) != Region::Plain || !matches!(c, ';' | '=') {
@@ -368,7 +383,7 @@ pub fn canonical_via(value: &str) -> Result<String, MessageError> {
     }
     // sent-by, then params.
     rest = rest.trim_start_matches([' ', '\t']);
-    let (sent_by, params) = match rest.find(';') {
+    let (sent_by, params) = match rest.find([';', '"']) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
@@ -386,7 +401,12 @@ pub fn canonical_via(value: &str) -> Result<String, MessageError> {
     }
     let mut out = format!("{}/{}/{} {}", protocol[0], protocol[1], protocol[2], sent_by);
     if !params.is_empty() {
-        for param in params.split(';').skip(1) {
+        // A quoted parameter value (gen-value) may hold `;`, `,` and spaces.
+        let mut split = split_outside(params, ';', Angles::Ordinary);
+        if split.next().is_some_and(|junk| !junk.is_empty()) {
+            return Err(bad("junk after sent-by"));
+        }
+        for param in split.by_ref() {
             let param = param.trim_matches([' ', '\t']);
             if param.is_empty() {
                 return Err(bad("empty parameter"));
@@ -401,12 +421,16 @@ pub fn canonical_via(value: &str) -> Result<String, MessageError> {
             out.push(';');
             out.push_str(name);
             if let Some(v) = val {
-                if v.is_empty() || v.contains([' ', '\t', '"']) {
+                let quoted = v.starts_with('"') && quoted_string_end(v) == Some(v.len());
+                if v.is_empty() || !quoted && v.contains([' ', '\t', '"']) {
                     return Err(bad("bad parameter value"));
                 }
                 out.push('=');
                 out.push_str(v);
             }
+        }
+        if let Some(open) = split.unclosed() {
+            return Err(bad(&open.to_string()));
         }
     }
     Ok(out)
@@ -444,6 +468,34 @@ mod tests {
     fn params_are_tidied_outside_quotes() {
         let v = tidy_params(r#""A ; B" <sip:x@y> ; tag = 12"#).unwrap();
         assert_eq!(v, r#""A ; B" <sip:x@y>;tag=12"#);
+        // Quoted values, in the URI and after it, are left alone and split nothing.
+        let v = tidy_params(r#"<sip:x@y;p="a >; b"> ; +sip.instance = "<urn:uuid:1 ; 2>" ; q=1"#)
+            .unwrap();
+        assert_eq!(v, r#"<sip:x@y;p="a >; b">;+sip.instance="<urn:uuid:1 ; 2>";q=1"#);
+        assert!(tidy_params(r#"<sip:x@y;p=">"#).is_err());
+    }
+
+    #[test]
+    fn quoted_values_survive_list_splitting_and_via() {
+        let raw = "INVITE sip:a@b SIP/2.0\r\n\
+                   Via: SIP/2.0/UDP h:5060 ; branch=z9hG4bK1;x=\"a; b, c\", SIP/2.0/UDP g;branch=z9hG4bK2\r\n\
+                   m: <sip:u@h;p=\"1,2\">;+sip.instance=\"<urn:uuid:a,b>\", <sip:v@h>;y=\"3;4\"\r\n\r\n";
+        let m = split_message(raw.as_bytes(), &Limits::default()).unwrap();
+        let vias: Vec<&str> = m.values("Via").collect();
+        assert_eq!(
+            vias,
+            vec![
+                r#"SIP/2.0/UDP h:5060;branch=z9hG4bK1;x="a; b, c""#,
+                "SIP/2.0/UDP g;branch=z9hG4bK2"
+            ]
+        );
+        let contacts: Vec<&str> = m.values("Contact").collect();
+        assert_eq!(
+            contacts,
+            vec![r#"<sip:u@h;p="1,2">;+sip.instance="<urn:uuid:a,b>""#, r#"<sip:v@h>;y="3;4""#]
+        );
+        assert!(canonical_via(r#"SIP/2.0/UDP h;x="open"#).is_err());
+        assert!(canonical_via(r#"SIP/2.0/UDP h;x=a"b""#).is_err());
     }
 
     #[test]

@@ -4,7 +4,10 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::header_text::{Angles, find_outside, quoted_string_end, split_outside};
+use super::header_text::{
+    Angles, Lexer, Region, addr_parts, find_outside, quoted_string_end, rfind_outside,
+    split_outside,
+};
 use super::message::MessageError;
 use super::normalise::is_token_char;
 
@@ -84,13 +87,43 @@ pub fn is_sip_scheme(s: &str) -> bool {
     s.eq_ignore_ascii_case("sip") || s.eq_ignore_ascii_case("sips")
 }
 
+/// Whitespace, controls, `<`, `>` and `"` may not appear in a URI, except that a parameter
+/// value may be a quoted string (RFC 3261 §25.1 gen-value, as RFC 3840 feature tags and
+/// RFC 5626 `+sip.instance` are written); inside one, anything but controls goes.
 fn check_uri_chars(uri: &str) -> Result<(), MessageError> {
     if uri.is_empty() {
         return Err(bad("empty URI"));
     }
-    if uri.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == '"')
-    {
-        return Err(bad("illegal character in URI"));
+    let illegal = || bad("illegal character in URI");
+    let mut lexer = Lexer::new(Angles::Ordinary);
+    let mut in_params = false;
+    let mut previous = None;
+    let mut just_closed = false;
+    for c in uri.chars() {
+        let was_quoted = lexer.unclosed().is_some();
+        let region = lexer.feed(c);
+        if c.is_control() && c != '\t' {
+            return Err(illegal());
+        }
+        if just_closed && !matches!(c, ';' | '?') {
+            return Err(bad("junk after a quoted URI parameter value"));
+        }
+        just_closed = false;
+        match region {
+            Region::Plain if c.is_whitespace() || matches!(c, '<' | '>') => return Err(illegal()),
+            Region::Plain if c == ';' => in_params = true,
+            // A quoted string opens only as a whole parameter value.
+            Region::Quoted if c == '"' && !was_quoted && !(in_params && previous == Some('=')) => {
+                return Err(illegal());
+            }
+            Region::Quoted if c == '"' && !was_quoted => {}
+            Region::Quoted if c == '"' && lexer.unclosed().is_none() => just_closed = true,
+            _ => {}
+        }
+        previous = Some(c);
+    }
+    if lexer.unclosed().is_some() {
+        return Err(bad("unterminated quoted string in URI"));
     }
     Ok(())
 }
@@ -128,15 +161,16 @@ pub fn sip_uri(uri: &str, allow_headers: bool) -> Result<SipUriParts<'_>, Messag
     let (scheme, rest) = uri.split_once(':').ok_or_else(|| bad("URI without scheme"))?;
     // The user part may itself contain '?', ';' and '@' only escaped, except that
     // user-unreserved allows '?' and ';': take the last '@'.
-    let (user, after_user) = match rest.rfind('@') {
+    // An `@` inside a quoted parameter value is not the user part's end.
+    let (user, after_user) = match rfind_outside(rest, '@', Angles::Ordinary) {
         Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
         None => (None, rest),
     };
-    if user.is_some_and(str::is_empty) {
-        return Err(bad("empty user part"));
+    if user.is_some_and(|u| u.is_empty() || u.contains('"')) {
+        return Err(bad("bad user part"));
     }
-    let (hostport_params, headers) = match after_user.split_once('?') {
-        Some((a, h)) => (a, Some(h)),
+    let (hostport_params, headers) = match find_outside(after_user, '?', Angles::Ordinary) {
+        Some(i) => (&after_user[..i], Some(&after_user[i + 1..])),
         None => (after_user, None),
     };
     if headers.is_some() && !allow_headers {
@@ -147,9 +181,15 @@ pub fn sip_uri(uri: &str, allow_headers: bool) -> Result<SipUriParts<'_>, Messag
         None => (hostport_params, ""),
     };
     let (host, port) = host_port(hostport)?;
-    for p in params.split(';').skip(1) {
+    for p in split_outside(params, ';', Angles::Ordinary).skip(1) {
         if p.is_empty() {
             return Err(bad("empty URI parameter"));
+        }
+        if let Some((_, value)) = p.split_once('=')
+            && value.starts_with('"')
+            && quoted_string_end(value) != Some(value.len())
+        {
+            return Err(bad("bad quoted URI parameter value"));
         }
     }
     Ok(SipUriParts { scheme, user, host, port, params })
@@ -227,7 +267,8 @@ fn header_params(params: &str) -> Result<(), MessageError> {
         return Ok(());
     }
     let rest = params.strip_prefix(';').ok_or_else(|| bad("junk after address"))?;
-    for p in split_outside(rest, ';', Angles::Ordinary) {
+    let mut parts = split_outside(rest, ';', Angles::Ordinary);
+    for p in parts.by_ref() {
         let (name, value) = match p.split_once('=') {
             Some((n, v)) => (n, Some(v)),
             None => (p, None),
@@ -237,7 +278,7 @@ fn header_params(params: &str) -> Result<(), MessageError> {
         }
         if let Some(v) = value {
             let ok = if v.starts_with('"') {
-                v.len() >= 2 && v.ends_with('"')
+                quoted_string_end(v) == Some(v.len())
             } else {
                 !v.is_empty() && !v.contains([' ', '\t', '"', '<', '>'])
             };
@@ -246,7 +287,10 @@ fn header_params(params: &str) -> Result<(), MessageError> {
             }
         }
     }
-    Ok(())
+    match parts.unclosed() {
+        Some(open) => Err(bad(open.to_string())),
+        None => Ok(()),
+    }
 }
 
 /// Check one name-addr / addr-spec value (From, To, one Contact) and return its URI.
@@ -255,24 +299,14 @@ pub fn address(value: &str, allow_star: bool) -> Result<&str, MessageError> {
     if allow_star && value == "*" {
         return Ok(value);
     }
-    let (display, uri, params) = match find_outside(value, '<', Angles::Ordinary) {
-        Some(lt) => {
-            let after = &value[lt + 1..];
-            let gt = after.find('>').ok_or_else(|| bad("unterminated <URI>"))?;
-            (Some(&value[..lt]), &after[..gt], &after[gt + 1..])
-        }
-        None => {
-            // addr-spec: parameters after the first ';' belong to the header.
-            let (uri, params) = match value.find(';') {
-                Some(i) => (&value[..i], &value[i..]),
-                None => (value, ""),
-            };
-            if uri.contains(['?', ',']) {
-                return Err(bad("addr-spec with '?' or ',' must be in <>"));
-            }
-            (None, uri, params)
-        }
-    };
+    let parts = addr_parts(value).map_err(|open| match open {
+        super::header_text::Unclosed::Angle => bad("unterminated <URI>"),
+        super::header_text::Unclosed::Quote => bad("unbalanced quotes"),
+    })?;
+    let (display, uri, params) = (parts.display, parts.uri, parts.params);
+    if display.is_none() && uri.contains(['?', ',', '"']) {
+        return Err(bad("addr-spec with '?', ',' or '\"' must be in <>"));
+    }
     if let Some(d) = display {
         display_name(d.trim_end_matches([' ', '\t']))?;
     }
@@ -422,6 +456,43 @@ mod tests {
         assert!(address("sip:a@b?Route=x", false).is_err());
         assert_eq!(address("tel:+4712345678;tag=9", false).unwrap(), "tel:+4712345678");
         assert!(address("*", true).is_ok());
+    }
+
+    #[test]
+    fn quoted_parameter_values_in_every_address_header() {
+        // Linphone's Contact (RFC 5626 +sip.instance), feature tags (RFC 3840).
+        let contact =
+            r#"<sip:u@127.0.0.1:26070;transport=udp>;+sip.instance="<urn:uuid:f5a51a91-1>""#;
+        assert_eq!(address(contact, true).unwrap(), "sip:u@127.0.0.1:26070;transport=udp");
+        let tags = r#"<sip:u@h>;+g.3gpp.icsi-ref="urn%3Aurn-7%3A3gpp-service.ims.icsi.mmtel";video;audio;+sip.instance="<urn:uuid:1>";reg-id=1"#;
+        assert!(address(tags, true).is_ok());
+        // `;`, `,`, `<`, `>` and `:` inside quotes, in From/To/Route-shaped values.
+        for value in [
+            r#""Bob" <sip:b@h>;tag=1;x="a;b,c<d>e:f""#,
+            r#"<sip:b@h;x="a;b,c<d>e:f">;tag=1"#,
+            r#"<sip:b@h;lr;x="a@b?c">"#,
+            r#"sip:b@h;tag=1;x="a;b,c<d>e:f""#,
+        ] {
+            assert!(address(value, false).is_ok(), "{value}");
+        }
+        for bad_value in [
+            r#"<sip:b@h>;x="open"#,
+            r#"<sip:b@h;x=">"#,
+            r#"<sip:"b"@h>"#,
+            r#"<sip:b@h;x=a"b">"#,
+            r#"<sip:b@h>;x=a"b""#,
+        ] {
+            assert!(address(bad_value, false).is_err(), "{bad_value}");
+        }
+        let p = sip_uri(r#"sip:u@h.example:5070;x="a@b;c";transport=tcp"#, false).unwrap();
+        assert_eq!(
+            (p.user, p.port, p.params),
+            (Some("u"), Some(5070), r#";x="a@b;c";transport=tcp"#)
+        );
+        assert!(request_uri(r#"sip:u@h;x="a;b""#).is_ok());
+        assert!(request_uri(r#"sip:u@h;x="a b""#).is_ok());
+        assert!(via(r#"SIP/2.0/UDP h:5060;branch=z9hG4bK1;x="a;b,c""#).is_ok());
+        assert!(via(r#"SIP/2.0/UDP h:5060;branch=z9hG4bK1;x="open"#).is_err());
     }
 
     #[test]

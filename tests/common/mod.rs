@@ -4,8 +4,10 @@
 
 pub mod baresip;
 pub mod kamailio;
+pub mod linphone;
 pub mod phone;
 pub mod rtp;
+pub mod sip_phone;
 pub mod sipp_agent;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};

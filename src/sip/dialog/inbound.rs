@@ -77,8 +77,12 @@ pub(super) fn sdp_in(
 }
 
 /// A remote target we can put in a Request-URI: a sip/sips URI that parses.
+/// A Contact URI we can send in-dialog requests to: sip/sips, no IPv6 reference (this
+/// endpoint speaks IPv4), and readable (quoted parameter values included).
 fn usable_target(uri: &str) -> bool {
-    matches!(ht::scheme(uri).as_deref(), Some("sip" | "sips")) && rsip::Uri::try_from(uri).is_ok()
+    matches!(ht::scheme(uri).as_deref(), Some("sip" | "sips"))
+        && !uri.contains('[')
+        && crate::sip::message::uri_from_text(uri).is_some()
 }
 
 fn body_status(problem: BodyProblem) -> u16 {

@@ -110,7 +110,8 @@ fn adopt_answer(dialog: &mut Dialog, response: &rsip::Response) {
     let contact = ht::first(headers, "Contact", Some("m")).unwrap_or_default();
     let target = ht::uri_part(&contact);
     if matches!(ht::scheme(target).as_deref(), Some("sip" | "sips"))
-        && rsip::Uri::try_from(target).is_ok()
+        && !target.contains('[')
+        && crate::sip::message::uri_from_text(target).is_some()
     {
         dialog.remote_target = target.to_string();
     } else {

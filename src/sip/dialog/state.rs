@@ -97,7 +97,10 @@ impl Dialog {
         extra: Vec<Header>,
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<rsip::Request, rsip::Error> {
-        let uri = rsip::Uri::try_from(self.remote_target.as_str())?;
+        let uri = match crate::sip::message::uri_from_text(&self.remote_target) {
+            Some(uri) => uri,
+            None => rsip::Uri::try_from(self.remote_target.as_str())?,
+        };
         let transport = self.next_hop().transport;
         let host = if local.host.contains(':') && !local.host.starts_with('[') {
             format!("[{}]", local.host)

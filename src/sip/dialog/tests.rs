@@ -3,6 +3,7 @@
 mod harness;
 
 mod basic;
+mod contacts;
 mod errors;
 mod midcall;
 mod outgoing;

@@ -173,6 +173,88 @@ pub fn quoted_string_end(text: &str) -> Option<usize> {
     })
 }
 
+/// The byte index of the last plain `wanted` in `text`.
+pub fn rfind_outside(text: &str, wanted: char, angles: Angles) -> Option<usize> {
+    let mut lexer = Lexer::new(angles);
+    text.char_indices()
+        .filter(|&(_, c)| lexer.feed(c) == Region::Plain && c == wanted)
+        .map(|(i, _)| i)
+        .last()
+}
+
+/// For text that starts with `<`, the byte index of the `>` that closes it. Quoted strings
+/// inside are honoured (a URI parameter written as a quoted string, `<sip:h;x="<a>">`), so
+/// a `>` inside quotes does not close the brackets. `None` when nothing closes them.
+pub fn angle_close(text: &str) -> Option<usize> {
+    if !text.starts_with('<') {
+        return None;
+    }
+    let mut lexer = Lexer::new(Angles::Ordinary);
+    text.char_indices()
+        .skip(1)
+        .find_map(|(i, c)| (lexer.feed(c) == Region::Plain && c == '>').then_some(i))
+}
+
+/// The parts of a name-addr or addr-spec value (RFC 3261 §20.10, From/To/Contact/Route...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddrParts<'a> {
+    /// The text before `<`, untrimmed; `None` for an addr-spec.
+    pub display: Option<&'a str>,
+    /// The URI, without the angle brackets.
+    pub uri: &'a str,
+    /// The header parameters after the URI (`;tag=1;+sip.instance="<urn:...>"`), starting
+    /// with `;` when there are any.
+    pub params: &'a str,
+}
+
+/// Splits a name-addr (`"Bob" <sip:b@h;lr>;tag=1`) or an addr-spec (`sip:b@h;tag=1`, where
+/// the parameters after the URI belong to the header). Quoted strings are honoured in the
+/// display name, inside the brackets and in the parameters. `Err` on an unclosed quote or
+/// bracket.
+pub fn addr_parts(value: &str) -> Result<AddrParts<'_>, Unclosed> {
+    match find_outside(value, '<', Angles::Ordinary) {
+        Some(lt) => {
+            let enclosed = &value[lt..];
+            let gt = angle_close(enclosed).ok_or(Unclosed::Angle)?;
+            let params = &enclosed[gt + 1..];
+            let mut lexer = Lexer::new(Angles::Ordinary);
+            params.chars().for_each(|c| {
+                lexer.feed(c);
+            });
+            lexer.check_closed()?;
+            Ok(AddrParts { display: Some(&value[..lt]), uri: &enclosed[1..gt], params })
+        }
+        None => {
+            let mut lexer = Lexer::new(Angles::Ordinary);
+            value.chars().for_each(|c| {
+                lexer.feed(c);
+            });
+            lexer.check_closed()?;
+            let (uri, params) = match value.find(';') {
+                Some(i) => value.split_at(i),
+                None => (value, ""),
+            };
+            Ok(AddrParts { display: None, uri, params })
+        }
+    }
+}
+
+/// The `name[=value]` parameters of `;a=1;b;c="x;y"` text, split at plain `;` only (a `;`,
+/// `,`, `<`, `>` or `:` inside a quoted value splits nothing). Empty parts are skipped;
+/// values keep their quotes.
+pub fn params(text: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    split_outside(text, ';', Angles::Ordinary).filter(|p| !p.trim().is_empty()).map(param)
+}
+
+/// A parameter value without its quotes, when it is a quoted string (escapes kept as
+/// written); other values as they are.
+pub fn unquote(value: &str) -> &str {
+    match quoted_string_end(value) {
+        Some(end) if end == value.len() && end >= 2 => &value[1..end - 1],
+        _ => value,
+    }
+}
+
 /// One `name[=value]` parameter, name and value trimmed; `None` for a flag parameter.
 pub fn param(part: &str) -> (&str, Option<&str>) {
     match part.split_once('=') {
@@ -244,6 +326,29 @@ mod tests {
         assert_eq!(quoted_string_end(r#""""#), Some(2));
         assert_eq!(quoted_string_end(r#""open\""#), None);
         assert_eq!(quoted_string_end("bare"), None);
+    }
+
+    #[test]
+    fn quoted_values_split_nothing() {
+        let v = r#""A <x>; y" <sip:a@h;p="1;2,3<4>:5">;+sip.instance="<urn:uuid:f5a5;x,y>";tag=t"#;
+        let parts = addr_parts(v).unwrap();
+        assert_eq!(parts.display, Some(r#""A <x>; y" "#));
+        assert_eq!(parts.uri, r#"sip:a@h;p="1;2,3<4>:5""#);
+        assert_eq!(parts.params, r#";+sip.instance="<urn:uuid:f5a5;x,y>";tag=t"#);
+        let p: Vec<_> = params(parts.params).collect();
+        assert_eq!(
+            p,
+            vec![("+sip.instance", Some(r#""<urn:uuid:f5a5;x,y>""#)), ("tag", Some("t"))]
+        );
+        assert_eq!(unquote(r#""<urn:uuid:1>""#), "<urn:uuid:1>");
+        assert_eq!(unquote("tok"), "tok");
+        assert_eq!(unquote(r#"""#), r#"""#);
+        let spec = addr_parts(r#"sip:a@h;tag=1;x="a;b""#).unwrap();
+        assert_eq!((spec.display, spec.uri, spec.params), (None, "sip:a@h", r#";tag=1;x="a;b""#));
+        assert_eq!(addr_parts(r#"<sip:a@h;x=">"#), Err(Unclosed::Angle));
+        assert_eq!(addr_parts(r#"<sip:a@h>;x="open"#), Err(Unclosed::Quote));
+        assert_eq!(angle_close(r#"<a;b=">">"#), Some(8));
+        assert_eq!(rfind_outside(r#"sip:u@h;x="a@b""#, '@', Angles::Ordinary), Some(5));
     }
 
     #[test]

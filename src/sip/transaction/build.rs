@@ -40,7 +40,7 @@ pub(super) fn response_to(
     }
     headers.push(Header::ContentLength(0u32.into()));
     rsip::Response {
-        status_code: status.into(),
+        status_code: crate::sip::response::status(status),
         version: rsip::Version::V2,
         headers,
         body: Vec::new(),
@@ -81,5 +81,33 @@ pub(super) fn ack_for(
         version: rsip::Version::V2,
         headers,
         body: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_written_here_carry_rfc_reason_phrases() {
+        let text = "INVITE sip:ivr@192.0.2.1 SIP/2.0\r\n\
+            Via: SIP/2.0/UDP 192.0.2.2:5060;branch=z9hG4bK1\r\n\
+            From: <sip:a@192.0.2.2>;tag=1\r\nTo: <sip:ivr@192.0.2.1>\r\n\
+            Call-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let Ok(rsip::SipMessage::Request(request)) =
+            crate::sip::message::parse(text.as_bytes(), &Default::default())
+        else {
+            panic!("test INVITE does not parse");
+        };
+        for (code, line) in [
+            (100, "SIP/2.0 100 Trying"),
+            (200, "SIP/2.0 200 OK"),
+            (481, "SIP/2.0 481 Call/Transaction Does Not Exist"),
+            (487, "SIP/2.0 487 Request Terminated"),
+            (503, "SIP/2.0 503 Service Unavailable"),
+        ] {
+            let text = response_to(&request, code, Some("t")).to_string();
+            assert_eq!(text.lines().next(), Some(line));
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use rsip::Header;
 use rsip::headers::UntypedHeader;
 
-use crate::sip::header_text::{Angles, find_outside, param, split_outside};
+use crate::sip::header_text::{Angles, angle_close, find_outside, param, split_outside};
 
 /// The RFC 3261 branch prefix; branches without it are matched the RFC 2543 way.
 pub(super) const MAGIC_COOKIE: &str = "z9hG4bK";
@@ -154,11 +154,12 @@ fn parse_cseq(value: &str) -> Result<(u32, String), FieldError> {
     Ok((number, method.to_owned()))
 }
 
-/// The `tag` parameter of a From or To value. `Err` on an unclosed `<`.
+/// The `tag` parameter of a From or To value. `Err` on an unclosed `<`. Quoted strings
+/// (display name, quoted URI or header parameter values) split nothing.
 fn tag_param(value: &str) -> Result<Option<String>, ()> {
     let params = match find_outside(value, '<', Angles::Ordinary) {
         Some(open) => {
-            let close = value[open..].find('>').ok_or(())?;
+            let close = angle_close(&value[open..]).ok_or(())?;
             &value[open + close + 1..]
         }
         None => value,
@@ -247,6 +248,20 @@ mod tests {
         assert_eq!(fields.from_tag.as_deref(), Some("from1"));
         assert_eq!(fields.to_tag.as_deref(), Some("to1"));
         assert_eq!((fields.cseq, fields.cseq_method.as_str()), (42, "INVITE"));
+    }
+
+    #[test]
+    fn quoted_parameter_values_hide_no_tags() {
+        let h = headers(
+            r#"SIP/2.0/UDP h:5060;x="a;branch=no,b";branch=z9hG4bKreal"#,
+            r#"<sip:a@b;p="x>;tag=no">;q="1;tag=no,2";tag=from1"#,
+            r#"sip:c@d;x="y;tag=no";tag=to1"#,
+            "1 INVITE",
+        );
+        let fields = Fields::read(&h).expect("fields");
+        assert_eq!(fields.via.branch.as_deref(), Some("z9hG4bKreal"));
+        assert_eq!(fields.from_tag.as_deref(), Some("from1"));
+        assert_eq!(fields.to_tag.as_deref(), Some("to1"));
     }
 
     #[test]
