@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use common::baresip::Baresip;
+use common::baresip::{Baresip, recording, rms};
 use common::{manifest_dir, next_summary, start, test_config};
 use zendesk_ivr::config::CodecName;
 use zendesk_ivr::media::codec::Decoder;
-use zendesk_ivr::media::prompt::{Limits, encode, read_wav_file, resample};
+use zendesk_ivr::media::prompt::{Limits, encode, read_wav_file};
 
 /// What the far end should hear of the welcome prompt: our PCMU frames, decoded.
 fn welcome_as_sent() -> Vec<f32> {
@@ -35,23 +35,7 @@ fn welcome_as_sent() -> Vec<f32> {
     out.iter().map(|&s| f32::from(s) / 32768.0).collect()
 }
 
-/// The recording at 8 kHz mono.
-fn recording(dir: &Path) -> Vec<f32> {
-    let path = std::fs::read_dir(dir)
-        .expect("recordings dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("-dec.wav")))
-        .unwrap_or_else(|| panic!("no dump-*-dec.wav in {}", dir.display()));
-    let pcm = read_wav_file(&path, Limits::default()).expect("recording");
-    resample(&pcm, 8000).expect("resample")
-}
 
-fn rms(x: &[f32]) -> f32 {
-    if x.is_empty() {
-        return 0.0;
-    }
-    (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt()
-}
 
 fn envelope(x: &[f32]) -> Vec<f32> {
     x.chunks(80).map(rms).collect()

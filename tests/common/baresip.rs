@@ -9,7 +9,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-use super::{free_port_pair, free_sip_port};
+use zendesk_ivr::media::prompt::{Limits, read_wav_file, resample};
+
+use super::{free_port_pair, free_port_range, free_sip_port};
 
 pub struct Baresip {
     child: Child,
@@ -17,6 +19,8 @@ pub struct Baresip {
     /// Everything it printed so far.
     pub log: Vec<String>,
     cons: SocketAddr,
+    /// Where it takes SIP (UDP and TCP).
+    pub sip: SocketAddr,
     pub dir: tempfile::TempDir,
 }
 
@@ -27,7 +31,8 @@ impl Baresip {
         let dir = tempfile::tempdir().expect("temp dir");
         let sip_port = free_sip_port();
         let cons_port = free_port_pair();
-        let rtp = free_port_pair();
+        // Two RTP/RTCP pairs: a second call (following a REFER) needs its own.
+        let rtp = free_port_range(4);
         let recordings = dir.path().join("recordings");
         std::fs::create_dir_all(&recordings).expect("recordings dir");
         let padded = dir.path().join("source.wav");
@@ -62,7 +67,7 @@ impl Baresip {
                  snd_path {snd}\n\
                  cons_listen 127.0.0.1:{cons_port}\n",
                 source = padded.display(),
-                rtp_end = rtp + 1,
+                rtp_end = rtp + 3,
                 snd = recordings.display(),
             ),
         )
@@ -106,6 +111,7 @@ impl Baresip {
             lines,
             log: Vec::new(),
             cons: SocketAddr::from(([127, 0, 0, 1], cons_port)),
+            sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
             dir,
         }
     }
@@ -139,4 +145,46 @@ impl Baresip {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// What a baresip heard: its `dump-*-dec.wav` recording, at 8 kHz.
+pub fn recording(dir: &Path) -> Vec<f32> {
+    let path = recording_path(dir);
+    let pcm = read_wav_file(&path, Limits::default()).expect("recording");
+    resample(&pcm, 8000).expect("resample")
+}
+
+/// The path of baresip's recording of what it heard in its first call (the files are
+/// named by the time the call started).
+pub fn recording_path(dir: &Path) -> PathBuf {
+    let mut all: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("recordings dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("-dec.wav")))
+        .collect();
+    all.sort();
+    all.into_iter().next().unwrap_or_else(|| panic!("no dump-*-dec.wav in {}", dir.display()))
+}
+
+pub fn rms(x: &[f32]) -> f32 {
+    if x.is_empty() {
+        return 0.0;
+    }
+    (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt()
+}
+
+/// sox's RMS amplitude of `seconds` of `wav` from `start` (`sox FILE -n trim S D stat`).
+pub fn sox_rms(wav: &Path, start: f32, seconds: f32) -> f32 {
+    let output = std::process::Command::new("sox")
+        .arg(wav)
+        .args(["-n", "trim", &start.to_string(), &seconds.to_string(), "stat"])
+        .output()
+        .expect("sox runs");
+    let report = String::from_utf8_lossy(&output.stderr);
+    report
+        .lines()
+        .find(|l| l.starts_with("RMS     amplitude:"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no RMS from sox stat:\n{report}"))
 }

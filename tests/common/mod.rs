@@ -31,18 +31,23 @@ pub fn manifest_dir() -> PathBuf {
 
 /// A UDP port that was free a moment ago (even, with the next one free too).
 pub fn free_port_pair() -> u16 {
+    free_port_range(2)
+}
+
+/// An even UDP port that was free a moment ago, with the `count - 1` after it free too.
+pub fn free_port_range(count: u16) -> u16 {
     for _ in 0..200 {
         let probe = UdpSocket::bind("127.0.0.1:0").expect("bind a probe socket");
         let port = probe.local_addr().expect("probe address").port() & !1;
         drop(probe);
         if port > 1024
-            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
-            && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()
+            && port.checked_add(count).is_some()
+            && (0..count).all(|i| UdpSocket::bind(("127.0.0.1", port + i)).is_ok())
         {
             return port;
         }
     }
-    panic!("no free UDP port pair");
+    panic!("no {count} free UDP ports in a row");
 }
 
 /// A port free for both UDP and TCP a moment ago, for a SIP peer's local socket.
