@@ -35,8 +35,6 @@ fn welcome_as_sent() -> Vec<f32> {
     out.iter().map(|&s| f32::from(s) / 32768.0).collect()
 }
 
-
-
 fn envelope(x: &[f32]) -> Vec<f32> {
     x.chunks(80).map(rms).collect()
 }
