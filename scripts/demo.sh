@@ -36,10 +36,11 @@ echo "== The data dip for the caller, as a dry run:"
 ZENDESK_IVR_ZENDESK__URL="http://127.0.0.1:$SIM_PORT" "$bin" lookup "+47 987 65 432"
 
 echo
-echo "== Placing a test call with SIPp from +4798765432 ..."
-(cd "$workdir" && sipp "127.0.0.1:$SIP_PORT" -sf "$OLDPWD/tests/sipp/uac_bye.xml" -m 1 -t u1 \
-  -i 127.0.0.1 -nostdin -timeout 30s -timeout_error >/dev/null 2>&1) \
-  && echo "   call answered and hung up cleanly" \
+echo "== Placing a test call with SIPp from +4798765432: it hears the welcome and its"
+echo "   ticket's status, presses 1, and accepts the REFER to the priority queue ..."
+(cd "$workdir" && sipp "127.0.0.1:$SIP_PORT" -sf "$OLDPWD/tests/sipp/uac_press1_refer_after_welcome.xml" \
+  -m 1 -t u1 -i 127.0.0.1 -nostdin -timeout 40s -timeout_error >/dev/null 2>&1) \
+  && echo "   call answered, transferred by REFER, and hung up cleanly" \
   || { echo "demo: the test call failed" >&2; cat "$log"; exit 1; }
 
 # The comment is queued before the call counts as finished; give the sender a moment.
@@ -51,7 +52,8 @@ sleep 0.5
 
 echo
 echo "== What the IVR logged:"
-grep -E "incoming call|data dip|call established|call ended|comment queued" "$log" | sed 's/^/   /'
+grep -E "incoming call|data dip|call established|status sentence|digit|transferring|call ended|call finished|comment queued" "$log" \
+  | sed 's/\x1b\[[0-9;]*m//g; s/^/   /'
 
 echo
 echo "== Private comments now on the caller's tickets (from the simulator):"

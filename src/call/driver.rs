@@ -29,6 +29,17 @@ pub(super) enum Done {
     Rendered(bool),
 }
 
+/// What woke the driver.
+enum Wake {
+    Sip(Option<CallEvent>),
+    Media(CallMediaEvent),
+    Dip(Option<DipOutcome>),
+    Done(Done),
+    Agent(AgentEvent),
+    Control(CallControl),
+    Timer,
+}
+
 /// One call's driver state.
 pub(super) struct Driver<'a> {
     pub ctx: &'a CallContext,
@@ -108,26 +119,34 @@ pub(super) async fn drive(
                 None => std::future::pending().await,
             }
         };
+        let wake = tokio::select! {
+            event = incoming.events.recv() => Wake::Sip(event),
+            event = driver.media.next_event() => Wake::Media(event),
+            outcome = dip_answer => Wake::Dip(outcome.ok()),
+            Some(result) = done.recv() => Wake::Done(result),
+            event = agent_event => Wake::Agent(event),
+            Some(request) = control.recv() => Wake::Control(request),
+            () = flow_timer => Wake::Timer,
+        };
+        // The time of the event, not of the wait before it.
         let now = Instant::now();
-        tokio::select! {
-            event = incoming.events.recv() => match event {
-                Some(CallEvent::Established { media, .. }) => {
-                    driver.summary.answered = true;
-                    info!(codec = ?media.codec.name, remote = ?media.remote_rtp, "call established");
-                    driver.media.established(&media);
-                    if let Some(tx) = control_tx.take() {
-                        registration = Some(ctx.calls.register(&driver.summary.call_id, tx));
-                    }
-                    driver.flow.handle_event(now, FlowEvent::Answered);
+        match wake {
+            Wake::Sip(Some(CallEvent::Established { media, .. })) => {
+                driver.summary.answered = true;
+                info!(codec = ?media.codec.name, remote = ?media.remote_rtp, "call established");
+                driver.media.established(&media);
+                if let Some(tx) = control_tx.take() {
+                    registration = Some(ctx.calls.register(&driver.summary.call_id, tx));
                 }
-                Some(event) => ended = driver.on_sip(now, event),
-                None => {
-                    driver.flow.handle_event(now, FlowEvent::Ended(EndCause::Failed));
-                    ended = true;
-                }
-            },
-            media_event = driver.media.next_event() => driver.on_media(now, media_event),
-            outcome = dip_answer => {
+                driver.flow.handle_event(now, FlowEvent::Answered);
+            }
+            Wake::Sip(Some(event)) => ended = driver.on_sip(now, event),
+            Wake::Sip(None) => {
+                driver.flow.handle_event(now, FlowEvent::Ended(EndCause::Failed));
+                ended = true;
+            }
+            Wake::Media(event) => driver.on_media(now, event),
+            Wake::Dip(outcome) => {
                 dip = None;
                 let outcome = outcome.unwrap_or(DipOutcome::Fallback {
                     reason: FallbackReason::Error { message: "the lookup task failed".into() },
@@ -135,18 +154,16 @@ pub(super) async fn drive(
                 driver.summary.dip = Some(outcome.clone());
                 driver.flow.handle_event(now, FlowEvent::Dip(outcome));
             }
-            Some(result) = done.recv() => match result {
-                Done::Prepared(prepared) => driver.start_playback(now, prepared),
-                Done::Rendered(ok) => driver.flow.handle_event(now, FlowEvent::Rendered { ok }),
-            },
-            event = agent_event => driver.on_agent(now, event).await,
-            Some(request) = control.recv() => match request {
-                CallControl::Hangup => {
-                    info!("hanging up: the server is shutting down");
-                    driver.flow.handle_event(now, FlowEvent::ShutdownRequested);
-                }
-            },
-            () = flow_timer => driver.flow.handle_timeout(Instant::now()),
+            Wake::Done(Done::Prepared(prepared)) => driver.start_playback(now, prepared),
+            Wake::Done(Done::Rendered(ok)) => {
+                driver.flow.handle_event(now, FlowEvent::Rendered { ok })
+            }
+            Wake::Agent(event) => driver.on_agent(now, event).await,
+            Wake::Control(CallControl::Hangup) => {
+                info!("hanging up: the server is shutting down");
+                driver.flow.handle_event(now, FlowEvent::ShutdownRequested);
+            }
+            Wake::Timer => driver.flow.handle_timeout(now),
         }
     }
     drop(registration);

@@ -14,6 +14,7 @@ use tracing::{Instrument, info, info_span};
 
 use crate::config::Config;
 use crate::ivr::flow::{FlowReport, FlowSettings};
+use crate::ivr::outcome::{PathStep, path_text};
 use crate::media::engine::MediaEngine;
 use crate::media::rtp_ports::RtpPorts;
 use crate::outbox::Outbox;
@@ -97,13 +98,34 @@ pub async fn run(ctx: CallContext, incoming: IncomingCall) -> CallSummary {
         driver::drive(&ctx, incoming, &mut summary).await;
         summary.duration = started.elapsed();
         if let Some(report) = &summary.report {
-            info!(outcome = %report.outcome, "call finished");
+            info!(outcome = %report.outcome, path = %path_text(&report.path), "call finished");
+            record_metrics(report);
         }
         post_call::record(&summary, &ctx.config.zendesk, ctx.outbox.as_ref()).await;
         summary
     }
     .instrument(span)
     .await
+}
+
+/// `calls_total{outcome}`, `ivr_menu_keys_total{key}` and
+/// `transfer_attempts_total{result}`, from the flow's report.
+fn record_metrics(report: &FlowReport) {
+    metrics::counter!("calls_total", "outcome" => report.outcome.kind()).increment(1);
+    for step in &report.path {
+        match step {
+            PathStep::Pressed { key } => {
+                metrics::counter!("ivr_menu_keys_total", "key" => key.to_string()).increment(1)
+            }
+            PathStep::TargetAnswered { .. } => {
+                metrics::counter!("transfer_attempts_total", "result" => "connected").increment(1)
+            }
+            PathStep::TargetFailed { .. } => {
+                metrics::counter!("transfer_attempts_total", "result" => "failed").increment(1)
+            }
+            _ => {}
+        }
+    }
 }
 
 /// One line for the log: who, and which ticket.

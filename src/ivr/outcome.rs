@@ -76,6 +76,22 @@ pub enum CallOutcome {
     Dropped { reason: DropReason },
 }
 
+impl CallOutcome {
+    /// A short fixed name, for metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallOutcome::Transferred { .. } => "transferred",
+            CallOutcome::EndedByCaller => "ended_by_caller",
+            CallOutcome::HungUp { .. } => "hung_up",
+            CallOutcome::AllAgentsBusy { .. } => "all_agents_busy",
+            CallOutcome::CallbackRequested { .. } => "callback_requested",
+            CallOutcome::TransferFailed { .. } => "transfer_failed",
+            CallOutcome::NoInput => "no_input",
+            CallOutcome::Dropped { .. } => "dropped",
+        }
+    }
+}
+
 impl fmt::Display for CallOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
