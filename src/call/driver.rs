@@ -302,41 +302,17 @@ impl Driver<'_> {
     }
 
     async fn on_agent(&mut self, now: Instant, event: AgentEvent) {
-        let update = match event {
-            AgentEvent::Progress(status) => TransferUpdate::Progress(status),
-            AgentEvent::Answered(agent_media) => match self.media.detach().await {
-                Some((detached, caller_media)) => {
-                    self.stage = Stage::default();
-                    let bridged = match self.agent.as_mut() {
-                        Some(agent) => agent.bridge(detached, caller_media, agent_media),
-                        None => return,
-                    };
-                    match bridged {
-                        Ok(()) => TransferUpdate::Connected,
-                        Err(failure) => {
-                            warn!(%failure, "cannot bridge; hanging up both");
-                            self.agent = None;
-                            self.ctx.endpoint.send(Command::Hangup { call: self.call });
-                            TransferUpdate::Failed(failure)
-                        }
-                    }
-                }
-                None => {
-                    self.agent = None;
-                    TransferUpdate::Failed(TransferFailure::Error {
-                        message: "the caller has no media".into(),
-                    })
-                }
-            },
+        let event = match event {
+            AgentEvent::Progress(status) => FlowEvent::Transfer(TransferUpdate::Progress(status)),
+            AgentEvent::Answered(agent_media) => self.bridge(agent_media).await,
             AgentEvent::Failed(failure) => {
                 self.agent = None;
-                TransferUpdate::Failed(failure)
+                FlowEvent::Transfer(TransferUpdate::Failed(failure))
             }
             AgentEvent::Ended => {
-                info!("the agent hung up; hanging up the caller");
+                info!("the agent hung up");
                 self.agent = None;
-                self.ctx.endpoint.send(Command::Hangup { call: self.call });
-                return;
+                FlowEvent::AgentHungUp
             }
             AgentEvent::MediaChanged => return,
             AgentEvent::Info { content_type, body } => {
@@ -346,6 +322,30 @@ impl Driver<'_> {
                 return;
             }
         };
-        self.flow.handle_event(now, FlowEvent::Transfer(update));
+        self.flow.handle_event(now, event);
+    }
+
+    /// The agent answered: hand the caller's RTP to the relay. If that fails the caller's
+    /// media is gone; the flow ends the call.
+    async fn bridge(&mut self, agent_media: crate::sdp::Negotiated) -> FlowEvent {
+        let failed = |message: &str| {
+            FlowEvent::BridgeFailed(TransferFailure::Error { message: message.into() })
+        };
+        let Some((detached, caller_media)) = self.media.detach().await else {
+            self.agent = None;
+            return FlowEvent::Transfer(TransferUpdate::Failed(TransferFailure::Error {
+                message: "the caller has no media".into(),
+            }));
+        };
+        self.stage = Stage::default();
+        let Some(agent) = self.agent.as_mut() else { return failed("the agent leg is gone") };
+        match agent.bridge(detached, caller_media, agent_media) {
+            Ok(()) => FlowEvent::Transfer(TransferUpdate::Connected),
+            Err(failure) => {
+                warn!(%failure, "cannot bridge");
+                self.agent = None;
+                FlowEvent::BridgeFailed(failure)
+            }
+        }
     }
 }

@@ -81,7 +81,7 @@ pub async fn run(ctx: CallContext, incoming: IncomingCall) -> CallSummary {
             CallerId::Number(n) => info!(caller = %n.e164, source = ?ani.source, "incoming call"),
             CallerId::Anonymous => info!("incoming call from a withheld number"),
             CallerId::NotANumber(user) => {
-                info!(caller = %user, "incoming call from a non-numeric caller")
+                info!(caller = ?user, "incoming call from a non-numeric caller")
             }
         }
         let mut summary = CallSummary {

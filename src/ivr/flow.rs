@@ -100,6 +100,10 @@ pub struct Flow {
     playing: Option<PlayId>,
     /// The comfort line is playing (the status waits for it to end).
     comfort: Option<PlayId>,
+    /// Hold music plays (from the last `HoldMusic` until the next `Play`).
+    music: bool,
+    /// The last REFER that timed out: a late 2xx for it still means the caller got there.
+    abandoned_refer: Option<Attempt>,
     dip: Option<DipOutcome>,
     language: Language,
     render: Render,
@@ -133,6 +137,8 @@ impl Flow {
             next_play: 0,
             playing: None,
             comfort: None,
+            music: false,
+            abandoned_refer: None,
             dip: None,
             language,
             render: Render::Static,
@@ -242,6 +248,12 @@ impl Flow {
             FlowEvent::ShutdownRequested => {
                 self.hang_up(now, CallOutcome::Dropped { reason: DropReason::Shutdown })
             }
+            FlowEvent::AgentHungUp => {
+                if self.phase == Phase::Bridged {
+                    self.hang_up(now, CallOutcome::Dropped { reason: DropReason::Error });
+                }
+            }
+            FlowEvent::BridgeFailed(failure) => self.bridge_failed(now, failure),
             FlowEvent::Ended(cause) => self.on_ended(now, cause),
         }
     }
@@ -255,6 +267,7 @@ impl Flow {
     }
 
     fn play(&mut self, items: Vec<Say>, barge_in: bool) -> PlayId {
+        self.music = false;
         self.next_play = self.next_play.wrapping_add(1);
         let id = self.next_play;
         self.playing = Some(id);
@@ -262,9 +275,13 @@ impl Flow {
         id
     }
 
+    /// Hold music, unless it already plays.
     fn hold_music(&mut self) {
         self.playing = None;
-        self.actions.push_back(Action::HoldMusic);
+        if !self.music {
+            self.music = true;
+            self.actions.push_back(Action::HoldMusic);
+        }
     }
 
     fn sentence(&self, key: PromptKey) -> Say {
@@ -430,7 +447,12 @@ impl Flow {
         self.phase = Phase::Busy;
         self.clear(Timer::NoInput);
         let mut items = before;
-        items.push(self.sentence(PromptKey::AgentsBusy));
+        // No callback to offer a caller whose number we do not have.
+        let menu = match self.caller.number {
+            Some(_) => PromptKey::AgentsBusy,
+            None => PromptKey::AgentsBusyNoCallback,
+        };
+        items.push(self.sentence(menu));
         self.play(items, true);
     }
 
@@ -476,12 +498,22 @@ impl Flow {
             self.keep_waiting(now);
         } else if key == self.settings.key_end {
             self.path.push(PathStep::Pressed { key });
-            let number = self.caller.number.clone();
-            self.end_with(
-                now,
-                CallOutcome::CallbackRequested { number },
-                PromptKey::CallbackRequested,
-            );
+            match self.caller.number.clone() {
+                Some(number) => {
+                    let spoken = prompts::digit_by_digit_text(&number);
+                    let text = self.settings.prompts.render(
+                        &self.language,
+                        PromptKey::CallbackRequested,
+                        &[("number", &spoken)],
+                    );
+                    let outcome = CallOutcome::CallbackRequested { number: Some(number) };
+                    self.end_saying(now, outcome, self.say_text(text));
+                }
+                None => {
+                    let queue = self.route.as_ref().map(|r| r.queue.clone()).unwrap_or_default();
+                    self.end_with(now, CallOutcome::AllAgentsBusy { queue }, PromptKey::Goodbye);
+                }
+            }
         } else {
             self.path.push(PathStep::Invalid { key });
             self.busy_retry_menu(now);
@@ -512,7 +544,7 @@ impl Flow {
         }
     }
 
-    fn on_playback_finished(&mut self, now: Instant, id: PlayId, interrupted: bool) {
+    fn on_playback_finished(&mut self, now: Instant, id: PlayId, _interrupted: bool) {
         if self.comfort == Some(id) {
             self.comfort = None;
         }
@@ -523,8 +555,8 @@ impl Flow {
         match self.phase {
             Phase::Welcome => self.after_welcome(now),
             Phase::Lookup => self.status_when_ready(now),
-            // A key stopped it: the key itself moves the flow.
-            Phase::Menu | Phase::Busy if interrupted => {}
+            // Played out, or stopped by a key that did not move the flow (a key that did
+            // has already replaced this play, so its end is stale): wait for a key.
             Phase::Menu | Phase::Busy => self.set(Timer::NoInput, now + self.settings.no_input),
             Phase::Connecting => self.try_target(now),
             Phase::Ending => {
@@ -555,6 +587,12 @@ impl Flow {
     }
 
     fn try_target(&mut self, now: Instant) {
+        let waited_out =
+            self.wait_started.is_some() && self.timers[Timer::WaitLimit as usize].is_none();
+        if waited_out {
+            self.give_up_waiting(now);
+            return;
+        }
         let Some(route) = &self.route else { return };
         let Some(target) = route.targets.get(self.target_index).cloned() else {
             self.no_target_free(now);
@@ -585,6 +623,16 @@ impl Flow {
 
     fn on_transfer(&mut self, now: Instant, update: TransferUpdate) {
         if self.phase != Phase::Transferring {
+            // The caller's phone reached the target of a REFER we had given up on.
+            if update == TransferUpdate::Connected
+                && let Some(attempt) = self.abandoned_refer.take()
+                && !matches!(self.phase, Phase::Ending | Phase::HangingUp | Phase::Bridged)
+            {
+                self.clear_all_but_call_limit();
+                self.attempt = Some(attempt);
+                self.phase = Phase::Transferring;
+                self.on_transfer(now, TransferUpdate::Connected);
+            }
             return;
         }
         match update {
@@ -630,7 +678,8 @@ impl Flow {
             self.try_target(now);
             return;
         }
-        if !refer || failure == TransferFailure::Unavailable {
+        let more = self.route.as_ref().is_some_and(|r| self.target_index + 1 < r.targets.len());
+        if !refer || failure == TransferFailure::Unavailable || more {
             self.target_index += 1;
             self.try_target(now);
             return;
@@ -642,6 +691,16 @@ impl Flow {
         } else {
             self.no_target_free(now);
         }
+    }
+
+    /// The agent answered, but the caller could not be bridged: the caller's media is
+    /// gone, so the call ends, saying why.
+    fn bridge_failed(&mut self, now: Instant, failure: TransferFailure) {
+        let Some(attempt) = self.attempt.take() else { return };
+        let queue = self.route.as_ref().map(|r| r.queue.clone()).unwrap_or_default();
+        let reason = failure.to_string();
+        self.path.push(PathStep::TargetFailed { target: attempt.target, failure });
+        self.hang_up(now, CallOutcome::TransferFailed { queue, reason });
     }
 
     /// Every target of the route was tried.
@@ -682,11 +741,15 @@ impl Flow {
 
     /// Says a last sentence, then hangs up.
     fn end_with(&mut self, now: Instant, outcome: CallOutcome, key: PromptKey) {
+        let sentence = self.sentence(key);
+        self.end_saying(now, outcome, sentence);
+    }
+
+    fn end_saying(&mut self, now: Instant, outcome: CallOutcome, last: Say) {
         self.ivr_ended_at.get_or_insert(now);
         self.outcome = Some(outcome);
         self.phase = Phase::Ending;
-        let sentence = self.sentence(key);
-        self.play(vec![sentence], false);
+        self.play(vec![last], false);
     }
 
     /// Hangs up now (unless an outcome was already decided).
@@ -714,6 +777,8 @@ impl Flow {
             Timer::RenderWait => self.on_rendered(now, false),
             Timer::ReferWait => {
                 if self.phase == Phase::Transferring {
+                    // The phone may still get there: a late 2xx is still a transfer.
+                    self.abandoned_refer = self.attempt.clone();
                     self.actions.push_back(Action::CancelTransfer);
                     self.transfer_failed(now, TransferFailure::TimedOut);
                 }
@@ -741,6 +806,13 @@ impl Flow {
                     self.give_up_waiting(now);
                 }
             }
+        }
+    }
+
+    /// Stops every timer of the menu and the waiting; the call limit stays.
+    fn clear_all_but_call_limit(&mut self) {
+        for timer in [Timer::NoInput, Timer::BusyRetry, Timer::WaitLimit, Timer::ReferWait] {
+            self.clear(timer);
         }
     }
 

@@ -35,16 +35,21 @@ pub enum PromptKey {
     Connecting,
     TransferFailed,
     AgentsBusy,
+    /// The busy menu for a caller whose number is withheld (no callback to offer).
+    AgentsBusyNoCallback,
     CallbackRequested,
     BusyGoodbye,
     StatusNew,
     StatusOpen,
     StatusPending,
     StatusHold,
+    /// How the star and pound keys are said.
+    KeyStar,
+    KeyPound,
 }
 
 impl PromptKey {
-    pub const ALL: [PromptKey; 21] = [
+    pub const ALL: [PromptKey; 24] = [
         PromptKey::Comfort,
         PromptKey::Greeting,
         PromptKey::StatusTicket,
@@ -60,12 +65,15 @@ impl PromptKey {
         PromptKey::Connecting,
         PromptKey::TransferFailed,
         PromptKey::AgentsBusy,
+        PromptKey::AgentsBusyNoCallback,
         PromptKey::CallbackRequested,
         PromptKey::BusyGoodbye,
         PromptKey::StatusNew,
         PromptKey::StatusOpen,
         PromptKey::StatusPending,
         PromptKey::StatusHold,
+        PromptKey::KeyStar,
+        PromptKey::KeyPound,
     ];
 
     /// The config name (`[ivr.prompts.en] menu = "..."`).
@@ -86,12 +94,15 @@ impl PromptKey {
             PromptKey::Connecting => "connecting",
             PromptKey::TransferFailed => "transfer_failed",
             PromptKey::AgentsBusy => "agents_busy",
+            PromptKey::AgentsBusyNoCallback => "agents_busy_no_callback",
             PromptKey::CallbackRequested => "callback_requested",
             PromptKey::BusyGoodbye => "busy_goodbye",
             PromptKey::StatusNew => "status_new",
             PromptKey::StatusOpen => "status_open",
             PromptKey::StatusPending => "status_pending",
             PromptKey::StatusHold => "status_hold",
+            PromptKey::KeyStar => "key_star",
+            PromptKey::KeyPound => "key_pound",
         }
     }
 
@@ -106,6 +117,8 @@ impl PromptKey {
             PromptKey::StatusTicket => &["id", "subject", "status"],
             PromptKey::StatusTicketNoSubject => &["id", "status"],
             PromptKey::CallbackRequested => &["number"],
+            PromptKey::Menu => &["agent_key", "end_key", "repeat_key"],
+            PromptKey::AgentsBusy | PromptKey::AgentsBusyNoCallback => &["agent_key", "end_key"],
             _ => &[],
         }
     }
@@ -134,7 +147,7 @@ const EN: &[(PromptKey, &str)] = &[
     (PromptKey::StatusGeneric, "We have found your latest ticket."),
     (
         PromptKey::Menu,
-        "Press 1 to talk to an agent, or 2 to end the call. Press star to hear your ticket again.",
+        "Press {agent_key} to talk to an agent, or {end_key} to end the call. Press {repeat_key} to hear your ticket again.",
     ),
     (PromptKey::Sorry, "Sorry, I did not get that."),
     (PromptKey::Goodbye, "Thank you for calling. Goodbye."),
@@ -142,7 +155,11 @@ const EN: &[(PromptKey, &str)] = &[
     (PromptKey::TransferFailed, "Sorry, we could not connect you to an agent."),
     (
         PromptKey::AgentsBusy,
-        "All our agents are busy. Press 1 to keep waiting, or 2 to ask us to call you back.",
+        "All our agents are busy. Press {agent_key} to keep waiting, or {end_key} to ask us to call you back.",
+    ),
+    (
+        PromptKey::AgentsBusyNoCallback,
+        "All our agents are busy. Press {agent_key} to keep waiting, or {end_key} to end the call.",
     ),
     (PromptKey::CallbackRequested, "Thank you. We will call you back. Goodbye."),
     (
@@ -153,6 +170,8 @@ const EN: &[(PromptKey, &str)] = &[
     (PromptKey::StatusOpen, "being worked on"),
     (PromptKey::StatusPending, "waiting for your reply"),
     (PromptKey::StatusHold, "on hold"),
+    (PromptKey::KeyStar, "star"),
+    (PromptKey::KeyPound, "pound"),
 ];
 
 const NB: &[(PromptKey, &str)] = &[
@@ -167,7 +186,7 @@ const NB: &[(PromptKey, &str)] = &[
     (PromptKey::StatusGeneric, "Vi har funnet den siste saken din."),
     (
         PromptKey::Menu,
-        "Trykk 1 for å snakke med en rådgiver, eller 2 for å avslutte. Trykk stjerne for å høre saken din igjen.",
+        "Trykk {agent_key} for å snakke med en rådgiver, eller {end_key} for å avslutte. Trykk {repeat_key} for å høre saken din igjen.",
     ),
     (PromptKey::Sorry, "Beklager, det fikk jeg ikke med meg."),
     (PromptKey::Goodbye, "Takk for at du ringte. Ha det bra."),
@@ -175,7 +194,11 @@ const NB: &[(PromptKey, &str)] = &[
     (PromptKey::TransferFailed, "Beklager, vi fikk ikke satt deg over til en rådgiver."),
     (
         PromptKey::AgentsBusy,
-        "Alle rådgiverne våre er opptatt. Trykk 1 for å vente, eller 2 for å bli ringt opp.",
+        "Alle rådgiverne våre er opptatt. Trykk {agent_key} for å vente, eller {end_key} for å bli ringt opp.",
+    ),
+    (
+        PromptKey::AgentsBusyNoCallback,
+        "Alle rådgiverne våre er opptatt. Trykk {agent_key} for å vente, eller {end_key} for å avslutte.",
     ),
     (PromptKey::CallbackRequested, "Takk. Vi ringer deg opp. Ha det bra."),
     (
@@ -186,6 +209,8 @@ const NB: &[(PromptKey, &str)] = &[
     (PromptKey::StatusOpen, "under behandling"),
     (PromptKey::StatusPending, "venter på svar fra deg"),
     (PromptKey::StatusHold, "satt på vent"),
+    (PromptKey::KeyStar, "stjerne"),
+    (PromptKey::KeyPound, "firkant"),
 ];
 
 /// A language code as the prompts are keyed (`en`, `nb`).
@@ -223,11 +248,29 @@ pub enum PromptError {
     NoDefaultLanguage(String, String),
 }
 
+/// The menu's keys, as the sentences name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MenuKeys {
+    pub agent: char,
+    pub end: char,
+    pub repeat: char,
+}
+
+impl Default for MenuKeys {
+    fn default() -> Self {
+        MenuKeys { agent: '1', end: '2', repeat: '*' }
+    }
+}
+
+/// Placeholders every sentence that has them gets filled from the menu's keys.
+const KEY_PLACEHOLDERS: [&str; 3] = ["agent_key", "end_key", "repeat_key"];
+
 /// Every language's sentences, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prompts {
     languages: BTreeMap<Language, BTreeMap<PromptKey, String>>,
     default: Language,
+    keys: MenuKeys,
 }
 
 impl Prompts {
@@ -272,7 +315,13 @@ impl Prompts {
                 sentences.insert(key, template.clone());
             }
         }
-        Ok(Prompts { languages, default })
+        Ok(Prompts { languages, default, keys: MenuKeys::default() })
+    }
+
+    /// The sentences with the menu's keys as configured.
+    pub fn with_keys(mut self, keys: MenuKeys) -> Prompts {
+        self.keys = keys;
+        self
     }
 
     pub fn default_language(&self) -> &Language {
@@ -309,20 +358,30 @@ impl Prompts {
             .unwrap_or("")
     }
 
-    /// `key` in `lang` with its placeholders filled in from `values`. Values are inserted
-    /// as they are: clean untrusted text with [`clean_text`] first.
+    /// `key` in `lang` with its placeholders filled in from `values` (and the menu's keys,
+    /// said as words where they are not digits). Values are inserted as they are: clean
+    /// untrusted text with [`clean_text`] first.
     pub fn render(&self, lang: &Language, key: PromptKey, values: &[(&str, &str)]) -> String {
-        fill(self.template(lang, key), values)
+        let said = |k: char| match k {
+            '*' => self.template(lang, PromptKey::KeyStar).to_string(),
+            '#' => self.template(lang, PromptKey::KeyPound).to_string(),
+            k => k.to_string(),
+        };
+        let keys = [said(self.keys.agent), said(self.keys.end), said(self.keys.repeat)];
+        let mut all: Vec<(&str, &str)> = values.to_vec();
+        all.extend(KEY_PLACEHOLDERS.iter().zip(&keys).map(|(n, v)| (*n, v.as_str())));
+        fill(self.template(lang, key), &all)
     }
 
-    /// Every sentence without placeholders, in every language: what is rendered at
-    /// startup so no caller waits for it.
+    /// Every sentence that is the same for every caller (no placeholders but the menu's
+    /// keys), in every language, as said: what is rendered at startup so no caller waits.
     pub fn static_sentences(&self) -> Vec<(Language, String)> {
         let mut out = Vec::new();
         for (lang, sentences) in &self.languages {
-            for (key, text) in sentences {
-                if key.placeholders().is_empty() && !is_status_word(*key) {
-                    out.push((lang.clone(), text.clone()));
+            for key in sentences.keys() {
+                let fixed = key.placeholders().iter().all(|p| KEY_PLACEHOLDERS.contains(p));
+                if fixed && !is_word(*key) {
+                    out.push((lang.clone(), self.render(lang, *key, &[])));
                 }
             }
         }
@@ -330,13 +389,16 @@ impl Prompts {
     }
 }
 
-fn is_status_word(key: PromptKey) -> bool {
+/// Words that are parts of sentences, not sentences.
+fn is_word(key: PromptKey) -> bool {
     matches!(
         key,
         PromptKey::StatusNew
             | PromptKey::StatusOpen
             | PromptKey::StatusPending
             | PromptKey::StatusHold
+            | PromptKey::KeyStar
+            | PromptKey::KeyPound
     )
 }
 
@@ -453,6 +515,13 @@ pub fn digit_by_digit(id: u64) -> String {
         out.push(d);
     }
     out
+}
+
+/// A phone number read digit by digit ("+47 98" → "4 7 9 8"): only its digits.
+pub fn digit_by_digit_text(number: &str) -> String {
+    let digits: Vec<String> =
+        number.chars().filter(char::is_ascii_digit).map(String::from).collect();
+    digits.join(" ")
 }
 
 /// The first word of a display name ("Kari Nordmann" → "Kari"), cleaned.

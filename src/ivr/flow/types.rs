@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::config::{Config, ConfigError, MenuDefault, TransferMode};
 use crate::ivr::outcome::{CallOutcome, PathStep, TransferFailure};
-use crate::ivr::prompts::{Language, Prompts};
+use crate::ivr::prompts::{Language, MenuKeys, Prompts};
 use crate::ivr::routing::{Route, Router};
 use crate::media::dtmf::DigitSource;
 use crate::zendesk::model::DipOutcome;
@@ -61,6 +61,10 @@ pub enum FlowEvent {
     MediaTimeout,
     /// The server is shutting down: hang up now.
     ShutdownRequested,
+    /// The bridged agent hung up.
+    AgentHungUp,
+    /// The agent answered but the call could not be bridged (the caller's media is gone).
+    BridgeFailed(TransferFailure),
     Ended(EndCause),
 }
 
@@ -165,8 +169,10 @@ impl FlowSettings {
         render_timeout: Duration,
     ) -> Result<FlowSettings, ConfigError> {
         let ivr = &config.ivr;
+        let keys = MenuKeys { agent: ivr.key_agent, end: ivr.key_end, repeat: ivr.key_repeat };
         let prompts = Prompts::new(&ivr.default_language, &ivr.prompts)
-            .map_err(|err| ConfigError::Invalid(err.to_string()))?;
+            .map_err(|err| ConfigError::Invalid(err.to_string()))?
+            .with_keys(keys);
         let welcome = config.media.welcome_prompt.clone();
         Ok(FlowSettings {
             welcome: (!welcome.as_os_str().is_empty()).then_some(welcome),

@@ -70,8 +70,11 @@ pub struct Bench {
 
 impl Bench {
     pub fn new(settings: FlowSettings) -> Bench {
+        Bench::with_caller(settings, Caller { number: Some("+4798765432".into()) })
+    }
+
+    pub fn with_caller(settings: FlowSettings, caller: Caller) -> Bench {
         let now = Instant::now();
-        let caller = Caller { number: Some("+4798765432".into()) };
         Bench { flow: Flow::new(now, caller, settings), now, log: Vec::new() }
     }
 

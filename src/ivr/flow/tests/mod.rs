@@ -59,7 +59,7 @@ fn dip_after_the_comfort_line_plays_hold_music_until_it_answers() {
     assert_eq!(actions, vec![Action::HoldMusic], "no silence while the lookup runs");
     bench.advance(Duration::from_millis(800));
     let actions = bench.event(FlowEvent::Dip(kari(Some(Priority::Urgent))));
-    assert!(matches!(actions.as_slice(), [Action::Render(_), Action::HoldMusic]), "{actions:?}");
+    assert!(matches!(actions.as_slice(), [Action::Render(_)]), "the music goes on: {actions:?}");
     let actions = bench.event(FlowEvent::Rendered { ok: true });
     assert_eq!(spoken(&actions), vec![KARI, MENU]);
 }
@@ -339,4 +339,33 @@ fn our_own_hang_ups_are_not_the_callers_choice() {
         bench.end(EndCause::Us).outcome,
         CallOutcome::Dropped { reason: crate::ivr::outcome::DropReason::TimeLimit }
     );
+}
+
+#[test]
+fn a_menu_stopped_by_a_duplicate_key_still_waits_for_a_key() {
+    let mut bench = Bench::to_menu(kari(None));
+    bench.press('7');
+    let sorry = bench.last_play();
+    // The same key by INFO stops the new menu (barge-in) but is not a new press.
+    assert!(bench.event(FlowEvent::Digit { digit: '7', source: DigitSource::SipInfo }).is_empty());
+    bench.event(FlowEvent::PlaybackFinished { id: sorry, interrupted: true });
+    let actions = bench.advance(Duration::from_secs(8));
+    assert_eq!(spoken(&actions), vec!["Sorry, I did not get that.", MENU], "not stuck in silence");
+}
+
+#[test]
+fn the_menu_names_the_configured_keys() {
+    let mut config = config();
+    config.ivr.key_agent = '5';
+    config.ivr.key_end = '#';
+    config.ivr.key_repeat = '0';
+    let sentences = bench_static(&config);
+    assert!(
+        sentences.contains(&"Press 5 to talk to an agent, or pound to end the call. Press 0 to hear your ticket again.".to_string()),
+        "{sentences:?}"
+    );
+}
+
+fn bench_static(config: &crate::config::Config) -> Vec<String> {
+    settings(config).prompts.static_sentences().into_iter().map(|(_, text)| text).collect()
 }

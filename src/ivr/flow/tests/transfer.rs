@@ -260,3 +260,111 @@ fn hanging_up_while_waiting_or_bridged() {
     let report = bench.end(EndCause::Caller);
     assert_eq!(report.outcome, CallOutcome::HungUp { step: crate::ivr::outcome::Step::Waiting });
 }
+
+fn two_target_refer() -> Bench {
+    let mut config = config();
+    config.routing.queues.insert(
+        "default".into(),
+        QueueConfig {
+            targets: vec!["sip:a1@10.0.0.1".into(), "sip:a2@10.0.0.2".into()],
+            priority: None,
+        },
+    );
+    let mut bench = Bench::new(settings(&config));
+    bench.event(FlowEvent::Answered);
+    bench.event(FlowEvent::Dip(DipOutcome::UnknownCaller));
+    bench.finish_play();
+    bench
+}
+
+#[test]
+fn a_refused_refer_tries_the_queues_next_target_before_the_menu() {
+    let mut bench = two_target_refer();
+    press_agent(&mut bench);
+    let actions = bench.refuse(486);
+    let next = &transfers(&actions)[0];
+    assert_eq!((next.target.as_str(), next.mode), ("sip:a2@10.0.0.2", TransferMode::Refer));
+    let actions = bench.refuse(486);
+    assert_eq!(spoken(&actions)[0], "Sorry, we could not connect you to an agent.");
+}
+
+#[test]
+fn a_refer_given_up_on_that_connects_late_is_still_a_transfer() {
+    let mut bench = Bench::to_menu(kari(None));
+    press_agent(&mut bench);
+    bench.advance(Duration::from_secs(32));
+    // Back at the menu after the apology; then the caller's phone reports success.
+    let actions = bench.transfer(TransferUpdate::Connected);
+    assert_eq!(actions, vec![Action::Hangup]);
+    let report = bench.end(EndCause::Us);
+    assert!(matches!(report.outcome, CallOutcome::Transferred { mode: TransferMode::Refer, .. }));
+}
+
+#[test]
+fn waiting_does_not_start_a_round_past_max_wait() {
+    let mut bench = two_target_bridge();
+    press_agent(&mut bench);
+    bench.refuse(486);
+    bench.refuse(486);
+    bench.finish_play();
+    bench.press('1');
+    // Rounds at 15 s ... 105 s fail at once; the round at 105 s rings the first target
+    // until after the 120 s limit: its failure ends the wait, without ringing the second.
+    for _ in 0..6 {
+        bench.advance(Duration::from_secs(15));
+        bench.refuse(486);
+        bench.refuse(486);
+    }
+    let actions = bench.advance(Duration::from_secs(15));
+    assert_eq!(transfers(&actions).len(), 1);
+    bench.advance(Duration::from_secs(20));
+    let actions = bench.transfer(TransferUpdate::Failed(TransferFailure::TimedOut));
+    assert!(transfers(&actions).is_empty(), "{actions:?}");
+    assert_eq!(
+        spoken(&actions),
+        vec!["Sorry, no agent is free right now. Please call again later. Goodbye."]
+    );
+}
+
+#[test]
+fn a_withheld_caller_is_not_offered_a_callback() {
+    let mut config = bridge_config();
+    config.routing.queues.insert(
+        "default".into(),
+        QueueConfig { targets: vec!["sip:a1@10.0.0.1".into()], priority: None },
+    );
+    let caller = crate::ivr::flow::Caller { number: None };
+    let mut bench = Bench::with_caller(settings(&config), caller);
+    bench.event(FlowEvent::Answered);
+    bench.event(FlowEvent::Dip(DipOutcome::Anonymous));
+    bench.finish_play();
+    press_agent(&mut bench);
+    let actions = bench.refuse(486);
+    assert_eq!(
+        spoken(&actions),
+        vec!["All our agents are busy. Press 1 to keep waiting, or 2 to end the call."]
+    );
+    let actions = bench.press('2');
+    assert_eq!(spoken(&actions), vec!["Thank you for calling. Goodbye."]);
+    bench.finish_play();
+    assert_eq!(
+        bench.end(EndCause::Us).outcome,
+        CallOutcome::AllAgentsBusy { queue: "default".into() }
+    );
+}
+
+#[test]
+fn the_agent_hanging_up_or_a_failed_bridge_ends_the_call() {
+    let mut bench = two_target_bridge();
+    press_agent(&mut bench);
+    bench.transfer(TransferUpdate::Connected);
+    assert_eq!(bench.event(FlowEvent::AgentHungUp), vec![Action::Hangup]);
+    assert!(matches!(bench.end(EndCause::Us).outcome, CallOutcome::Transferred { .. }));
+
+    let mut bench = two_target_bridge();
+    press_agent(&mut bench);
+    let failure = TransferFailure::Error { message: "RTP sockets".into() };
+    let actions = bench.event(FlowEvent::BridgeFailed(failure));
+    assert_eq!(actions, vec![Action::Hangup], "the next target is not called");
+    assert!(matches!(bench.end(EndCause::Us).outcome, CallOutcome::TransferFailed { .. }));
+}
