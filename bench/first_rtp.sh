@@ -22,6 +22,7 @@ free_port() {
 SIP_PORT=$(free_port)
 SIM_PORT=$(free_port)
 MEDIA_PORT=$(free_port)
+WARM_MEDIA_PORT=$(free_port)
 "$BIN" zendesk-sim --listen "127.0.0.1:$SIM_PORT" >"$WORK/sim.log" 2>&1 &
 SIM=$!
 ZENDESK_IVR_SIP__LISTEN="127.0.0.1:$SIP_PORT" \
@@ -35,7 +36,7 @@ ZENDESK_IVR_MEDIA__RTP_TIMEOUT_S=0 \
 ZENDESK_IVR_LOG=warn \
     "$BIN" run >"$WORK/endpoint.log" 2>&1 &
 SERVER=$!
-trap 'kill $SERVER $SIM 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $SERVER $SIM 2>/dev/null || true; [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
 i=0
 until ss -lun | grep -q "127.0.0.1:$SIP_PORT "; do
     i=$((i + 1)); [ $i -lt 100 ] || { echo "endpoint did not start"; cat "$WORK/endpoint.log"; exit 1; }
@@ -43,14 +44,15 @@ until ss -lun | grep -q "127.0.0.1:$SIP_PORT "; do
 done
 echo "date=$(date -u +%Y-%m-%dT%H:%MZ) cores=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg) calls=$CALLS"
 # Warm-up: one call fills the dip cache for the bench's caller number.
-sipp "127.0.0.1:$SIP_PORT" -sf bench/sipp/uac_hold.xml -t u1 -i 127.0.0.1 -mp "$MEDIA_PORT" \
-    -m 1 -nostdin -timeout 60s >/dev/null 2>&1 &
+sipp "127.0.0.1:$SIP_PORT" -sf bench/sipp/uac_hold.xml -t u1 -i 127.0.0.1 -mp "$WARM_MEDIA_PORT" \
+    -p "$(free_port)" -m 1 -nostdin -timeout 60s >/dev/null 2>&1 &
 sleep 2
 dumpcap -i lo -q -P -s 2000 -f "udp port $SIP_PORT or (udp src portrange $RTP_PORTS and dst port $MEDIA_PORT)" \
     -a duration:8 -w "$WORK/calls.pcap" 2>/dev/null &
 CAPTURE=$!
 sleep 1
 sipp "127.0.0.1:$SIP_PORT" -sf bench/sipp/uac_hold.xml -t u1 -i 127.0.0.1 -mp "$MEDIA_PORT" \
-    -m "$CALLS" -l "$CALLS" -r "$CALLS" -nostdin -timeout 120s >"$WORK/sipp.log" 2>&1 &
+    -p "$(free_port)" -m "$CALLS" -l "$CALLS" -r "$CALLS" -nostdin -timeout 120s >"$WORK/sipp.log" 2>&1 &
 wait $CAPTURE
+echo "work=$WORK"
 python3 bench/analyze_first_rtp.py "$WORK/calls.pcap" "$SIP_PORT"

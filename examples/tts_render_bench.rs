@@ -22,7 +22,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn report(name: &str, mut times: Vec<Duration>) {
     times.sort();
     println!(
-        "{name}: n={} p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        "{name}: n={} p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
         times.len(),
         percentile(&times, 50.0).as_secs_f64() * 1000.0,
         percentile(&times, 99.0).as_secs_f64() * 1000.0,
