@@ -35,6 +35,14 @@ struct Setup {
 }
 
 async fn start(a: (CodecName, u8, Option<u8>), b: (CodecName, u8, Option<u8>)) -> Setup {
+    start_with_timeout(a, b, Duration::ZERO).await
+}
+
+async fn start_with_timeout(
+    a: (CodecName, u8, Option<u8>),
+    b: (CodecName, u8, Option<u8>),
+    rtp_timeout: Duration,
+) -> Setup {
     let (phone_a, phone_b) = (socket().await, socket().await);
     let (relay_a, relay_b) = (socket().await, socket().await);
     let leg_a = RelayLeg {
@@ -52,8 +60,9 @@ async fn start(a: (CodecName, u8, Option<u8>), b: (CodecName, u8, Option<u8>)) -
         socket: relay_b.clone(),
     };
     let (stop, control) = mpsc::unbounded_channel();
-    let task =
-        tokio::spawn(async move { relay(leg_a, leg_b, control).await.expect("relay builds") });
+    let task = tokio::spawn(async move {
+        relay(leg_a, leg_b, control, rtp_timeout).await.expect("relay builds")
+    });
     Setup {
         phone_a,
         phone_b,
@@ -148,4 +157,27 @@ async fn relay_transcodes_and_follows_a_phone_behind_nat() {
     let mut buf = [0u8; 64];
     let quiet = phone_b.try_recv_from(&mut buf);
     assert!(matches!(&quiet, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock), "{quiet:?}");
+}
+
+#[tokio::test]
+async fn a_silent_leg_ends_the_relay_unless_it_is_on_hold() {
+    let s = start_with_timeout(
+        (CodecName::Pcmu, 0, None),
+        (CodecName::Pcmu, 0, None),
+        Duration::from_millis(600),
+    )
+    .await;
+    // B is put on hold: only A's silence counts. A talks for a while, then stops.
+    let mut held = negotiated(CodecName::Pcmu, 0, None, s.phone_b.local_addr().expect("addr"));
+    held.direction = zendesk_ivr::sdp::Direction::SendOnly;
+    s.stop.send(RelayControl::Update(zendesk_ivr::media::bridge::Leg::B, held)).expect("control");
+    for i in 0..20u16 {
+        s.phone_a
+            .send_to(&rtp(0, i, 160 * u32::from(i), 0x1, &[0x55; 160]), s.relay_a)
+            .await
+            .expect("send");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let outcome = tokio::time::timeout(WAIT, s.task).await.expect("the relay ends").expect("task");
+    assert_eq!(outcome.timed_out, Some(zendesk_ivr::media::bridge::Leg::A));
 }

@@ -314,6 +314,10 @@ impl Driver<'_> {
                 self.agent = None;
                 FlowEvent::AgentHungUp
             }
+            AgentEvent::MediaTimeout => {
+                self.agent = None;
+                FlowEvent::MediaTimeout
+            }
             AgentEvent::MediaChanged => return,
             AgentEvent::Info { content_type, body } => {
                 if let Some(agent) = &self.agent {
@@ -339,7 +343,8 @@ impl Driver<'_> {
         };
         self.stage = Stage::default();
         let Some(agent) = self.agent.as_mut() else { return failed("the agent leg is gone") };
-        match agent.bridge(detached, caller_media, agent_media) {
+        let rtp_timeout = Duration::from_secs(self.ctx.config.media.rtp_timeout_s);
+        match agent.bridge(detached, caller_media, agent_media, rtp_timeout) {
             Ok(()) => FlowEvent::Transfer(TransferUpdate::Connected),
             Err(failure) => {
                 warn!(%failure, "cannot bridge");

@@ -39,6 +39,8 @@ pub enum AgentEvent {
     Failed(TransferFailure),
     /// The bridged agent hung up (the leg is over).
     Ended,
+    /// While bridged, one leg (not on hold) sent no RTP for the RTP timeout.
+    MediaTimeout,
     /// The agent's re-INVITE changed its media (already applied to the relay).
     MediaChanged,
     /// A digit by SIP INFO from the agent, for the caller.
@@ -129,8 +131,15 @@ impl AgentLeg {
                     return AgentEvent::Failed(TransferFailure::TimedOut);
                 }
                 finished = relay_done => {
-                    warn!(?finished, "the relay stopped on its own; hanging up the agent");
                     self.relay = None;
+                    if let Ok(Ok(outcome)) = &finished
+                        && let Some(leg) = outcome.timed_out
+                    {
+                        info!(?leg, "no RTP on a bridged leg; hanging up");
+                        self.hang_up();
+                        return AgentEvent::MediaTimeout;
+                    }
+                    warn!(?finished, "the relay stopped on its own; hanging up the agent");
                     self.hang_up();
                     return AgentEvent::Ended;
                 }
@@ -185,6 +194,7 @@ impl AgentLeg {
         caller: DetachedMedia,
         caller_media: Negotiated,
         agent_media: Negotiated,
+        rtp_timeout: Duration,
     ) -> Result<(), TransferFailure> {
         let sockets = share_socket(&caller.sockets.rtp)
             .and_then(|a| Ok((a, share_socket(&self.rtp.rtp)?)))
@@ -198,7 +208,7 @@ impl AgentLeg {
         let b =
             RelayLeg { socket: sockets.1, setup: LegSetup { negotiated: agent_media, outgoing } };
         let (control, control_rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(bridge_relay::relay(a, b, control_rx));
+        let task = tokio::spawn(bridge_relay::relay(a, b, control_rx, rtp_timeout));
         self.relay = Some(Relay { task, control });
         // The caller's sockets must live as long as the relay uses them.
         self.caller_sockets = Some(caller.sockets);
