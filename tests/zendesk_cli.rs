@@ -244,3 +244,28 @@ async fn check_reports_audio_outbox_and_credentials_and_fails_on_any() {
     assert!(!no_audio.status.success());
     assert!(text.contains("FAIL media.hold_music: /nonexistent/hold.wav"), "{text}");
 }
+
+/// A sentence template with a placeholder its sentence does not have (the Webex
+/// template's `{{ticketId}}` bug) stops `check` and `run`, naming the key.
+#[test]
+fn check_refuses_an_unknown_placeholder_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ivr.toml");
+    std::fs::write(
+        &config,
+        "[ivr.prompts.en]\nstatus_ticket = \"Your ticket {{ticketId}} is {status}.\"\n",
+    )
+    .unwrap();
+    for command in ["check", "run"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_zendesk-ivr"))
+            .args([command, "--config"])
+            .arg(&config)
+            .env("ZENDESK_IVR_LOG", "error")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{command}: {text}");
+        assert!(text.contains("ivr.prompts.en.status_ticket"), "{command}: {text}");
+        assert!(text.contains("ticketId"), "{command}: {text}");
+    }
+}
