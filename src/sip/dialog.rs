@@ -29,6 +29,7 @@ mod probe;
 mod state;
 mod types;
 
+pub use outgoing_call::DialRoute;
 pub use probe::ProbeId;
 pub use types::{CallEvent, CallHandle, EndReason, UaAction, UaConfig, UaError};
 

@@ -15,7 +15,7 @@ use tracing::{debug, warn};
 
 use tokio::sync::oneshot;
 
-use crate::sip::dialog::{CallEvent, CallHandle, ProbeId, Ua, UaAction, UaError};
+use crate::sip::dialog::{CallEvent, CallHandle, DialRoute, ProbeId, Ua, UaAction, UaError};
 use crate::sip::header_text;
 use crate::sip::message::Transport;
 use crate::sip::transaction::{Peer, TransactionLayer};
@@ -266,9 +266,9 @@ impl Endpoint {
             Command::Reject { call, status } => self.ua.reject(now, call, status),
             Command::Hangup { call } => self.ua.hangup(now, call),
             Command::Dial { target, resolved, from_user, transport, local_rtp, headers, reply } => {
-                let placed = self
-                    .ua
-                    .dial_via(now, &target, &from_user, transport, local_rtp, resolved, &headers);
+                let route = DialRoute { resolved, headers: &headers };
+                let placed =
+                    self.ua.dial_via(now, &target, &from_user, transport, local_rtp, route);
                 self.dialled(now, placed, reply);
                 Ok(())
             }

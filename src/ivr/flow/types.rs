@@ -38,6 +38,8 @@ pub enum TransferUpdate {
 }
 
 /// What happens to the call, fed into the flow.
+// `Dip` comes once per call; boxing it would only make matching clumsier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum FlowEvent {
     Answered,

@@ -21,6 +21,15 @@ use crate::sip::refer::MAX_TARGET_LEN;
 use crate::sip::session_timer;
 use crate::sip::transaction::{Peer, TransactionId};
 
+/// Where an outgoing call goes besides its target, and what its INVITE carries extra.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DialRoute<'a> {
+    /// Where a target with a host name resolved to (an IP literal in the target wins).
+    pub resolved: Option<SocketAddr>,
+    /// Extra headers: token names, values without control characters.
+    pub headers: &'a [(String, String)],
+}
+
 /// Longest user part of our From.
 pub const MAX_FROM_USER: usize = 64;
 /// How long the far end may ring after a provisional response before we cancel the
@@ -138,7 +147,7 @@ impl Ua {
         transport: Transport,
         local_rtp: SocketAddr,
     ) -> Result<CallHandle, UaError> {
-        self.dial_via(now, target, from_user, transport, local_rtp, None, &[])
+        self.dial_via(now, target, from_user, transport, local_rtp, DialRoute::default())
     }
 
     /// [`Ua::dial`] to a target whose host is a name, sent to `resolved` (the address
@@ -150,9 +159,9 @@ impl Ua {
         from_user: &str,
         transport: Transport,
         local_rtp: SocketAddr,
-        resolved: Option<SocketAddr>,
-        headers: &[(String, String)],
+        route: DialRoute<'_>,
     ) -> Result<CallHandle, UaError> {
+        let DialRoute { resolved, headers } = route;
         let target = check_target(target)?;
         if headers
             .iter()

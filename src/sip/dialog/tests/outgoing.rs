@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::harness::*;
 use crate::config::CodecName;
 use crate::sdp::Direction;
-use crate::sip::dialog::{CallEvent, CallHandle, EndReason, UaAction, UaError};
+use crate::sip::dialog::{CallEvent, CallHandle, DialRoute, EndReason, UaAction, UaError};
 use crate::sip::header_text as ht;
 use crate::sip::message::Transport;
 use crate::sip::transaction::{Peer, TransactionEvent};
@@ -490,13 +490,28 @@ fn a_named_target_goes_to_the_address_it_resolved_to() {
     let mut b = Bench::new(config());
     let resolved: std::net::SocketAddr = "192.0.2.30:5070".parse().unwrap();
     let target = "sip:queue@agents.example.com:5070";
-    b.ua.dial_via(b.now, target, "100", Transport::Udp, rtp(), Some(resolved), &[]).unwrap();
+    b.ua.dial_via(
+        b.now,
+        target,
+        "100",
+        Transport::Udp,
+        rtp(),
+        DialRoute { resolved: Some(resolved), headers: &[] },
+    )
+    .unwrap();
     let [(invite, dest)] = sent(&b.drain()).try_into().unwrap();
     assert_eq!(dest, Peer { addr: resolved, transport: Transport::Udp });
     assert_eq!(invite.uri.to_string(), target, "the Request-URI keeps the name");
     // An IP literal in the target wins over a resolved address.
-    b.ua.dial_via(b.now, "sip:agent@192.0.2.20", "100", Transport::Udp, rtp(), Some(resolved), &[])
-        .unwrap();
+    b.ua.dial_via(
+        b.now,
+        "sip:agent@192.0.2.20",
+        "100",
+        Transport::Udp,
+        rtp(),
+        DialRoute { resolved: Some(resolved), headers: &[] },
+    )
+    .unwrap();
     let [(_, dest)] = sent(&b.drain()).try_into().unwrap();
     assert_eq!(dest.addr, "192.0.2.20:5060".parse().unwrap());
 }
@@ -538,4 +553,31 @@ fn outgoing_calls_cannot_be_accepted_or_rejected() {
     assert!(matches!(b.ua.accept(b.now, call, rtp()), Err(UaError::InvalidState(_))));
     assert!(matches!(b.ua.reject(b.now, call, 486), Err(UaError::InvalidState(_))));
     assert!(b.drain().is_empty());
+}
+
+#[test]
+fn extra_headers_ride_on_the_invite_and_bad_ones_are_refused() {
+    let mut b = Bench::new(config());
+    let headers = vec![
+        ("X-Zendesk-Ticket-Id".to_string(), "102".to_string()),
+        (
+            "Call-Info".to_string(),
+            "<https://acme.zendesk.com/agent/tickets/102>;purpose=info".to_string(),
+        ),
+    ];
+    let route = DialRoute { resolved: None, headers: &headers };
+    b.ua.dial_via(b.now, TARGET, "+4712345678", Transport::Udp, rtp(), route).unwrap();
+    let [(invite, _)] = sent(&b.drain()).try_into().unwrap();
+    assert_eq!(header(&invite.headers, "X-Zendesk-Ticket-Id").as_deref(), Some("102"));
+    assert_eq!(
+        header(&invite.headers, "Call-Info").as_deref(),
+        Some("<https://acme.zendesk.com/agent/tickets/102>;purpose=info")
+    );
+    for bad in [("X-Evil", "1\r\nVia: x"), ("Bad Name", "1"), ("", "1")] {
+        let headers = vec![(bad.0.to_string(), bad.1.to_string())];
+        let route = DialRoute { resolved: None, headers: &headers };
+        let refused = b.ua.dial_via(b.now, TARGET, "100", Transport::Udp, rtp(), route);
+        assert!(matches!(refused, Err(UaError::Dial(_))), "{bad:?}");
+    }
+    assert_eq!(b.ua.call_count(), 1);
 }
