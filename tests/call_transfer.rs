@@ -14,21 +14,14 @@ use zendesk_ivr::config::{Config, QueueConfig, TransferMode};
 use zendesk_ivr::ivr::outcome::{CallOutcome, PathStep, TransferFailure};
 use zendesk_ivr::sip::dialog::EndReason;
 use zendesk_ivr::transfer::probe::TargetState;
-use zendesk_ivr::zendesk::sim::{self, SimData, SimState};
+use zendesk_ivr::zendesk::sim::{SimData, SimState};
 
 /// Kari Nordmann (the scenarios' caller ID) has urgent ticket 102 in the sample data.
 const KARI_URGENT_TICKET: u64 = 102;
 
-/// The quick IVR with the Zendesk simulator (sample customers).
+/// The quick IVR with the Zendesk simulator.
 async fn with_zendesk(dir: &tempfile::TempDir, state: SimState) -> (Config, SimState) {
-    let (addr, _) = sim::spawn("127.0.0.1:0".parse().unwrap(), state.clone()).await.unwrap();
-    let mut config = quick_ivr_config();
-    config.zendesk.enabled = true;
-    config.zendesk.url = format!("http://{addr}");
-    config.outbox.path = dir.path().join("outbox.sqlite");
-    config.outbox.backoff_base_ms = 20;
-    config.outbox.backoff_cap_ms = 200;
-    (config, state)
+    (common::with_simulator(quick_ivr_config(), dir, state.clone()).await, state)
 }
 
 /// Waits (bounded) until `ticket` has a comment containing `needle`; returns its body.

@@ -19,14 +19,7 @@ async fn setup(dir: &tempfile::TempDir) -> (Config, SimState) {
 }
 
 async fn setup_with(dir: &tempfile::TempDir, state: SimState) -> (Config, SimState) {
-    let (addr, _) = sim::spawn("127.0.0.1:0".parse().unwrap(), state.clone()).await.unwrap();
-    let mut config = test_config();
-    config.zendesk.enabled = true;
-    config.zendesk.url = format!("http://{addr}");
-    config.outbox.path = dir.path().join("outbox.sqlite");
-    config.outbox.backoff_base_ms = 20;
-    config.outbox.backoff_cap_ms = 200;
-    (config, state)
+    (common::with_simulator(test_config(), dir, state.clone()).await, state)
 }
 
 /// Waits (bounded) until `ticket` has a comment containing `needle`; returns how many.

@@ -13,15 +13,10 @@ use zendesk_ivr::config::{Config, TransferMode};
 use zendesk_ivr::ivr::outcome::{CallOutcome, PathStep};
 use zendesk_ivr::zendesk::lookup;
 use zendesk_ivr::zendesk::model::{DipOutcome, FallbackReason};
-use zendesk_ivr::zendesk::sim::{self, SimData, SimState};
+use zendesk_ivr::zendesk::sim::{SimData, SimState};
 
 async fn with_simulator(state: SimState, dir: &tempfile::TempDir) -> Config {
-    let (addr, _) = sim::spawn("127.0.0.1:0".parse().unwrap(), state).await.unwrap();
-    let mut config = quick_ivr_config();
-    config.zendesk.enabled = true;
-    config.zendesk.url = format!("http://{addr}");
-    config.outbox.path = dir.path().join("outbox.sqlite");
-    config
+    common::with_simulator(quick_ivr_config(), dir, state).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

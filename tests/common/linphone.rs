@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
@@ -69,28 +69,7 @@ impl Linphone {
             .spawn()
             .expect("linphonec runs (scripts/setup.sh installs linphone-cli)");
         let stdin = child.stdin.take().expect("stdin");
-        let (tx, lines) = mpsc::unbounded_channel();
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut reader = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = reader.next_line().await {
-                    let _ = tx.send(line);
-                }
-            });
-        }
+        let lines = super::output_lines(&mut child);
         let mut phone = Linphone { child, stdin, lines, log: Vec::new(), dir, rtp_port };
         phone.command("soundcard use files").await;
         phone.wait_for("Using wav files", Duration::from_secs(20)).await;

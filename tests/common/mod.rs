@@ -114,6 +114,46 @@ pub fn quick_ivr_config() -> Config {
     config
 }
 
+/// Every line a child process prints on stdout and stderr, as it prints them.
+pub fn output_lines(
+    child: &mut tokio::process::Child,
+) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+    let streams = [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+    ];
+    for stream in streams.into_iter().flatten() {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    lines
+}
+
+/// `config` pointed at a Zendesk simulator serving `state` (on a free port), with its
+/// outbox in `dir` and quick retries.
+pub async fn with_simulator(
+    mut config: Config,
+    dir: &tempfile::TempDir,
+    state: zendesk_ivr::zendesk::sim::SimState,
+) -> Config {
+    let (addr, _) = zendesk_ivr::zendesk::sim::spawn("127.0.0.1:0".parse().expect("addr"), state)
+        .await
+        .expect("the simulator starts");
+    config.zendesk.enabled = true;
+    config.zendesk.url = format!("http://{addr}");
+    config.outbox.path = dir.path().join("outbox.sqlite");
+    config.outbox.backoff_base_ms = 20;
+    config.outbox.backoff_cap_ms = 200;
+    config
+}
+
 pub async fn start(config: Config) -> RunningServer {
     server::start(config).await.expect("endpoint starts")
 }

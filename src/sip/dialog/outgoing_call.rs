@@ -170,26 +170,8 @@ impl Ua {
             return Err(UaError::Dial("an extra header has a bad name or a control character"));
         }
         let user = from_user_text(from_user)?;
-        let addr = ht::ip_host(target)
-            .or(resolved)
-            .ok_or(UaError::Dial("the target host must be an IP address or be resolved"))?;
-        let local_tag = self.random_token();
-        let call_id = format!("{}{}", self.random_token(), self.random_token());
-        let host = self.local_host_text();
-        let mut dialog = Dialog {
-            call_id: call_id.clone(),
-            local_tag: local_tag.clone(),
-            remote_tag: String::new(),
-            local_party: format!("<sip:{user}@{host}:{}>;tag={local_tag}", self.config.local_port),
-            remote_party: format!("<{target}>"),
-            remote_target: target.to_string(),
-            route_set: Vec::new(),
-            local_cseq: 1,
-            // Nothing seen from the far end yet: any CSeq of its own is higher.
-            remote_cseq: 0,
-            source: Peer { addr, transport },
-            peer_allows_update: false,
-        };
+        let mut dialog = self.new_uac_dialog(&user, target, resolved, transport)?;
+        let (call_id, local_tag) = (dialog.call_id.clone(), dialog.local_tag.clone());
         let dest = dialog.next_hop();
         dialog.source.transport = dest.transport;
 
@@ -252,6 +234,38 @@ impl Ua {
         self.by_branch.insert(branch, handle);
         self.actions.push_back(UaAction::Send { request: invite, dest });
         Ok(handle)
+    }
+
+    /// The UAC side of a new dialog (or of a request outside any dialog) to `target`:
+    /// fresh Call-ID and tag, From `<sip:{user}@us>`, sent to the target's IP host or to
+    /// `resolved`.
+    pub(super) fn new_uac_dialog(
+        &mut self,
+        user: &str,
+        target: &str,
+        resolved: Option<SocketAddr>,
+        transport: Transport,
+    ) -> Result<Dialog, UaError> {
+        let addr = ht::ip_host(target)
+            .or(resolved)
+            .ok_or(UaError::Dial("the target host must be an IP address or be resolved"))?;
+        let local_tag = self.random_token();
+        let call_id = format!("{}{}", self.random_token(), self.random_token());
+        let host = self.local_host_text();
+        Ok(Dialog {
+            call_id,
+            local_party: format!("<sip:{user}@{host}:{}>;tag={local_tag}", self.config.local_port),
+            local_tag,
+            remote_tag: String::new(),
+            remote_party: format!("<{target}>"),
+            remote_target: target.to_string(),
+            route_set: Vec::new(),
+            local_cseq: 1,
+            // Nothing seen from the far end yet: any CSeq of its own is higher.
+            remote_cseq: 0,
+            source: Peer { addr, transport },
+            peer_allows_update: false,
+        })
     }
 
     /// A response that carries the branch of an outgoing call's INVITE (so also the

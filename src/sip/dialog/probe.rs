@@ -8,11 +8,10 @@ use std::time::Instant;
 use rsip::Method;
 
 use super::outgoing_call::check_target;
-use super::state::{Dialog, Local};
+use super::state::Local;
 use super::{Ua, UaAction, UaError};
-use crate::sip::header_text as ht;
 use crate::sip::message::Transport;
-use crate::sip::transaction::{Peer, TransactionId};
+use crate::sip::transaction::TransactionId;
 
 /// Names one probe in progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,27 +28,8 @@ impl Ua {
     ) -> Result<ProbeId, UaError> {
         let _ = now;
         let target = check_target(target)?;
-        let addr = ht::ip_host(target)
-            .or(resolved)
-            .ok_or(UaError::Dial("the target host must be an IP address or be resolved"))?;
-        let local_tag = self.random_token();
-        let host = self.local_host_text();
-        let mut dialog = Dialog {
-            call_id: format!("{}{}", self.random_token(), self.random_token()),
-            local_tag: local_tag.clone(),
-            remote_tag: String::new(),
-            local_party: format!(
-                "<sip:{}@{host}:{}>;tag={local_tag}",
-                self.config.contact_user, self.config.local_port
-            ),
-            remote_party: format!("<{target}>"),
-            remote_target: target.to_string(),
-            route_set: Vec::new(),
-            local_cseq: 1,
-            remote_cseq: 0,
-            source: Peer { addr, transport: Transport::Udp },
-            peer_allows_update: false,
-        };
+        let user = crate::sip::header_text::escape_uri(&self.config.contact_user);
+        let mut dialog = self.new_uac_dialog(&user, target, resolved, Transport::Udp)?;
         let dest = dialog.next_hop();
         let branch = self.new_branch();
         let contact = self.contact(dest.transport);
