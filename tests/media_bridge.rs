@@ -12,7 +12,9 @@ use tokio::sync::mpsc;
 
 use zendesk_ivr::config::CodecName;
 use zendesk_ivr::media::bridge::{LegSetup, StreamState};
-use zendesk_ivr::media::bridge_relay::{RelayControl, RelayLeg, RelayOutcome, relay};
+use zendesk_ivr::media::bridge_relay::{
+    RelayControl, RelayLeg, RelayOutcome, RelaySettings, relay,
+};
 use zendesk_ivr::media::codec::ulaw_to_linear;
 use zendesk_ivr::media::dtmf::rfc4733::TelephoneEvent;
 
@@ -51,6 +53,7 @@ async fn start_with_timeout(
             outgoing: StreamState { ssrc: 0xA, next_seq: 1000, next_ts: 50_000 },
         },
         socket: relay_a.clone(),
+        rtcp: None,
     };
     let leg_b = RelayLeg {
         setup: LegSetup {
@@ -58,10 +61,13 @@ async fn start_with_timeout(
             outgoing: StreamState { ssrc: 0xB, next_seq: 2000, next_ts: 70_000 },
         },
         socket: relay_b.clone(),
+        rtcp: None,
     };
     let (stop, control) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
-        relay(leg_a, leg_b, control, rtp_timeout).await.expect("relay builds")
+        relay(leg_a, leg_b, control, RelaySettings { rtp_timeout, cname: "test".into() })
+            .await
+            .expect("relay builds")
     });
     Setup {
         phone_a,
@@ -180,4 +186,67 @@ async fn a_silent_leg_ends_the_relay_unless_it_is_on_hold() {
     }
     let outcome = tokio::time::timeout(WAIT, s.task).await.expect("the relay ends").expect("task");
     assert_eq!(outcome.timed_out, Some(zendesk_ivr::media::bridge::Leg::A));
+}
+
+/// While bridged, each leg gets RTCP for our stream on it: an SR (we relay the other
+/// phone's audio to it) with a reception block for what it sends, and a BYE at the end.
+#[tokio::test]
+async fn each_leg_gets_rtcp_reports_and_a_bye() {
+    use zendesk_ivr::media::rtcp::{ReceptionStats, build_report, ntp_now};
+    let (phone_a, phone_b) = (socket().await, socket().await);
+    let (phone_a_rtcp, relay_a, relay_a_rtcp, relay_b) =
+        (socket().await, socket().await, socket().await, socket().await);
+    let leg =
+        |phone: &UdpSocket, relay: &Arc<UdpSocket>, rtcp: Option<Arc<UdpSocket>>, ssrc| RelayLeg {
+            setup: LegSetup {
+                negotiated: negotiated(CodecName::Pcmu, 0, None, phone.local_addr().expect("addr")),
+                outgoing: StreamState { ssrc, next_seq: 1, next_ts: 0 },
+            },
+            socket: relay.clone(),
+            rtcp,
+        };
+    let leg_a = leg(&phone_a, &relay_a, Some(relay_a_rtcp.clone()), 0xA);
+    let leg_b = leg(&phone_b, &relay_b, None, 0xB);
+    let (stop, control) = mpsc::unbounded_channel();
+    let settings = RelaySettings { rtp_timeout: Duration::ZERO, cname: "test".into() };
+    let task = tokio::spawn(relay(leg_a, leg_b, control, settings));
+    // Phone A says where its RTCP comes from with a report of its own.
+    let rr = build_report(
+        std::time::Instant::now(),
+        ntp_now(),
+        0x1,
+        None,
+        &mut ReceptionStats::default(),
+        "a",
+    );
+    phone_a_rtcp.send_to(&rr, relay_a_rtcp.local_addr().expect("addr")).await.expect("send");
+    // Both phones talk for the first report's interval (at most 7.5 s).
+    let talk = async {
+        for i in 0..400u16 {
+            let ts = 160 * u32::from(i);
+            let b_addr = relay_b.local_addr().expect("addr");
+            let a_addr = relay_a.local_addr().expect("addr");
+            phone_b.send_to(&rtp(0, i, ts, 0x2, &[0x55; 160]), b_addr).await.expect("send");
+            phone_a.send_to(&rtp(0, i, ts, 0x1, &[0x55; 160]), a_addr).await.expect("send");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let mut buf = [0u8; 1500];
+    let report = tokio::select! {
+        got = phone_a_rtcp.recv_from(&mut buf) => got.expect("recv").0,
+        () = talk => panic!("no RTCP report reached phone A"),
+    };
+    assert_eq!(buf[1], 200, "an SR: the relay sends phone B's audio to A");
+    assert_eq!(u32::from_be_bytes(buf[4..8].try_into().unwrap()), 0xA, "our SSRC on leg A");
+    assert!(u32::from_be_bytes(buf[20..24].try_into().unwrap()) > 0, "packets sent");
+    assert_eq!(buf[0] & 0x1F, 1, "a reception block");
+    assert_eq!(u32::from_be_bytes(buf[28..32].try_into().unwrap()), 0x1, "for phone A's stream");
+    assert!(report > 32);
+    stop.send(RelayControl::Stop).expect("stop");
+    tokio::time::timeout(WAIT, task).await.expect("stops").expect("task").expect("relay");
+    let (n, _) = tokio::time::timeout(WAIT, phone_a_rtcp.recv_from(&mut buf))
+        .await
+        .expect("a BYE")
+        .expect("recv");
+    assert_eq!(&buf[n - 8..n - 4], &[0x81, 203, 0, 1], "the compound packet ends with a BYE");
 }

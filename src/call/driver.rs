@@ -12,6 +12,7 @@ use super::act::{Prepared, Stage};
 use super::{CallContext, CallSummary, describe};
 use crate::ivr::flow::{Caller, EndCause, Flow, FlowEvent, TransferUpdate};
 use crate::ivr::outcome::TransferFailure;
+use crate::media::bridge_relay::RelaySettings;
 use crate::media::call_media::{CallMedia, CallMediaEvent};
 use crate::media::playback::StopReason;
 use crate::sip::ani::CallerId;
@@ -343,8 +344,11 @@ impl Driver<'_> {
         };
         self.stage = Stage::default();
         let Some(agent) = self.agent.as_mut() else { return failed("the agent leg is gone") };
-        let rtp_timeout = Duration::from_secs(self.ctx.config.media.rtp_timeout_s);
-        match agent.bridge(detached, caller_media, agent_media, rtp_timeout) {
+        let settings = RelaySettings {
+            rtp_timeout: Duration::from_secs(self.ctx.config.media.rtp_timeout_s),
+            cname: self.ctx.media.cname().to_string(),
+        };
+        match agent.bridge(detached, caller_media, agent_media, settings) {
             Ok(()) => FlowEvent::Transfer(TransferUpdate::Connected),
             Err(failure) => {
                 warn!(%failure, "cannot bridge");

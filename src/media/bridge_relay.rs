@@ -18,7 +18,9 @@ use tracing::debug;
 use crate::media::bridge::{
     Bridge, BridgeError, BridgeStats, Leg, LegSetup, MAX_RTP_PACKET, StreamState, Transmit,
 };
+use crate::media::bridge_rtcp::LegRtcp;
 use crate::media::liveness::{RtpLiveness, on_hold};
+use crate::media::rtcp;
 use crate::sdp::Negotiated;
 
 /// What the owner of a running relay can tell it.
@@ -30,11 +32,22 @@ pub enum RelayControl {
     Stop,
 }
 
-/// One leg for the relay: its RTP socket and what was negotiated on it.
+/// One leg for the relay: its RTP socket (and RTCP socket, for reports), and what was
+/// negotiated on it.
 #[derive(Debug, Clone)]
 pub struct RelayLeg {
     pub socket: Arc<UdpSocket>,
+    pub rtcp: Option<Arc<UdpSocket>>,
     pub setup: LegSetup,
+}
+
+/// How the relay watches and reports its legs.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// A leg not on hold that sends nothing this long ends the relay (zero: never).
+    pub rtp_timeout: Duration,
+    /// Our RTCP CNAME.
+    pub cname: String,
 }
 
 /// What a finished relay leaves behind: counters, and each leg's outgoing stream and
@@ -56,27 +69,37 @@ pub async fn relay(
     a: RelayLeg,
     b: RelayLeg,
     mut control: mpsc::UnboundedReceiver<RelayControl>,
-    rtp_timeout: Duration,
+    settings: RelaySettings,
 ) -> Result<RelayOutcome, BridgeError> {
     let start = Instant::now();
+    let timeout = settings.rtp_timeout;
     let mut liveness = [
-        RtpLiveness::new(start, rtp_timeout, on_hold(&a.setup.negotiated)),
-        RtpLiveness::new(start, rtp_timeout, on_hold(&b.setup.negotiated)),
+        RtpLiveness::new(start, timeout, on_hold(&a.setup.negotiated)),
+        RtpLiveness::new(start, timeout, on_hold(&b.setup.negotiated)),
     ];
+    let rtcp_leg = |leg: &RelayLeg| {
+        let (ssrc, rate) = (leg.setup.outgoing.ssrc, leg.setup.negotiated.codec.clock_rate);
+        LegRtcp::new(start, ssrc, &settings.cname, rate, rand::random())
+    };
+    let mut rtcp = [rtcp_leg(&a), rtcp_leg(&b)];
+    let rtcp_sockets = [a.rtcp, b.rtcp];
     let mut timed_out = None;
     let mut bridge = Bridge::new(a.setup, b.setup)?;
     let sockets = [a.socket, b.socket];
     // One byte over the limit, so oversized datagrams are seen as such and dropped.
     let mut buf_a = vec![0u8; MAX_RTP_PACKET + 1];
     let mut buf_b = vec![0u8; MAX_RTP_PACKET + 1];
+    let mut rtcp_buf_a = vec![0u8; rtcp::MAX_RTCP_BYTES];
+    let mut rtcp_buf_b = vec![0u8; rtcp::MAX_RTCP_BYTES];
     loop {
         let silent_until = liveness.iter().filter_map(RtpLiveness::poll_timeout).min();
-        let silence = async {
-            match silent_until {
-                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-                None => std::future::pending().await,
-            }
-        };
+        let silence = sleep_until(silent_until);
+        let report_at = [0, 1]
+            .into_iter()
+            .filter(|i| rtcp_sockets[*i].is_some())
+            .map(|i| rtcp[i].poll_timeout())
+            .min();
+        let report_due = sleep_until(report_at);
         let (leg, received) = tokio::select! {
             biased;
             order = control.recv() => match order {
@@ -98,6 +121,26 @@ pub async fn relay(
                 }
                 continue;
             }
+            () = report_due => {
+                let now = Instant::now();
+                for leg in [Leg::A, Leg::B] {
+                    let report = rtcp[index(leg)].poll_report(now, bridge.remote(leg), rand::random());
+                    send_rtcp(&rtcp_sockets[index(leg)], report).await;
+                }
+                continue;
+            }
+            r = recv_opt(&rtcp_sockets[0], &mut rtcp_buf_a) => {
+                if let Ok((n, source)) = r {
+                    rtcp[0].received_rtcp(Instant::now(), source, rtcp_buf_a.get(..n).unwrap_or_default());
+                }
+                continue;
+            }
+            r = recv_opt(&rtcp_sockets[1], &mut rtcp_buf_b) => {
+                if let Ok((n, source)) = r {
+                    rtcp[1].received_rtcp(Instant::now(), source, rtcp_buf_b.get(..n).unwrap_or_default());
+                }
+                continue;
+            }
         };
         let (n, source) = match received {
             Ok(received) => received,
@@ -112,8 +155,17 @@ pub async fn relay(
         let Some(bytes) = buf.get(..n) else { continue };
         let now = Instant::now();
         liveness[index(leg)].packet(now);
+        rtcp[index(leg)].received_rtp(now, bytes);
         let out = bridge.handle_packet(now, leg, source, bytes);
+        for t in &out {
+            rtcp[index(t.leg)].sent_rtp(&t.packet);
+        }
         send_all(&sockets, out).await;
+    }
+    // Our streams on both legs end here.
+    for leg in [Leg::A, Leg::B] {
+        let bye = rtcp[index(leg)].bye(Instant::now(), bridge.remote(leg));
+        send_rtcp(&rtcp_sockets[index(leg)], bye).await;
     }
     Ok(RelayOutcome {
         stats: bridge.stats(),
@@ -123,6 +175,32 @@ pub async fn relay(
         remote_b: bridge.remote(Leg::B),
         timed_out,
     })
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Receives on `socket`, or waits forever without one.
+async fn recv_opt(
+    socket: &Option<Arc<UdpSocket>>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(socket) => socket.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn send_rtcp(socket: &Option<Arc<UdpSocket>>, report: Option<(Vec<u8>, SocketAddr)>) {
+    if let (Some(socket), Some((packet, to))) = (socket, report)
+        && let Err(err) = socket.send_to(&packet, to).await
+    {
+        debug!(%to, %err, "RTCP send failed");
+    }
 }
 
 fn index(leg: Leg) -> usize {

@@ -90,6 +90,11 @@ impl MediaEngine {
         self.prompt(&self.hold_music, codec)
     }
 
+    /// Our RTCP CNAME.
+    pub fn cname(&self) -> &str {
+        &self.settings.cname
+    }
+
     /// The shared prompt cache (for TTS output).
     pub fn prompt_cache(&self) -> &PromptCache {
         &self.prompts

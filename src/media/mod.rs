@@ -3,6 +3,7 @@
 pub mod batch_send;
 pub mod bridge;
 pub mod bridge_relay;
+pub mod bridge_rtcp;
 pub mod call_media;
 pub mod codec;
 pub mod dtmf;

@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::ivr::outcome::TransferFailure;
 use crate::media::bridge::{BridgeError, Leg, LegSetup, StreamState};
-use crate::media::bridge_relay::{self, RelayControl, RelayLeg, RelayOutcome};
+use crate::media::bridge_relay::{self, RelayControl, RelayLeg, RelayOutcome, RelaySettings};
 use crate::media::dtmf;
 use crate::media::rtp_ports::{RtpPorts, RtpSockets};
 use crate::media::session::DetachedMedia;
@@ -194,21 +194,30 @@ impl AgentLeg {
         caller: DetachedMedia,
         caller_media: Negotiated,
         agent_media: Negotiated,
-        rtp_timeout: Duration,
+        settings: RelaySettings,
     ) -> Result<(), TransferFailure> {
-        let sockets = share_socket(&caller.sockets.rtp)
-            .and_then(|a| Ok((a, share_socket(&self.rtp.rtp)?)))
+        let shared = |caller: &RtpSockets, agent: &RtpSockets| -> io::Result<_> {
+            Ok((
+                (share_socket(&caller.rtp)?, share_socket(&caller.rtcp)?),
+                (share_socket(&agent.rtp)?, share_socket(&agent.rtcp)?),
+            ))
+        };
+        let (caller_sockets, agent_sockets) = shared(&caller.sockets, &self.rtp)
             .map_err(|err| TransferFailure::Error { message: format!("RTP sockets: {err}") })?;
         let a = RelayLeg {
-            socket: sockets.0,
+            socket: caller_sockets.0,
+            rtcp: Some(caller_sockets.1),
             setup: LegSetup { negotiated: caller_media, outgoing: caller.stream },
         };
         let outgoing =
             StreamState { ssrc: rand::random(), next_seq: rand::random(), next_ts: rand::random() };
-        let b =
-            RelayLeg { socket: sockets.1, setup: LegSetup { negotiated: agent_media, outgoing } };
+        let b = RelayLeg {
+            socket: agent_sockets.0,
+            rtcp: Some(agent_sockets.1),
+            setup: LegSetup { negotiated: agent_media, outgoing },
+        };
         let (control, control_rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(bridge_relay::relay(a, b, control_rx, rtp_timeout));
+        let task = tokio::spawn(bridge_relay::relay(a, b, control_rx, settings));
         self.relay = Some(Relay { task, control });
         // The caller's sockets must live as long as the relay uses them.
         self.caller_sockets = Some(caller.sockets);
