@@ -112,10 +112,18 @@ impl RunningServer {
     /// Stops taking calls (INVITE and OPTIONS get 503) and waits up to `grace` for the
     /// calls in progress to end. Returns the number still up when the wait ended.
     pub async fn drain(&self, grace: Duration) -> usize {
+        self.drain_until(tokio::time::sleep(grace)).await
+    }
+
+    /// [`RunningServer::drain`] until `stop` (a timer, or a second signal) resolves.
+    pub async fn drain_until(&self, stop: impl std::future::Future<Output = ()>) -> usize {
         self.draining.store(true, Ordering::SeqCst);
         self.endpoint.send(Command::Drain(true));
         let mut active = self.active.clone();
-        let _ = tokio::time::timeout(grace, active.wait_for(|n| *n == 0)).await;
+        tokio::select! {
+            _ = active.wait_for(|n| *n == 0) => {}
+            () = stop => {}
+        }
         self.active_calls()
     }
 
@@ -128,11 +136,17 @@ impl RunningServer {
     /// their comments written to the outbox. Then stops the outbox sender. Comments not
     /// yet posted stay in the outbox for the next start. Returns the calls that were
     /// still up when the drain ended.
-    pub async fn shutdown(mut self, grace: Duration) -> usize {
-        let left = self.drain(grace).await;
+    pub async fn shutdown(self, grace: Duration) -> usize {
+        self.shutdown_until(tokio::time::sleep(grace)).await
+    }
+
+    /// [`RunningServer::shutdown`] with the drain ended by `stop` (the grace time, or a
+    /// second SIGTERM/SIGINT): the hang-up step always runs.
+    pub async fn shutdown_until(mut self, stop: impl std::future::Future<Output = ()>) -> usize {
+        let left = self.drain_until(stop).await;
         if left > 0 {
             let asked = self.calls.hang_up_all();
-            info!(left, asked, "drain time over: hanging up the calls still up");
+            info!(left, asked, "drain over: hanging up the calls still up");
             let mut active = self.active.clone();
             let _ = tokio::time::timeout(HANG_UP_WAIT, active.wait_for(|n| *n == 0)).await;
         }
@@ -289,8 +303,17 @@ async fn prerender(tts: &Tts, flow: &FlowSettings) {
 pub async fn run(config: Config, grace: Duration) -> Result<(), ServerError> {
     let server = start(config).await?;
     shutdown_signal().await;
-    info!(calls = server.active_calls(), "shutting down: draining calls");
-    let left = server.shutdown(grace).await;
+    info!(
+        calls = server.active_calls(),
+        "shutting down: draining calls (a second signal ends them now)"
+    );
+    let stop = async {
+        tokio::select! {
+            () = tokio::time::sleep(grace) => {}
+            () = shutdown_signal() => info!("second signal: ending the calls now"),
+        }
+    };
+    let left = server.shutdown_until(stop).await;
     info!(left, "stopped");
     Ok(())
 }
