@@ -84,7 +84,7 @@ impl RunningServer {
         &self.endpoint
     }
 
-    /// Waits until a call with this Call-ID is established (bound it with a timeout).
+    /// Waits until a call with this Call-ID is in progress (bound it with a timeout).
     pub async fn wait_for_call(&self, call_id: &str) {
         self.calls.wait_for(call_id).await
     }
@@ -94,7 +94,7 @@ impl RunningServer {
         &self.targets
     }
 
-    /// Call-IDs of the established calls.
+    /// Call-IDs of the calls in progress (from the INVITE on).
     pub fn call_ids(&self) -> Vec<String> {
         self.calls.call_ids()
     }

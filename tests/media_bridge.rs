@@ -54,6 +54,7 @@ async fn start_with_timeout(
         },
         socket: relay_a.clone(),
         rtcp: None,
+        sent_before: Default::default(),
     };
     let leg_b = RelayLeg {
         setup: LegSetup {
@@ -62,6 +63,7 @@ async fn start_with_timeout(
         },
         socket: relay_b.clone(),
         rtcp: None,
+        sent_before: Default::default(),
     };
     let (stop, control) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
@@ -204,6 +206,7 @@ async fn each_leg_gets_rtcp_reports_and_a_bye() {
             },
             socket: relay.clone(),
             rtcp,
+            sent_before: Default::default(),
         };
     let leg_a = leg(&phone_a, &relay_a, Some(relay_a_rtcp.clone()), 0xA);
     let leg_b = leg(&phone_b, &relay_b, None, 0xB);

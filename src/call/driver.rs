@@ -53,13 +53,15 @@ pub(super) struct Driver<'a> {
     pub done_tx: mpsc::UnboundedSender<Done>,
 }
 
+/// Runs the call to its end. `dip` is the data dip started at the INVITE: taken once it
+/// answers, else left for the caller to await.
 pub(super) async fn drive(
     ctx: &CallContext,
     mut incoming: IncomingCall,
     summary: &mut CallSummary,
+    dip: &mut Option<JoinHandle<DipOutcome>>,
 ) {
     let call = incoming.call;
-    let mut dip = start_dip(ctx, summary);
     let rtp = match ctx.rtp_ports.allocate().await {
         Ok(sockets) => sockets,
         Err(err) => {
@@ -88,13 +90,14 @@ pub(super) async fn drive(
         agent: None,
         done_tx,
     };
+    // Registered from the start, so a shutdown reaches calls not yet established too (a
+    // request queued while ringing is carried out once answered).
+    let (control_tx, mut control) = mpsc::channel(CONTROL_QUEUE);
+    let registration = ctx.calls.register(&driver.summary.call_id, control_tx);
     if !driver.ring(&mut incoming).await {
         return;
     }
     ctx.endpoint.send(Command::Accept { call, local_rtp });
-    let (control_tx, mut control) = mpsc::channel(CONTROL_QUEUE);
-    let mut control_tx = Some(control_tx);
-    let mut registration = None;
     let mut ended = false;
     loop {
         driver.carry_out().await;
@@ -136,9 +139,6 @@ pub(super) async fn drive(
                 driver.summary.answered = true;
                 info!(codec = ?media.codec.name, remote = ?media.remote_rtp, "call established");
                 driver.media.established(&media);
-                if let Some(tx) = control_tx.take() {
-                    registration = Some(ctx.calls.register(&driver.summary.call_id, tx));
-                }
                 driver.flow.handle_event(now, FlowEvent::Answered);
             }
             Wake::Sip(Some(event)) => ended = driver.on_sip(now, event),
@@ -148,7 +148,7 @@ pub(super) async fn drive(
             }
             Wake::Media(event) => driver.on_media(now, event),
             Wake::Dip(outcome) => {
-                dip = None;
+                *dip = None;
                 let outcome = outcome.unwrap_or(DipOutcome::Fallback {
                     reason: FallbackReason::Error { message: "the lookup task failed".into() },
                 });
@@ -176,7 +176,10 @@ pub(super) async fn drive(
 
 /// Starts the data dip (it runs while the call is answered, with its own deadline). A
 /// lab without Zendesk gets a fallback at once.
-fn start_dip(ctx: &CallContext, summary: &CallSummary) -> Option<JoinHandle<DipOutcome>> {
+pub(super) fn start_dip(
+    ctx: &CallContext,
+    summary: &CallSummary,
+) -> Option<JoinHandle<DipOutcome>> {
     let number = match &summary.ani.caller {
         CallerId::Number(n) => Some(n.clone()),
         _ => None,
@@ -255,6 +258,10 @@ impl Driver<'_> {
                     None => self.media.sip_info(&content_type, &body),
                 }
             }
+            CallEvent::ReferProgress { status, .. } if self.agent.is_some() => {
+                // A bridge attempt is under way: this is an earlier REFER's news.
+                info!(status, "progress of an earlier REFER ignored during a bridge attempt");
+            }
             CallEvent::ReferProgress { status, .. } => {
                 let update = match status {
                     100..=199 => TransferUpdate::Progress(status),
@@ -263,6 +270,11 @@ impl Driver<'_> {
                 };
                 info!(status, "transfer progress");
                 self.flow.handle_event(now, FlowEvent::Transfer(update));
+            }
+            CallEvent::ReferNotSent { reason, .. } => {
+                warn!(%reason, "the REFER was not sent");
+                let failure = TransferFailure::Error { message: reason };
+                self.flow.handle_event(now, FlowEvent::Transfer(TransferUpdate::Failed(failure)));
             }
             CallEvent::Terminated { reason, .. } => {
                 info!(?reason, "call ended");
@@ -338,9 +350,7 @@ impl Driver<'_> {
         };
         let Some((detached, caller_media)) = self.media.detach().await else {
             self.agent = None;
-            return FlowEvent::Transfer(TransferUpdate::Failed(TransferFailure::Error {
-                message: "the caller has no media".into(),
-            }));
+            return failed("the caller has no media");
         };
         self.stage = Stage::default();
         let Some(agent) = self.agent.as_mut() else { return failed("the agent leg is gone") };

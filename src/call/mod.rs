@@ -95,8 +95,15 @@ pub async fn run(ctx: CallContext, incoming: IncomingCall) -> CallSummary {
             dip: None,
             report: None,
         };
-        driver::drive(&ctx, incoming, &mut summary).await;
+        let mut dip = driver::start_dip(&ctx, &summary);
+        driver::drive(&ctx, incoming, &mut summary, &mut dip).await;
         summary.duration = started.elapsed();
+        // A call that ended before the dip answered still needs its outcome for the
+        // comment (which ticket, or the caller's number to find it later); the dip has its
+        // own deadline.
+        if let Some(task) = dip {
+            summary.dip = task.await.ok();
+        }
         if let Some(report) = &summary.report {
             info!(outcome = %report.outcome, path = %path_text(&report.path), "call finished");
             record_metrics(report);

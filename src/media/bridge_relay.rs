@@ -21,6 +21,7 @@ use crate::media::bridge::{
 use crate::media::bridge_rtcp::LegRtcp;
 use crate::media::liveness::{RtpLiveness, on_hold};
 use crate::media::rtcp;
+use crate::media::session::SentCounts;
 use crate::sdp::Negotiated;
 
 /// What the owner of a running relay can tell it.
@@ -39,6 +40,8 @@ pub struct RelayLeg {
     pub socket: Arc<UdpSocket>,
     pub rtcp: Option<Arc<UdpSocket>>,
     pub setup: LegSetup,
+    /// What our stream on this leg sent before the relay took it over.
+    pub sent_before: SentCounts,
 }
 
 /// How the relay watches and reports its legs.
@@ -80,9 +83,13 @@ pub async fn relay(
     let rtcp_leg = |leg: &RelayLeg| {
         let (ssrc, rate) = (leg.setup.outgoing.ssrc, leg.setup.negotiated.codec.clock_rate);
         LegRtcp::new(start, ssrc, &settings.cname, rate, rand::random())
+            .sent_before(leg.sent_before)
     };
     let mut rtcp = [rtcp_leg(&a), rtcp_leg(&b)];
     let rtcp_sockets = [a.rtcp, b.rtcp];
+    // The audio payload type of each leg: only audio feeds the reception statistics.
+    let mut audio_pt =
+        [a.setup.negotiated.codec.payload_type, b.setup.negotiated.codec.payload_type];
     let mut timed_out = None;
     let mut bridge = Bridge::new(a.setup, b.setup)?;
     let sockets = [a.socket, b.socket];
@@ -106,6 +113,7 @@ pub async fn relay(
                 Some(RelayControl::Update(leg, negotiated)) => {
                     debug!(?leg, ?negotiated, "bridge leg updated");
                     liveness[index(leg)].set_on_hold(Instant::now(), on_hold(&negotiated));
+                    audio_pt[index(leg)] = negotiated.codec.payload_type;
                     bridge.update_leg(leg, negotiated);
                     continue;
                 }
@@ -130,14 +138,22 @@ pub async fn relay(
                 continue;
             }
             r = recv_opt(&rtcp_sockets[0], &mut rtcp_buf_a) => {
-                if let Ok((n, source)) = r {
-                    rtcp[0].received_rtcp(Instant::now(), source, rtcp_buf_a.get(..n).unwrap_or_default());
+                match r {
+                    Ok((n, source)) => {
+                        let packet = rtcp_buf_a.get(..n).unwrap_or_default();
+                        rtcp[0].received_rtcp(Instant::now(), source, packet);
+                    }
+                    Err(_) => tokio::task::yield_now().await,
                 }
                 continue;
             }
             r = recv_opt(&rtcp_sockets[1], &mut rtcp_buf_b) => {
-                if let Ok((n, source)) = r {
-                    rtcp[1].received_rtcp(Instant::now(), source, rtcp_buf_b.get(..n).unwrap_or_default());
+                match r {
+                    Ok((n, source)) => {
+                        let packet = rtcp_buf_b.get(..n).unwrap_or_default();
+                        rtcp[1].received_rtcp(Instant::now(), source, packet);
+                    }
+                    Err(_) => tokio::task::yield_now().await,
                 }
                 continue;
             }
@@ -154,9 +170,16 @@ pub async fn relay(
         let buf = if leg == Leg::A { &buf_a } else { &buf_b };
         let Some(bytes) = buf.get(..n) else { continue };
         let now = Instant::now();
-        liveness[index(leg)].packet(now);
-        rtcp[index(leg)].received_rtp(now, bytes);
+        let dropped_before = bridge.stats().received_on(leg).dropped_packets;
         let out = bridge.handle_packet(now, leg, source, bytes);
+        // Only a packet the bridge took counts as life on the leg (junk, or a stray stream
+        // on a reused port, does not), and only its audio as reception statistics.
+        if bridge.stats().received_on(leg).dropped_packets == dropped_before {
+            liveness[index(leg)].packet(now);
+            if bytes.get(1).map(|b| b & 0x7F) == Some(audio_pt[index(leg)]) {
+                rtcp[index(leg)].received_rtp(now, bytes);
+            }
+        }
         for t in &out {
             rtcp[index(t.leg)].sent_rtp(&t.packet);
         }

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::media::rtcp::{self, ReceptionStats, SenderInfo};
+use crate::media::session::SentCounts;
 
 /// One leg's RTCP state.
 #[derive(Debug)]
@@ -39,6 +40,15 @@ impl LegRtcp {
             packets_at_last_report: 0,
             rtcp_source: None,
         }
+    }
+
+    /// Our stream on this leg sent `sent` before (a call's stream the bridge continues):
+    /// the sender counts go on from there.
+    pub fn sent_before(mut self, sent: SentCounts) -> LegRtcp {
+        self.sent.packets = sent.packets;
+        self.sent.octets = sent.octets;
+        self.packets_at_last_report = sent.packets;
+        self
     }
 
     /// An RTP packet from the phone on this leg.
@@ -162,6 +172,14 @@ mod tests {
         // The BYE ends the compound packet.
         let (bye, _) = leg.bye(next, Some(phone)).expect("a target");
         assert_eq!(&bye[bye.len() - 8..bye.len() - 4], &[0x81, 203, 0, 1]);
+        // A stream the bridge continues keeps counting from where it was.
+        let mut continued = LegRtcp::new(t0, 7, "x", 8000, 0.0)
+            .sent_before(SentCounts { packets: 500, octets: 80_000 });
+        continued.sent_rtp(&rtp(7, 1, 160));
+        let (sr, _) = continued.bye(t0, Some(phone)).expect("a target");
+        assert_eq!(sr[1], 200);
+        assert_eq!(u32::from_be_bytes(sr[20..24].try_into().unwrap()), 501, "packets go on");
+        assert_eq!(u32::from_be_bytes(sr[24..28].try_into().unwrap()), 80_160, "octets go on");
         // No address, no report.
         assert!(LegRtcp::new(t0, 1, "x", 8000, 0.0).bye(t0, None).is_none());
     }

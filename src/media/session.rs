@@ -96,6 +96,15 @@ pub struct MediaSession {
 pub struct DetachedMedia {
     pub sockets: Arc<RtpSockets>,
     pub stream: StreamState,
+    /// What the stream sent so far, so that its RTCP sender counts go on from there.
+    pub sent: SentCounts,
+}
+
+/// Packets and payload octets a stream sent (RTCP SR counters, RFC 3550 §6.4.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SentCounts {
+    pub packets: u32,
+    pub octets: u32,
 }
 
 impl MediaSession {
@@ -179,7 +188,8 @@ impl MediaSession {
                 next_ts: last_ts.wrapping_add(self.samples_per_frame),
             }
         };
-        DetachedMedia { sockets: self.sockets.clone(), stream }
+        let sent = SentCounts { packets, octets: self.counters.octets.load(Ordering::Relaxed) };
+        DetachedMedia { sockets: self.sockets.clone(), stream, sent }
     }
 
     /// The codec the call uses (prompts must be encoded for it).

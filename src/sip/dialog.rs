@@ -199,16 +199,17 @@ impl Ua {
     }
 
     /// Transfer the caller to `target` (a sip:, sips: or tel: URI) with REFER. Progress
-    /// comes back as `ReferProgress`. A REFER whose subscription is still open (no final
-    /// NOTIFY came) is superseded: its later NOTIFYs count for the new one.
+    /// comes back as `ReferProgress`. One REFER at a time: while an earlier one's
+    /// subscription is open (no final NOTIFY came), a new one is refused, so that no
+    /// NOTIFY can be taken for the wrong transfer.
     pub fn refer(&mut self, now: Instant, call: CallHandle, target: &str) -> Result<(), UaError> {
         let refer_to = crate::sip::refer::refer_to(target)?;
         let c = self.calls.get(&call).ok_or(UaError::UnknownCall)?;
         if c.phase != Phase::Confirmed {
             return Err(UaError::InvalidState("only an established call can be transferred"));
         }
-        if c.has_refer_in_flight() {
-            return Err(UaError::InvalidState("a REFER is already waiting for its answer"));
+        if c.has_refer_pending() {
+            return Err(UaError::InvalidState("a transfer is already under way"));
         }
         let contact_uri =
             header_text::uri_part(&self.contact(c.dialog.source.transport)).to_string();

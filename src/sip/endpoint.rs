@@ -272,7 +272,13 @@ impl Endpoint {
                 self.dialled(now, placed, reply);
                 Ok(())
             }
-            Command::Refer { call, target } => self.ua.refer(now, call, &target),
+            Command::Refer { call, target } => {
+                let sent = self.ua.refer(now, call, &target);
+                if let (Err(err), Some(tx)) = (&sent, self.calls.get(&call)) {
+                    let _ = tx.send(CallEvent::ReferNotSent { call, reason: err.to_string() });
+                }
+                sent
+            }
             Command::Info { call, content_type, body } => {
                 self.ua.send_info(now, call, &content_type, body)
             }
@@ -361,8 +367,19 @@ impl Endpoint {
                 if request.method == rsip::Method::Ack {
                     let bytes: Vec<u8> = rsip::SipMessage::Request(request).into();
                     self.transports.send(dest, Bytes::from(bytes)).await;
-                } else if let Err(err) = self.transactions.send_request(now, request, dest) {
-                    warn!(%err, "request not sent");
+                } else {
+                    let probe = (request.method == rsip::Method::Options)
+                        .then(|| header_text::first(&request.headers, "Via", Some("v")))
+                        .flatten()
+                        .and_then(|via| {
+                            header_text::header_param(&via, "branch").map(str::to_string)
+                        });
+                    if let Err(err) = self.transactions.send_request(now, request, dest) {
+                        warn!(%err, "request not sent");
+                        if let Some(branch) = probe {
+                            self.ua.probe_not_sent(&branch);
+                        }
+                    }
                 }
             }
             UaAction::Event(event) => self.deliver(event).await,

@@ -22,7 +22,7 @@ use crate::media::bridge::{BridgeError, Leg, LegSetup, StreamState};
 use crate::media::bridge_relay::{self, RelayControl, RelayLeg, RelayOutcome, RelaySettings};
 use crate::media::dtmf;
 use crate::media::rtp_ports::{RtpPorts, RtpSockets};
-use crate::media::session::DetachedMedia;
+use crate::media::session::{DetachedMedia, SentCounts};
 use crate::sdp::Negotiated;
 use crate::sip::dialog::{CallEvent, CallHandle, EndReason};
 use crate::sip::endpoint::{Command, EndpointHandle};
@@ -208,6 +208,7 @@ impl AgentLeg {
             socket: caller_sockets.0,
             rtcp: Some(caller_sockets.1),
             setup: LegSetup { negotiated: caller_media, outgoing: caller.stream },
+            sent_before: caller.sent,
         };
         let outgoing =
             StreamState { ssrc: rand::random(), next_seq: rand::random(), next_ts: rand::random() };
@@ -215,6 +216,7 @@ impl AgentLeg {
             socket: agent_sockets.0,
             rtcp: Some(agent_sockets.1),
             setup: LegSetup { negotiated: agent_media, outgoing },
+            sent_before: SentCounts::default(),
         };
         let (control, control_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(bridge_relay::relay(a, b, control_rx, settings));

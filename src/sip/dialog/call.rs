@@ -160,12 +160,7 @@ impl Call {
     }
 
     pub fn has_refer_pending(&self) -> bool {
-        self.refer_subscribed || self.has_refer_in_flight()
-    }
-
-    /// Our REFER is still waiting for its own response.
-    pub fn has_refer_in_flight(&self) -> bool {
-        self.client.iter().any(|c| c.purpose == Purpose::Refer)
+        self.refer_subscribed || self.client.iter().any(|c| c.purpose == Purpose::Refer)
     }
 
     /// The codecs a new offer or answer in this call may use: the one in use once media

@@ -69,6 +69,14 @@ impl Ua {
         true
     }
 
+    /// The probe on `branch` could not be sent (the transaction layer refused it): it ends
+    /// as unanswered, so nothing waits on it.
+    pub fn probe_not_sent(&mut self, branch: &str) {
+        if let Some(id) = self.probes.remove(branch) {
+            self.actions.push_back(UaAction::Probed { id, status: 408 });
+        }
+    }
+
     /// A client transaction timed out; true when it was a probe's.
     pub(super) fn on_probe_timeout(&mut self, id: &TransactionId) -> bool {
         let branch = self.probes.keys().find(|b| id.as_str().contains(b.as_str())).cloned();

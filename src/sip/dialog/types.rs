@@ -136,6 +136,12 @@ pub enum CallEvent {
         call: CallHandle,
         status: u16,
     },
+    /// A REFER we were asked to send was not sent (another transfer's subscription is
+    /// still open, or the target was refused): the transfer failed at once.
+    ReferNotSent {
+        call: CallHandle,
+        reason: String,
+    },
     Terminated {
         call: CallHandle,
         reason: EndReason,
@@ -171,6 +177,7 @@ impl CallEvent {
             | CallEvent::MediaChanged { call, .. }
             | CallEvent::Info { call, .. }
             | CallEvent::ReferProgress { call, .. }
+            | CallEvent::ReferNotSent { call, .. }
             | CallEvent::Terminated { call, .. } => *call,
         }
     }

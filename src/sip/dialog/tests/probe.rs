@@ -71,3 +71,15 @@ fn bad_probe_targets_are_refused() {
             .is_ok()
     );
 }
+
+#[test]
+fn a_probe_that_could_not_be_sent_ends_unanswered() {
+    let mut b = Bench::new(config());
+    let id = b.ua.probe(b.now, "sip:a@192.0.2.20", None).unwrap();
+    let [(options, _)] = sent(&b.drain()).try_into().unwrap();
+    let via = header(&options.headers, "Via").unwrap();
+    b.ua.probe_not_sent(ht::header_param(&via, "branch").unwrap());
+    assert_eq!(probed(&b.drain()), vec![(id, 408)]);
+    // Nothing is left to time out.
+    assert!(probed(&b.event(TransactionEvent::Timeout { id: client_id(&options) })).is_empty());
+}
