@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::harness::*;
-use crate::config::{QueueConfig, RuleConfig, TransferMode};
+use crate::config::{Config, QueueConfig, RuleConfig, TransferMode};
 use crate::ivr::flow::{Action, EndCause, FlowEvent, TransferUpdate};
 use crate::ivr::outcome::{CallOutcome, PathStep, TransferFailure};
 use crate::ivr::routing::CallerKind;
@@ -48,21 +48,24 @@ fn refer_to_the_priority_queue_for_an_urgent_ticket_then_hang_up() {
     );
 }
 
-fn two_target_bridge() -> Bench {
-    let mut config = bridge_config();
-    config.routing.queues.insert(
-        "default".into(),
-        QueueConfig {
-            targets: vec!["sip:a1@10.0.0.1".into(), "sip:a2@10.0.0.2".into()],
-            priority: Some(3),
-        },
-    );
+/// A flow whose default queue has two targets (priority `queue_priority`), answered,
+/// with the dip's `outcome` (rendered) and its status played: ready for a key.
+fn two_targets(mut config: Config, queue_priority: Option<u8>, outcome: DipOutcome) -> Bench {
+    let targets = vec!["sip:a1@10.0.0.1".into(), "sip:a2@10.0.0.2".into()];
+    config
+        .routing
+        .queues
+        .insert("default".into(), QueueConfig { targets, priority: queue_priority });
     let mut bench = Bench::new(settings(&config));
     bench.event(FlowEvent::Answered);
-    bench.event(FlowEvent::Dip(kari(Some(Priority::Normal))));
+    bench.event(FlowEvent::Dip(outcome));
     bench.event(FlowEvent::Rendered { ok: true });
     bench.finish_play();
     bench
+}
+
+fn two_target_bridge() -> Bench {
+    two_targets(bridge_config(), Some(3), kari(Some(Priority::Normal)))
 }
 
 #[test]
@@ -262,19 +265,7 @@ fn hanging_up_while_waiting_or_bridged() {
 }
 
 fn two_target_refer() -> Bench {
-    let mut config = config();
-    config.routing.queues.insert(
-        "default".into(),
-        QueueConfig {
-            targets: vec!["sip:a1@10.0.0.1".into(), "sip:a2@10.0.0.2".into()],
-            priority: None,
-        },
-    );
-    let mut bench = Bench::new(settings(&config));
-    bench.event(FlowEvent::Answered);
-    bench.event(FlowEvent::Dip(DipOutcome::UnknownCaller));
-    bench.finish_play();
-    bench
+    two_targets(config(), None, DipOutcome::UnknownCaller)
 }
 
 #[test]
