@@ -15,7 +15,7 @@ cargo build --release --quiet
 BIN="$TARGET/release/zendesk-ivr"
 CALLS=${1:-100}
 WORK=$(mktemp -d)
-RTP_PORTS=${RTP_PORTS:-40000-42999}
+RTP_PORTS=${RTP_PORTS:-40000-47999}
 free_port() {
     python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

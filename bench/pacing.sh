@@ -15,7 +15,7 @@ TARGET=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet
 BIN="$TARGET/release/zendesk-ivr"
 WORK=$(mktemp -d)
-RTP_PORTS=${RTP_PORTS:-40000-42999}
+RTP_PORTS=${RTP_PORTS:-40000-47999}
 RATE=${RATE:-200}
 CAPTURE_S=${CAPTURE_S:-10}
 free_port() {

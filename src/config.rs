@@ -152,7 +152,8 @@ pub struct MediaConfig {
 impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
-            rtp_ports: "30000-30999".into(),
+            // 5,000 pairs: room for sip.max_calls (2,000) even when every call is bridged.
+            rtp_ports: "20000-29999".into(),
             codecs: vec![CodecName::Pcmu, CodecName::Pcma, CodecName::Opus],
             rtp_timeout_s: 30,
             hold_music: PathBuf::from("audio/defaultmusic_on_hold.wav"),
@@ -387,9 +388,31 @@ impl Config {
         Ok(config)
     }
 
+    /// `media.rtp_ports` must hold a pair for each of `sip.max_calls` calls, two when calls
+    /// may be bridged (the agent leg takes a pair of its own).
+    fn check_rtp_capacity(&self) -> Result<(), ConfigError> {
+        let (low, high) = self.media.rtp_port_range()?;
+        let pairs = crate::media::rtp_ports::pair_count(low + (low % 2), high);
+        let bridged =
+            self.transfer.mode == TransferMode::Bridge || self.transfer.refer_fallback_bridge;
+        let per_call = if bridged { 2 } else { 1 };
+        let needed = self.sip.max_calls.saturating_mul(per_call);
+        if pairs < needed {
+            return Err(ConfigError::Invalid(format!(
+                "media.rtp_ports ({:?}) holds {pairs} RTP/RTCP port pairs, but sip.max_calls = {} \
+                 needs {needed} ({per_call} per call{}): widen media.rtp_ports or lower \
+                 sip.max_calls",
+                self.media.rtp_ports,
+                self.sip.max_calls,
+                if bridged { ", as calls may be bridged" } else { "" }
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks that go beyond types: ranges, regions, URLs.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.media.rtp_port_range()?;
+        self.check_rtp_capacity()?;
         if self.sip.listen.ip().is_unspecified() && self.sip.public_ip.is_none() {
             return Err(ConfigError::Key {
                 key: "sip.public_ip",
@@ -532,6 +555,20 @@ mod tests {
             let err = Config::load_with_env(Some(file.path()), []).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn rtp_ports_must_serve_max_calls_naming_both_keys() {
+        let file = write("[media]\nrtp_ports = \"30000-30999\"\n");
+        let err = Config::load_with_env(Some(file.path()), []).unwrap_err().to_string();
+        assert!(err.contains("media.rtp_ports") && err.contains("sip.max_calls"), "{err}");
+        assert!(err.contains("500 RTP/RTCP port pairs"), "{err}");
+        // Enough pairs for one per call, but not for bridged calls.
+        let file = write("[media]\nrtp_ports = \"30000-33999\"\n[transfer]\nmode = \"bridge\"\n");
+        let err = Config::load_with_env(Some(file.path()), []).unwrap_err().to_string();
+        assert!(err.contains("as calls may be bridged"), "{err}");
+        let file = write("[media]\nrtp_ports = \"30000-33999\"\n");
+        assert!(Config::load_with_env(Some(file.path()), []).is_ok());
     }
 
     #[test]

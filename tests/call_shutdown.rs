@@ -63,6 +63,7 @@ async fn a_second_sigterm_ends_the_drain_but_not_the_hang_up() {
         .env("ZENDESK_IVR_SIP__LISTEN", format!("127.0.0.1:{sip_port}"))
         .env("ZENDESK_IVR_SIP__DEFAULT_REGION", "NO")
         .env("ZENDESK_IVR_MEDIA__RTP_PORTS", &config.media.rtp_ports)
+        .env("ZENDESK_IVR_SIP__MAX_CALLS", config.sip.max_calls.to_string())
         .env("ZENDESK_IVR_MEDIA__WELCOME_PROMPT", "")
         .env("ZENDESK_IVR_ZENDESK__URL", &config.zendesk.url)
         .env("ZENDESK_IVR_OUTBOX__PATH", &outbox_path)

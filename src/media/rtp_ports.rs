@@ -53,7 +53,8 @@ impl Drop for RtpSockets {
 }
 
 /// Pairs (even RTP port, odd RTCP port) that fit in `low..=high`.
-fn pair_count(low: u16, high: u16) -> usize {
+/// RTP/RTCP pairs in `low..=high` (`low` even).
+pub fn pair_count(low: u16, high: u16) -> usize {
     (usize::from(high) + 1).saturating_sub(usize::from(low)) / 2
 }
 

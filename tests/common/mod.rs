@@ -67,8 +67,10 @@ pub fn free_sip_port() -> u16 {
 pub fn test_config() -> Config {
     let mut config = Config::default();
     config.sip.listen = "127.0.0.1:0".parse().expect("address");
-    let base = free_port_pair();
-    config.media.rtp_ports = format!("{}-{}", base, base + 19);
+    let base = free_port_range(40);
+    config.media.rtp_ports = format!("{}-{}", base, base + 39);
+    // 20 pairs: ten calls, bridged or not.
+    config.sip.max_calls = 10;
     config.admin.listen = None;
     config.zendesk.enabled = false;
     config.sip.default_region = "NO".into();
