@@ -96,18 +96,7 @@ impl Baresip {
 
     /// Waits until a line containing `needle` is printed.
     pub async fn wait_for(&mut self, needle: &str, within: Duration) -> String {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(line)) => {
-                    self.log.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                _ => panic!("baresip never printed {needle:?}; log:\n{}", self.log.join("\n")),
-            }
-        }
+        super::wait_for_line(&mut self.lines, &mut self.log, "baresip", needle, within).await
     }
 
     /// Sends a console command such as "/hangup" or "/sndcode 12#".

@@ -84,18 +84,7 @@ impl Linphone {
 
     /// Waits until a line containing `needle` is printed.
     pub async fn wait_for(&mut self, needle: &str, within: Duration) -> String {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(line)) => {
-                    self.log.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                _ => panic!("linphonec never printed {needle:?}; log:\n{}", self.log.join("\n")),
-            }
-        }
+        super::wait_for_line(&mut self.lines, &mut self.log, "linphonec", needle, within).await
     }
 
     /// Chooses how the next digits are sent.

@@ -138,6 +138,29 @@ pub fn output_lines(
     lines
 }
 
+/// Waits until `lines` (from [`output_lines`]) brings one containing `needle`; every line
+/// read goes to `log`, which the panic prints when none comes `within`.
+pub async fn wait_for_line(
+    lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    log: &mut Vec<String>,
+    who: &str,
+    needle: &str,
+    within: Duration,
+) -> String {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, lines.recv()).await {
+            Ok(Some(line)) => {
+                log.push(line.clone());
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+            _ => panic!("{who} never printed {needle:?}; log:\n{}", log.join("\n")),
+        }
+    }
+}
+
 /// `config` pointed at a Zendesk simulator serving `state` (on a free port), with its
 /// outbox in `dir` and quick retries.
 pub async fn with_simulator(

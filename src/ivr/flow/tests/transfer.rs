@@ -68,6 +68,17 @@ fn two_target_bridge() -> Bench {
     two_targets(bridge_config(), Some(3), kari(Some(Priority::Normal)))
 }
 
+/// Both targets busy, the busy menu heard, and 1 pressed: waiting for a new round.
+fn waiting_after_all_busy() -> Bench {
+    let mut bench = two_target_bridge();
+    press_agent(&mut bench);
+    bench.refuse(486);
+    bench.refuse(486);
+    bench.finish_play();
+    bench.press('1');
+    bench
+}
+
 #[test]
 fn bridge_fails_over_to_the_next_target_and_records_the_talk_time() {
     let mut bench = two_target_bridge();
@@ -151,12 +162,7 @@ fn all_busy_then_a_callback_request() {
 
 #[test]
 fn waiting_runs_out_after_max_wait() {
-    let mut bench = two_target_bridge();
-    press_agent(&mut bench);
-    bench.refuse(486);
-    bench.refuse(486);
-    bench.finish_play();
-    bench.press('1');
+    let mut bench = waiting_after_all_busy();
     // Rounds every 15 s, each failing at once, until 120 s have passed.
     let mut rounds = 0;
     let mut said = Vec::new();
@@ -254,12 +260,7 @@ fn routing_rules_pick_the_queue_even_when_the_dip_fell_back() {
 
 #[test]
 fn hanging_up_while_waiting_or_bridged() {
-    let mut bench = two_target_bridge();
-    press_agent(&mut bench);
-    bench.refuse(486);
-    bench.refuse(486);
-    bench.finish_play();
-    bench.press('1');
+    let mut bench = waiting_after_all_busy();
     let report = bench.end(EndCause::Caller);
     assert_eq!(report.outcome, CallOutcome::HungUp { step: crate::ivr::outcome::Step::Waiting });
 }
@@ -293,12 +294,7 @@ fn a_refer_given_up_on_that_connects_late_is_still_a_transfer() {
 
 #[test]
 fn waiting_does_not_start_a_round_past_max_wait() {
-    let mut bench = two_target_bridge();
-    press_agent(&mut bench);
-    bench.refuse(486);
-    bench.refuse(486);
-    bench.finish_play();
-    bench.press('1');
+    let mut bench = waiting_after_all_busy();
     // Rounds at 15 s ... 105 s fail at once; the round at 105 s rings the first target
     // until after the 120 s limit: its failure ends the wait, without ringing the second.
     for _ in 0..6 {
