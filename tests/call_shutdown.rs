@@ -54,27 +54,13 @@ async fn calls_left_at_the_end_of_the_drain_get_bye_and_their_comments_are_kept(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_sigterm_ends_the_drain_but_not_the_hang_up() {
     let dir = tempfile::tempdir().unwrap();
-    let config = with_simulator(quick_ivr_config(), &dir, SimState::sample()).await;
+    let mut config = with_simulator(quick_ivr_config(), &dir, SimState::sample()).await;
+    config.ivr.no_input_s = 3600;
     let sip_port = common::free_sip_port();
-    let outbox_path = dir.path().join("outbox.sqlite");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_zendesk-ivr"))
-        .args(["run", "--drain", "60s"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("ZENDESK_IVR_SIP__LISTEN", format!("127.0.0.1:{sip_port}"))
-        .env("ZENDESK_IVR_SIP__DEFAULT_REGION", "NO")
-        .env("ZENDESK_IVR_MEDIA__RTP_PORTS", &config.media.rtp_ports)
-        .env("ZENDESK_IVR_SIP__MAX_CALLS", config.sip.max_calls.to_string())
-        .env("ZENDESK_IVR_MEDIA__WELCOME_PROMPT", "")
-        .env("ZENDESK_IVR_ZENDESK__URL", &config.zendesk.url)
-        .env("ZENDESK_IVR_OUTBOX__PATH", &outbox_path)
+    let outbox_path = config.outbox.path.clone();
+    let mut child = common::run_command(&config, sip_port)
+        .args(["--drain", "60s"])
         .env("ZENDESK_IVR_ADMIN__LISTEN", format!("127.0.0.1:{}", common::free_sip_port()))
-        .env("ZENDESK_IVR_ROUTING__PROBE_INTERVAL_S", "0")
-        .env("ZENDESK_IVR_IVR__NO_INPUT_S", "3600")
-        .env("ZENDESK_IVR_TTS__CACHE_DIR", config.tts.cache_dir.clone().unwrap_or_default())
-        .env("ZENDESK_IVR_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("zendesk-ivr runs");
     let pid = child.id().expect("pid") as i32;

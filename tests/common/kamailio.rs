@@ -7,18 +7,30 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::process::{Child, Command};
 
-use super::{free_port_pair, manifest_dir};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::{free_port_pair, manifest_dir, output_lines, wait_for_line};
 
 pub struct Kamailio {
     child: Child,
     pub addr: SocketAddr,
     _dir: tempfile::TempDir,
+    /// Kamailio's log (it logs to stderr), line by line.
+    lines: UnboundedReceiver<String>,
+    /// Every line read so far.
+    log: Vec<String>,
 }
 
 impl Kamailio {
     /// Starts Kamailio on a free port, dispatching to `replicas`; returns once it answers
     /// OPTIONS.
     pub async fn start(replicas: &[SocketAddr]) -> Kamailio {
+        Kamailio::start_with(replicas, &[]).await
+    }
+
+    /// [`Kamailio::start`] with the config's `#!define`s overridden (`FR_TIMER`,
+    /// `PING_INTERVAL`).
+    pub async fn start_with(replicas: &[SocketAddr], defines: &[(&str, &str)]) -> Kamailio {
         let dir = tempfile::tempdir().expect("temp dir");
         let list = dir.path().join("dispatcher.list");
         let lines: String = replicas.iter().map(|r| format!("1 sip:{r}\n")).collect();
@@ -33,17 +45,20 @@ impl Kamailio {
             .arg(format!("LISTEN=udp:{addr}"))
             .arg("-A")
             .arg(format!("DSLIST=\"{}\"", list.display()))
+            .args(defines.iter().flat_map(|(k, v)| ["-A".to_string(), format!("{k}={v}")]))
             .arg("-Y")
             .arg(dir.path())
             .arg("-P")
             .arg(dir.path().join("kamailio.pid"))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("kamailio runs (scripts/setup.sh installs it)");
-        let kamailio = Kamailio { child, addr, _dir: dir };
+        let mut child = child;
+        let lines = output_lines(&mut child);
+        let kamailio = Kamailio { child, addr, _dir: dir, lines, log: Vec::new() };
         kamailio.wait_ready().await;
         kamailio
     }
@@ -68,6 +83,20 @@ impl Kamailio {
             }
         }
         panic!("kamailio did not answer OPTIONS within 10 s");
+    }
+
+    /// Waits until Kamailio logs a line containing `needle` (the config's `xlog` lines:
+    /// "replica down: sip:…", "replica failed: sip:… for CALL-ID").
+    pub async fn wait_for_log(&mut self, needle: &str, within: Duration) -> String {
+        wait_for_line(&mut self.lines, &mut self.log, "kamailio", needle, within).await
+    }
+
+    /// Every log line read so far, and those waiting, that contain `needle`.
+    pub fn log_lines(&mut self, needle: &str) -> Vec<String> {
+        while let Ok(line) = self.lines.try_recv() {
+            self.log.push(line);
+        }
+        self.log.iter().filter(|l| l.contains(needle)).cloned().collect()
     }
 
     pub async fn stop(mut self) {

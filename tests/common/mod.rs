@@ -161,6 +161,32 @@ pub async fn wait_for_line(
     }
 }
 
+/// `zendesk-ivr run` as a child process with `config`'s test settings passed as
+/// environment overrides, SIP on `127.0.0.1:sip_port`, its output piped (read it with
+/// [`output_lines`]) and killed when dropped. Add arguments and overrides before spawning.
+pub fn run_command(config: &Config, sip_port: u16) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_zendesk-ivr"));
+    command
+        .arg("run")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("ZENDESK_IVR_SIP__LISTEN", format!("127.0.0.1:{sip_port}"))
+        .env("ZENDESK_IVR_SIP__DEFAULT_REGION", &config.sip.default_region)
+        .env("ZENDESK_IVR_MEDIA__RTP_PORTS", &config.media.rtp_ports)
+        .env("ZENDESK_IVR_SIP__MAX_CALLS", config.sip.max_calls.to_string())
+        .env("ZENDESK_IVR_MEDIA__WELCOME_PROMPT", &config.media.welcome_prompt)
+        .env("ZENDESK_IVR_ZENDESK__ENABLED", config.zendesk.enabled.to_string())
+        .env("ZENDESK_IVR_ZENDESK__URL", &config.zendesk.url)
+        .env("ZENDESK_IVR_OUTBOX__PATH", &config.outbox.path)
+        .env("ZENDESK_IVR_ROUTING__PROBE_INTERVAL_S", config.routing.probe_interval_s.to_string())
+        .env("ZENDESK_IVR_IVR__NO_INPUT_S", config.ivr.no_input_s.to_string())
+        .env("ZENDESK_IVR_TTS__CACHE_DIR", config.tts.cache_dir.clone().unwrap_or_default())
+        .env("ZENDESK_IVR_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
 /// `config` pointed at a Zendesk simulator serving `state` (on a free port), with its
 /// outbox in `dir` and quick retries.
 pub async fn with_simulator(
