@@ -16,6 +16,8 @@ pub struct CheckLine {
     /// What was checked, named by its config key where it has one.
     pub what: String,
     pub ok: bool,
+    /// Not a failure, but something the operator should fix (a secret others can read).
+    pub warning: bool,
     pub detail: String,
 }
 
@@ -34,8 +36,22 @@ impl CheckReport {
     pub fn to_text(&self) -> String {
         self.lines
             .iter()
-            .map(|l| format!("{} {}: {}\n", if l.ok { "ok  " } else { "FAIL" }, l.what, l.detail))
+            .map(|l| {
+                let status = match (l.ok, l.warning) {
+                    (false, _) => "FAIL",
+                    (true, true) => "WARN",
+                    (true, false) => "ok  ",
+                };
+                format!("{status} {}: {}\n", l.what, l.detail)
+            })
             .collect()
+    }
+
+    /// Adds one warning line per entry under `what` (warnings do not fail the check).
+    pub fn warn_each(&mut self, what: &str, warnings: Vec<String>) {
+        for detail in warnings {
+            self.lines.push(CheckLine { what: what.to_string(), ok: true, warning: true, detail });
+        }
     }
 
     fn push(&mut self, what: &str, result: Result<String, String>) {
@@ -43,7 +59,7 @@ impl CheckReport {
             Ok(detail) => (true, detail),
             Err(detail) => (false, detail),
         };
-        self.lines.push(CheckLine { what: what.to_string(), ok, detail });
+        self.lines.push(CheckLine { what: what.to_string(), ok, warning: false, detail });
     }
 }
 

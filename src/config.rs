@@ -182,7 +182,8 @@ impl MediaConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// `Debug` redacts the tokens (see the impl below).
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ZendeskConfig {
     /// Look callers up and post comments. Off runs the IVR without Zendesk (a lab).
@@ -233,6 +234,28 @@ impl Default for ZendeskConfig {
             breaker_open_s: 30,
             comment_template: crate::zendesk::comment::DEFAULT_TEMPLATE.into(),
         }
+    }
+}
+
+impl std::fmt::Debug for ZendeskConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |secret: &Option<String>| secret.as_ref().map(|_| "[redacted]");
+        f.debug_struct("ZendeskConfig")
+            .field("enabled", &self.enabled)
+            .field("url", &self.url)
+            .field("email", &self.email)
+            .field("api_token", &redacted(&self.api_token))
+            .field("api_token_file", &self.api_token_file)
+            .field("oauth_token", &redacted(&self.oauth_token))
+            .field("deadline_ms", &self.deadline_ms)
+            .field("sort_by", &self.sort_by)
+            .field("cache_ttl_s", &self.cache_ttl_s)
+            .field("cache_size", &self.cache_size)
+            .field("create_ticket_for_unknown", &self.create_ticket_for_unknown)
+            .field("breaker_failures", &self.breaker_failures)
+            .field("breaker_open_s", &self.breaker_open_s)
+            .field("comment_template", &self.comment_template)
+            .finish()
     }
 }
 
@@ -569,6 +592,19 @@ mod tests {
         assert!(err.contains("as calls may be bridged"), "{err}");
         let file = write("[media]\nrtp_ports = \"30000-33999\"\n");
         assert!(Config::load_with_env(Some(file.path()), []).is_ok());
+    }
+
+    #[test]
+    fn debug_redacts_every_secret() {
+        let mut config = Config::default();
+        config.zendesk.api_token = Some("zd-t0k3n-1".into());
+        config.zendesk.oauth_token = Some("zd-oauth-2".into());
+        config.tts.http.api_key = Some("sk-tts-3".into());
+        let text = format!("{config:?}");
+        for secret in ["zd-t0k3n-1", "zd-oauth-2", "sk-tts-3"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("api_token: Some(\"[redacted]\")"), "{text}");
     }
 
     #[test]

@@ -123,8 +123,11 @@ fn main() -> anyhow::Result<()> {
     init_tracing();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config, drain } => {
-            let config = Config::load(config.as_deref()).context("loading the configuration")?;
+        Command::Run { config: file, drain } => {
+            let config = Config::load(file.as_deref()).context("loading the configuration")?;
+            for warning in zendesk_ivr::secret_files::warnings(file.as_deref(), &config) {
+                tracing::warn!("{warning}");
+            }
             runtime()?.block_on(zendesk_ivr::server::run(config, drain))?;
             Ok(())
         }
@@ -134,9 +137,11 @@ fn main() -> anyhow::Result<()> {
             runtime()?.block_on(zendesk_ivr::demo::run(base, options, Duration::from_secs(5)))?;
             Ok(())
         }
-        Command::Check { config } => {
-            let config = Config::load(config.as_deref()).context("loading the configuration")?;
-            let report = runtime()?.block_on(zendesk_ivr::check::check(&config));
+        Command::Check { config: file } => {
+            let config = Config::load(file.as_deref()).context("loading the configuration")?;
+            let mut report = runtime()?.block_on(zendesk_ivr::check::check(&config));
+            let warnings = zendesk_ivr::secret_files::warnings(file.as_deref(), &config);
+            report.warn_each("secrets", warnings);
             print!("{}", report.to_text());
             if !report.ok() {
                 anyhow::bail!("the check failed");

@@ -269,3 +269,43 @@ fn check_refuses_an_unknown_placeholder_naming_the_key() {
         assert!(text.contains("ticketId"), "{command}: {text}");
     }
 }
+
+/// A configuration file that holds the token and that every user can read: `check` warns,
+/// naming the file and the key but not the token, and still passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_warns_about_a_secret_every_user_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let auth = SimAuth { email: "ivr@example.com".into(), token: "file-token-77".into() };
+    let base = start(SimState::new(SimData::sample(), Some(auth))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ivr.toml");
+    std::fs::write(&config, "[zendesk]\napi_token = \"file-token-77\"\n").unwrap();
+    let run = |mode: u32| {
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(mode)).unwrap();
+        let config = config.clone();
+        let env = [("ZENDESK_IVR_LOG", "error")];
+        let (base, dir) = (base.clone(), dir.path().to_path_buf());
+        tokio::task::spawn_blocking(move || {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_zendesk-ivr"));
+            command
+                .args(["check", "--config"])
+                .arg(&config)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .env("ZENDESK_IVR_ZENDESK__URL", &base)
+                .env("ZENDESK_IVR_ZENDESK__EMAIL", "ivr@example.com")
+                .env("ZENDESK_IVR_OUTBOX__PATH", dir.join("outbox.sqlite"))
+                .envs(env);
+            command.output().unwrap()
+        })
+    };
+    let open = run(0o644).await.unwrap();
+    let text = String::from_utf8_lossy(&open.stdout).into_owned();
+    assert!(open.status.success(), "a warning does not fail the check: {text}");
+    let warning = format!("WARN secrets: {} holds zendesk.api_token", config.display());
+    assert!(text.contains(&warning), "{warning} in:\n{text}");
+    assert!(text.contains("mode 644"), "{text}");
+    assert!(!text.contains("file-token-77"), "the token is never printed: {text}");
+    let private = run(0o600).await.unwrap();
+    let text = String::from_utf8_lossy(&private.stdout).into_owned();
+    assert!(private.status.success() && !text.contains("WARN"), "{text}");
+}
