@@ -41,6 +41,12 @@ enum Command {
         /// Outbox database of the demo.
         #[arg(long, default_value = "demo-outbox.sqlite")]
         outbox: PathBuf,
+        /// Place the demo calls, print what they did, and exit (0 when all did).
+        #[arg(long)]
+        once: bool,
+        /// Folder for the recordings of the demo calls.
+        #[arg(long, default_value = "demo-recordings")]
+        recordings: PathBuf,
     },
     /// Check the configuration (file and environment overrides), the audio files, the
     /// outbox database and the Zendesk credentials; exits non-zero if anything fails.
@@ -159,10 +165,15 @@ fn main() -> anyhow::Result<()> {
             runtime()?.block_on(zendesk_ivr::server::run(config, drain))?;
             Ok(())
         }
-        Command::Demo { config, sip, simulator, outbox } => {
+        Command::Demo { config, sip, simulator, outbox, once, recordings } => {
             let base = Config::load(config.as_deref()).context("loading the configuration")?;
-            let options = zendesk_ivr::demo::DemoOptions { sip, simulator, outbox };
-            runtime()?.block_on(zendesk_ivr::demo::run(base, options, Duration::from_secs(5)))?;
+            let options =
+                zendesk_ivr::demo::DemoOptions { sip, simulator, outbox, once, recordings };
+            let grace = Duration::from_secs(5);
+            let all_ok = runtime()?.block_on(zendesk_ivr::demo::run(base, options, grace))?;
+            if !all_ok {
+                anyhow::bail!("a demo call did not do what it should");
+            }
             Ok(())
         }
         Command::Check { config } => {

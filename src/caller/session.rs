@@ -14,7 +14,7 @@ use super::script::{Script, ScriptAction};
 use super::{CallOptions, CallerError, DtmfMode};
 use crate::config::CodecName;
 use crate::sip::dialog::{CallEvent, CallHandle, EndReason, Ua, UaConfig};
-use crate::sip::endpoint::{self, Command, EndpointHandle};
+use crate::sip::endpoint::{self, Command, EndpointHandle, IncomingCall};
 use crate::sip::header_text;
 use crate::sip::message::{Limits, Transport};
 use crate::sip::transaction::{TimerConfig, TransactionLayer};
@@ -48,29 +48,32 @@ async fn resolve(target: &str) -> Result<SocketAddr, CallerError> {
     })
 }
 
-/// Starts a SIP endpoint of its own on `ip`, any free port. Calls to it are refused.
-async fn start_endpoint(ip: IpAddr) -> Result<EndpointHandle, CallerError> {
+/// Starts a SIP endpoint of its own on `ip`, any free port, as `contact_user`, G.711
+/// only. New calls arrive on the receiver; once it is dropped they get 503.
+pub async fn local_endpoint(
+    ip: IpAddr,
+    contact_user: &str,
+    max_calls: usize,
+) -> std::io::Result<(EndpointHandle, mpsc::Receiver<IncomingCall>, SocketAddr)> {
     let (inbound_tx, inbound_rx) = mpsc::channel(256);
-    let transports = Transports::bind(SocketAddr::new(ip, 0), Limits::default(), inbound_tx)
-        .await
-        .map_err(CallerError::Bind)?;
+    let transports = Transports::bind(SocketAddr::new(ip, 0), Limits::default(), inbound_tx).await?;
+    let local = transports.local_addr();
     let timers = TimerConfig::default();
     let ua = Ua::new(UaConfig {
-        contact_user: "caller".into(),
+        contact_user: contact_user.into(),
         local_host: ip.to_string(),
-        local_port: transports.local_addr().port(),
-        user_agent: format!("zendesk-ivr-call/{}", env!("CARGO_PKG_VERSION")),
+        local_port: local.port(),
+        user_agent: format!("zendesk-ivr-{contact_user}/{}", env!("CARGO_PKG_VERSION")),
         codecs: vec![CodecName::Pcmu, CodecName::Pcma],
         session_expires: 1800,
         min_se: 90,
         send_ringing: false,
-        max_calls: 4,
+        max_calls,
         timers,
     });
-    // Nobody takes incoming calls: with the receiver gone, they get 503.
-    let (endpoint, _incoming) =
+    let (endpoint, incoming) =
         endpoint::spawn(transports, inbound_rx, TransactionLayer::new(timers), ua);
-    Ok(endpoint)
+    Ok((endpoint, incoming, local))
 }
 
 /// One leg: the call placed, or the call to a REFER's target.
@@ -119,7 +122,8 @@ struct Session {
 pub async fn place_call(options: CallOptions) -> Result<CallReport, CallerError> {
     let target_addr = resolve(&options.target).await?;
     let ip = local_ip_towards(target_addr).map_err(CallerError::Bind)?;
-    let endpoint = start_endpoint(ip).await?;
+    // Nobody takes incoming calls: with the receiver dropped, they get 503.
+    let (endpoint, _, _) = local_endpoint(ip, "caller", 4).await.map_err(CallerError::Bind)?;
     let media = CallerMedia::bind(ip).await.map_err(CallerError::Bind)?;
     let started = Instant::now();
     let script = Script::new(started, &options.digits, options.dtmf_at, options.duration);
