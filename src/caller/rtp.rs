@@ -177,8 +177,10 @@ impl RtpSender {
     }
 }
 
-/// Pacing of the received stream: how far each packet's arrival strayed from 20 ms
-/// after the one before (per SSRC; a new SSRC starts afresh).
+/// Pacing of the received stream: for each packet, how far its arrival strayed from
+/// where its RTP timestamp puts it after the packet before (the transit-time difference
+/// of RFC 3550 §6.4.1), per SSRC. Pauses in the stream (a timestamp jump) are not
+/// counted as late packets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Pacing {
     pub mean_deviation_ms: f64,
@@ -189,7 +191,9 @@ pub struct Pacing {
 /// What the caller heard.
 pub struct Receiver {
     first_at: Option<Instant>,
-    last: Option<(u32, Instant)>,
+    /// SSRC, arrival and RTP timestamp of the last packet.
+    last: Option<(u32, Instant, u32)>,
+    clock_rate: u32,
     packets: u64,
     deviations_us: Vec<u32>,
     decoder: Option<(u8, Decoder)>,
@@ -207,6 +211,7 @@ impl Receiver {
         Receiver {
             first_at: None,
             last: None,
+            clock_rate: 8000,
             packets: 0,
             deviations_us: Vec::new(),
             decoder: None,
@@ -217,6 +222,7 @@ impl Receiver {
     /// Decodes audio of `media`'s codec from now on.
     pub fn expect(&mut self, media: &Negotiated) {
         self.decoder = Decoder::new(media.codec.name).ok().map(|d| (media.codec.payload_type, d));
+        self.clock_rate = media.codec.clock_rate.max(1);
     }
 
     /// One datagram arrived at `now`. Returns false when it is not RTP.
@@ -224,16 +230,18 @@ impl Receiver {
         let Ok(rtp) = rtp_rs::RtpReader::new(bytes) else { return false };
         self.packets += 1;
         self.first_at.get_or_insert(now);
-        let ssrc = rtp.ssrc();
-        if let Some((last_ssrc, at)) = self.last
+        let (ssrc, timestamp) = (rtp.ssrc(), rtp.timestamp());
+        if let Some((last_ssrc, at, last_ts)) = self.last
             && last_ssrc == ssrc
             && self.deviations_us.len() < MAX_PACING_SAMPLES
         {
-            let gap = now.saturating_duration_since(at).as_micros() as i64;
-            let deviation = (gap - PTIME.as_micros() as i64).unsigned_abs();
+            let arrival_us = now.saturating_duration_since(at).as_micros() as i64;
+            let step = i64::from(timestamp.wrapping_sub(last_ts) as i32);
+            let media_us = step * 1_000_000 / i64::from(self.clock_rate);
+            let deviation = (arrival_us - media_us).unsigned_abs();
             self.deviations_us.push(u32::try_from(deviation).unwrap_or(u32::MAX));
         }
-        self.last = Some((ssrc, now));
+        self.last = Some((ssrc, now, timestamp));
         if let Some((pt, decoder)) = self.decoder.as_mut()
             && rtp.payload_type() == *pt
             && self.audio.len() < MAX_RECORDED_SAMPLES
@@ -337,12 +345,18 @@ mod tests {
             at += Duration::from_millis(gap);
             rx.packet(at, &tx.next_packet());
         }
+        // A pause of a second, with the timestamps saying so: not a late packet.
+        for _ in 0..50 {
+            tx.next_packet();
+        }
+        at += Duration::from_millis(1020);
+        rx.packet(at, &tx.next_packet());
         assert!(!rx.packet(at, b"no"));
-        assert_eq!(rx.packets(), 7);
+        assert_eq!(rx.packets(), 8);
         assert_eq!(rx.first_packet_at(), Some(start));
         let pacing = rx.pacing();
         assert_eq!(pacing.max_deviation_ms, 10.0);
         assert_eq!(pacing.p99_deviation_ms, 10.0);
-        assert!((pacing.mean_deviation_ms - 20.0 / 6.0).abs() < 1e-9, "{pacing:?}");
+        assert!((pacing.mean_deviation_ms - 20.0 / 7.0).abs() < 1e-9, "{pacing:?}");
     }
 }

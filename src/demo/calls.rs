@@ -100,6 +100,12 @@ pub async fn run_all(
     recordings: &Path,
 ) -> Vec<DemoCallResult> {
     let mut summaries = summaries;
+    // What each caller will hear, as a dry run before the calls change the data (the
+    // unknown caller's comment opens a ticket).
+    let mut lookups = Vec::new();
+    for call in DEMO_CALLS {
+        lookups.push(lookup::lookup(config, call.number).await.ok());
+    }
     let mut placed = Vec::new();
     for call in DEMO_CALLS {
         let options = CallOptions {
@@ -116,7 +122,7 @@ pub async fn run_all(
         placed.push((call, tokio::spawn(caller::place_call(options))));
     }
     let mut results = Vec::new();
-    for (call, task) in placed {
+    for ((call, task), lookup) in placed.into_iter().zip(lookups) {
         let report = match task.await {
             Ok(Ok(report)) => Some(report),
             Ok(Err(err)) => {
@@ -128,7 +134,6 @@ pub async fn run_all(
                 None
             }
         };
-        let lookup = lookup::lookup(config, call.number).await.ok();
         results.push(DemoCallResult {
             call,
             lookup,

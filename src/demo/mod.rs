@@ -53,6 +53,8 @@ pub fn demo_config(mut base: Config, options: &DemoOptions, simulator: SocketAdd
     base.sip.listen = options.sip;
     base.zendesk.enabled = true;
     base.zendesk.url = format!("http://{simulator}");
+    // The unknown sample caller's comment opens a ticket, so the simulator holds it too.
+    base.zendesk.create_ticket_for_unknown = true;
     base.outbox.path = options.outbox.clone();
     base
 }

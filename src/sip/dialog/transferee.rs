@@ -31,8 +31,9 @@ impl Ua {
         Ok(())
     }
 
-    /// A REFER in a call that accepts one: 202 for one usable `sip:` Refer-To, 400 for
-    /// none, several or an unusable one, 603 before the call is confirmed.
+    /// A REFER in a call that accepts one: 202 for one usable `sip:` Refer-To (its
+    /// embedded headers dropped), 400 for none, several or an unusable one, 603 before
+    /// the call is confirmed.
     pub(super) fn refer_received(
         &mut self,
         call: CallHandle,
@@ -45,7 +46,12 @@ impl Ua {
         }
         let values = ht::list_entries(&request.headers, "Refer-To", Some("r"));
         let target = match values.as_slice() {
-            [one] => check_target(ht::uri_part(one)).map(str::to_string).ok(),
+            // Headers embedded in the URI (`?X-Ticket=1`) are not copied to our INVITE.
+            [one] => {
+                let uri = ht::uri_part(one);
+                let uri = uri.split_once('?').map_or(uri, |(uri, _headers)| uri);
+                check_target(uri).map(str::to_string).ok()
+            }
             _ => None,
         };
         let Some(target) = target else {

@@ -616,12 +616,13 @@ fn an_allowed_refer_is_accepted_and_notified() {
     let (call, callee, _) = dial(&mut b);
     b.ua.allow_refer(call).unwrap();
     respond(&mut b, &callee, callee.reply(200, CONTACT, ANSWER));
-    let out = b.send("rf1", refer_from(&callee, 5, "<sip:priority@192.0.2.30:5070>"));
+    let refer_to = "<sip:priority@192.0.2.30:5070?X-Zendesk-Ticket-Id=102&X-Zendesk-User-Id=1>";
+    let out = b.send("rf1", refer_from(&callee, 5, refer_to));
     assert_eq!(statuses(&out), vec![202]);
     match events(&out).as_slice() {
         [CallEvent::Referred { call: c, target }] => {
             assert_eq!(*c, call);
-            assert_eq!(target, "sip:priority@192.0.2.30:5070");
+            assert_eq!(target, "sip:priority@192.0.2.30:5070", "embedded headers dropped");
         }
         other => panic!("{other:?}"),
     }
