@@ -83,12 +83,23 @@ async fn press_2_by_rfc4733_ends_the_call_and_the_recording_holds_the_status() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn press_2_by_sip_info_reaches_the_menu() {
+async fn press_2_by_sip_info_over_tcp_reaches_the_menu() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = with_simulator(quick_ivr_config(), &dir, SimState::sample()).await;
     let server = start(config).await;
     let mut summaries = server.subscribe();
-    let args = ["--from", "+4798765433", "--dtmf", "2", "--dtmf-at", "2", "--dtmf-mode", "info"];
+    let args = [
+        "--from",
+        "+4798765433",
+        "--dtmf",
+        "2",
+        "--dtmf-at",
+        "2",
+        "--dtmf-mode",
+        "info",
+        "--transport",
+        "tcp",
+    ];
     let (status, json) = call(server.sip_addr(), &args).await;
 
     assert!(status.success(), "{json:#}");

@@ -80,7 +80,11 @@ impl CallReport {
         let mut out = String::new();
         let status = self.final_status.map_or("none".to_string(), |s| s.to_string());
         let answered = if self.answered { "answered" } else { "NOT answered" };
-        let _ = writeln!(out, "call to {} from {}: {answered} (final status {status})", self.target, self.from);
+        let _ = writeln!(
+            out,
+            "call to {} from {}: {answered} (final status {status})",
+            self.target, self.from
+        );
         let ms = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v} ms"));
         let _ = writeln!(out, "  time to 200 OK:        {}", ms(self.time_to_answer_ms));
         let _ = writeln!(out, "  200 OK to first RTP:   {}", ms(self.answer_to_first_rtp_ms));

@@ -150,7 +150,9 @@ impl RtpSender {
                 let pt = self.telephone_event.unwrap_or(self.payload_type);
                 (pt, marker, timestamp, payload.to_vec())
             }
-            Some(Queued::Audio(pcm)) => (self.payload_type, false, self.timestamp, self.encode(&pcm)),
+            Some(Queued::Audio(pcm)) => {
+                (self.payload_type, false, self.timestamp, self.encode(&pcm))
+            }
             None => (self.payload_type, false, self.timestamp, self.encode(&vec![0; frame])),
         };
         let marker = marker || std::mem::take(&mut self.marker);

@@ -82,7 +82,11 @@ impl Script {
 mod tests {
     use super::*;
 
-    fn run_until(script: &mut Script, now: &mut Instant, end: Instant) -> Vec<(u128, ScriptAction)> {
+    fn run_until(
+        script: &mut Script,
+        now: &mut Instant,
+        end: Instant,
+    ) -> Vec<(u128, ScriptAction)> {
         let start = *now;
         let mut out = Vec::new();
         while let Some(at) = script.poll_timeout().filter(|at| *at <= end) {

@@ -43,9 +43,9 @@ async fn resolve(target: &str) -> Result<SocketAddr, CallerError> {
     let failed = |source| CallerError::Resolve { host: host.clone(), source };
     let mut found =
         tokio::net::lookup_host((host.as_str(), port.unwrap_or(5060))).await.map_err(failed)?;
-    found.find(SocketAddr::is_ipv4).ok_or_else(|| {
-        failed(std::io::Error::new(std::io::ErrorKind::NotFound, "no IPv4 address"))
-    })
+    found
+        .find(SocketAddr::is_ipv4)
+        .ok_or_else(|| failed(std::io::Error::new(std::io::ErrorKind::NotFound, "no IPv4 address")))
 }
 
 /// Starts a SIP endpoint of its own on `ip`, any free port, as `contact_user`, G.711
@@ -56,7 +56,8 @@ pub async fn local_endpoint(
     max_calls: usize,
 ) -> std::io::Result<(EndpointHandle, mpsc::Receiver<IncomingCall>, SocketAddr)> {
     let (inbound_tx, inbound_rx) = mpsc::channel(256);
-    let transports = Transports::bind(SocketAddr::new(ip, 0), Limits::default(), inbound_tx).await?;
+    let transports =
+        Transports::bind(SocketAddr::new(ip, 0), Limits::default(), inbound_tx).await?;
     let local = transports.local_addr();
     let timers = TimerConfig::default();
     let ua = Ua::new(UaConfig {
@@ -355,9 +356,9 @@ impl Session {
             Some(path) => {
                 let (path, audio) = (path.clone(), heard.audio);
                 let written = tokio::task::spawn_blocking(move || {
-                    write_wav(&path, &audio).map(|()| path.clone()).map_err(|source| {
-                        CallerError::Recording { path, source }
-                    })
+                    write_wav(&path, &audio)
+                        .map(|()| path.clone())
+                        .map_err(|source| CallerError::Recording { path, source })
                 })
                 .await
                 .map_err(|err| CallerError::Bind(std::io::Error::other(err)))??;

@@ -172,12 +172,15 @@ async fn collect_summaries(
     results: &mut [DemoCallResult],
 ) {
     let deadline = tokio::time::Instant::now() + SETTLE;
-    while results.iter().any(|r| r.summary.is_none() && r.report.as_ref().is_some_and(|c| c.answered))
+    while results
+        .iter()
+        .any(|r| r.summary.is_none() && r.report.as_ref().is_some_and(|c| c.answered))
     {
         match tokio::time::timeout_at(deadline, summaries.recv()).await {
             Ok(Ok(summary)) => {
                 let number = number_of(&summary).map(str::to_string);
-                if let Some(r) = results.iter_mut().find(|r| Some(r.call.number) == number.as_deref())
+                if let Some(r) =
+                    results.iter_mut().find(|r| Some(r.call.number) == number.as_deref())
                 {
                     r.summary = Some(summary);
                 }
@@ -276,7 +279,10 @@ pub fn describe(r: &DemoCallResult) -> String {
     let result = match flow.map(|f| &f.outcome) {
         Some(CallOutcome::Transferred { queue, target, mode }) => {
             let reached = r.report.as_ref().and_then(|c| c.refer.as_ref()).and_then(|x| x.status);
-            format!("transferred to {queue} ({target}) by {mode:?}; the agent answered: {}", reached == Some(200))
+            format!(
+                "transferred to {queue} ({target}) by {mode:?}; the agent answered: {}",
+                reached == Some(200)
+            )
         }
         Some(other) => format!("{} (no transfer)", other.kind()),
         None => "unknown".into(),

@@ -46,7 +46,8 @@ pub struct DemoOptions {
 }
 
 /// What the agent says when it answers.
-const AGENT_GREETING: &str = "You are connected to an agent. Say something and you will hear it back.";
+const AGENT_GREETING: &str =
+    "You are connected to an agent. Say something and you will hear it back.";
 
 /// The demo's configuration: `base` with SIP, Zendesk and the outbox pointed at the demo.
 pub fn demo_config(mut base: Config, options: &DemoOptions, simulator: SocketAddr) -> Config {
@@ -85,7 +86,10 @@ pub async fn run(base: Config, options: DemoOptions, grace: Duration) -> Result<
         .map_err(|source| DemoError::Recordings { path: recordings.clone(), source })?;
     let server = server::start(config.clone()).await?;
     let sip = server.sip_addr();
-    println!("IVR at sip:ivr@{sip}, Zendesk simulator at http://{simulator}, agent at {}", agent.uri("agent"));
+    println!(
+        "IVR at sip:ivr@{sip}, Zendesk simulator at http://{simulator}, agent at {}",
+        agent.uri("agent")
+    );
     println!("Calling each sample customer's line at once (about 20 s) ...\n");
     let results = calls::run_all(&config, sip, server.subscribe(), &state, &recordings).await;
     for result in &results {

@@ -82,10 +82,8 @@ impl Ua {
         } else {
             "terminated;reason=noresource".to_string()
         };
-        let extra = vec![
-            response::other("Event", "refer"),
-            response::other("Subscription-State", state),
-        ];
+        let extra =
+            vec![response::other("Event", "refer"), response::other("Subscription-State", state)];
         let body = format!("SIP/2.0 {status} {}\r\n", response::reason_phrase(status));
         let body = Some(("message/sipfrag;version=2.0", body.into_bytes()));
         self.send_request(call, rsip::Method::Notify, extra, body)?;
