@@ -62,6 +62,7 @@ async fn press_2_by_rfc4733_ends_the_call_and_the_recording_holds_the_status() {
     assert_eq!(json["final_status"], 200);
     assert_eq!(json["digits_sent"], "2");
     assert_eq!(json["dtmf_mode"], "rfc4733");
+    assert_eq!(json["digits_as_tones"], 0, "the IVR offers telephone-event");
     assert_eq!(json["hung_up_by"], "far_end", "{json:#}");
     assert_eq!(json["hangup_cause"], "bye");
     assert_eq!(json["refer"], Value::Null);

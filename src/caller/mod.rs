@@ -75,6 +75,8 @@ pub struct CallOptions {
 /// Why the call could not be placed at all.
 #[derive(Debug, thiserror::Error)]
 pub enum CallerError {
+    #[error("{0:?} is not a DTMF key (0-9, *, #, A-D)")]
+    NotADigit(char),
     #[error("the target must be a sip: URI with a host: {0}")]
     Target(String),
     #[error("cannot resolve {host}: {source}")]

@@ -66,6 +66,8 @@ pub struct CallReport {
     pub codec: Option<String>,
     pub dtmf_mode: DtmfMode,
     pub digits_sent: String,
+    /// Digits sent as tones because the far end did not negotiate telephone-event.
+    pub digits_as_tones: usize,
     pub refer: Option<ReferReport>,
     pub hung_up_by: Party,
     pub hangup_cause: HangupCause,
@@ -98,7 +100,11 @@ impl CallReport {
             self.pacing.max_deviation_ms,
         );
         let digits = if self.digits_sent.is_empty() { "none" } else { &self.digits_sent };
-        let _ = writeln!(out, "  digits sent:           {digits} ({:?})", self.dtmf_mode);
+        let tones = match self.digits_as_tones {
+            0 => String::new(),
+            n => format!(", {n} as tones: no telephone-event"),
+        };
+        let _ = writeln!(out, "  digits sent:           {digits} ({:?}{tones})", self.dtmf_mode);
         match &self.refer {
             Some(r) => {
                 let how = match (r.followed, r.status) {

@@ -13,6 +13,7 @@ use super::rtp::{DIGIT_MS, RtpDigit};
 use super::script::{Script, ScriptAction};
 use super::{CallOptions, CallerError, DtmfMode};
 use crate::config::CodecName;
+use crate::media::dtmf::event_code;
 use crate::sip::dialog::{CallEvent, CallHandle, EndReason, Ua, UaConfig};
 use crate::sip::endpoint::{self, Command, EndpointHandle, IncomingCall};
 use crate::sip::header_text;
@@ -121,6 +122,9 @@ struct Session {
 
 /// Places the call described by `options` and reports on it once it is over.
 pub async fn place_call(options: CallOptions) -> Result<CallReport, CallerError> {
+    if let Some(bad) = options.digits.chars().find(|&c| event_code(c).is_none()) {
+        return Err(CallerError::NotADigit(bad));
+    }
     let target_addr = resolve(&options.target).await?;
     let ip = local_ip_towards(target_addr).map_err(CallerError::Bind)?;
     // Nobody takes incoming calls: with the receiver dropped, they get 503.
@@ -386,6 +390,7 @@ impl Session {
             codec,
             dtmf_mode: options.dtmf_mode,
             digits_sent,
+            digits_as_tones: heard.tone_fallbacks,
             refer,
             hung_up_by,
             hangup_cause,
