@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod call;
+pub mod caller;
 pub mod check;
 pub mod config;
 pub mod demo;

@@ -41,6 +41,12 @@ enum Command {
         /// Outbox database of the demo.
         #[arg(long, default_value = "demo-outbox.sqlite")]
         outbox: PathBuf,
+        /// Place the demo calls, print what they did, and exit (0 when all did).
+        #[arg(long)]
+        once: bool,
+        /// Folder for the recordings of the demo calls.
+        #[arg(long, default_value = "demo-recordings")]
+        recordings: PathBuf,
     },
     /// Check the configuration (file and environment overrides), the audio files, the
     /// outbox database and the Zendesk credentials; exits non-zero if anything fails.
@@ -90,6 +96,37 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Place one test call: press keys, record what is heard, follow a REFER; prints a
+    /// summary and exits non-zero when the call failed.
+    Call {
+        /// The SIP URI to call, e.g. sip:ivr@127.0.0.1:5080.
+        target: String,
+        /// The caller's number (the From user).
+        #[arg(long)]
+        from: String,
+        /// Keys to press, in order (repeatable: --dtmf 1 --dtmf 2, or --dtmf 12).
+        #[arg(long)]
+        dtmf: Vec<String>,
+        /// Seconds after the answer to press the first key.
+        #[arg(long, default_value_t = 1.0)]
+        dtmf_at: f64,
+        #[arg(long, value_enum, default_value = "rfc4733")]
+        dtmf_mode: zendesk_ivr::caller::DtmfMode,
+        /// Write what was heard to this WAV file (8 kHz mono).
+        #[arg(long)]
+        record: Option<PathBuf>,
+        /// Hang up after this many seconds (from the INVITE).
+        #[arg(long, default_value_t = 30.0)]
+        duration: f64,
+        /// Call the target of a REFER from the far end.
+        #[arg(long)]
+        follow_refer: bool,
+        #[arg(long, value_enum, default_value = "udp")]
+        transport: zendesk_ivr::caller::CallTransport,
+        /// Machine-readable summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Dry run of the data dip for a number: the user and the ticket a call would find.
     Lookup {
         /// The caller's number, in any usual form (+47 987 65 432, 98765432, tel:...).
@@ -131,10 +168,15 @@ fn main() -> anyhow::Result<()> {
             runtime()?.block_on(zendesk_ivr::server::run(config, drain))?;
             Ok(())
         }
-        Command::Demo { config, sip, simulator, outbox } => {
+        Command::Demo { config, sip, simulator, outbox, once, recordings } => {
             let base = Config::load(config.as_deref()).context("loading the configuration")?;
-            let options = zendesk_ivr::demo::DemoOptions { sip, simulator, outbox };
-            runtime()?.block_on(zendesk_ivr::demo::run(base, options, Duration::from_secs(5)))?;
+            let options =
+                zendesk_ivr::demo::DemoOptions { sip, simulator, outbox, once, recordings };
+            let grace = Duration::from_secs(5);
+            let all_ok = runtime()?.block_on(zendesk_ivr::demo::run(base, options, grace))?;
+            if !all_ok {
+                anyhow::bail!("a demo call did not do what it should");
+            }
             Ok(())
         }
         Command::Check { config: file } => {
@@ -174,6 +216,43 @@ fn main() -> anyhow::Result<()> {
             let said =
                 runtime()?.block_on(zendesk_ivr::tts::say(&config.tts, &text, &lang, &out))?;
             print!("{}", said.to_text());
+            Ok(())
+        }
+        Command::Call {
+            target,
+            from,
+            dtmf,
+            dtmf_at,
+            dtmf_mode,
+            record,
+            duration,
+            follow_refer,
+            transport,
+            json,
+        } => {
+            let seconds = |s: f64, what: &str| {
+                Duration::try_from_secs_f64(s).with_context(|| format!("{what}: {s} seconds"))
+            };
+            let options = zendesk_ivr::caller::CallOptions {
+                target,
+                from,
+                digits: dtmf.concat(),
+                dtmf_at: seconds(dtmf_at, "--dtmf-at")?,
+                dtmf_mode,
+                record,
+                duration: seconds(duration, "--duration")?,
+                follow_refer,
+                transport,
+            };
+            let report = runtime()?.block_on(zendesk_ivr::caller::place_call(options))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+            if !report.ok {
+                std::process::exit(1);
+            }
             Ok(())
         }
         Command::Lookup { number, json, config } => {

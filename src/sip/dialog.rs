@@ -27,6 +27,7 @@ mod outbound;
 mod outgoing_call;
 mod probe;
 mod state;
+mod transferee;
 mod types;
 
 pub use outgoing_call::DialRoute;

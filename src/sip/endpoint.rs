@@ -44,6 +44,8 @@ pub enum Command {
         local_rtp: SocketAddr,
         /// Extra headers for the INVITE (checked: token names, no control characters).
         headers: Vec<(String, String)>,
+        /// The far end may transfer the call with REFER (see [`Ua::allow_refer`]).
+        accept_refer: bool,
         reply: oneshot::Sender<Result<DialedCall, UaError>>,
     },
     Reject {
@@ -56,6 +58,11 @@ pub enum Command {
     Refer {
         call: CallHandle,
         target: String,
+    },
+    /// Reports how the call a REFER asked for goes (see [`Ua::notify_refer`]).
+    NotifyRefer {
+        call: CallHandle,
+        status: u16,
     },
     /// Sends an INFO in the call (see [`Ua::send_info`]).
     Info {
@@ -163,6 +170,30 @@ impl EndpointHandle {
         local_rtp: SocketAddr,
         headers: Vec<(String, String)>,
     ) -> Result<DialedCall, DialError> {
+        self.place(target, from_user, transport, local_rtp, headers, false).await
+    }
+
+    /// [`EndpointHandle::dial`] for a call whose far end may transfer it with REFER
+    /// (a test caller's call; calls the endpoint answers never accept REFER).
+    pub async fn dial_accepting_refer(
+        &self,
+        target: &str,
+        from_user: &str,
+        transport: Transport,
+        local_rtp: SocketAddr,
+    ) -> Result<DialedCall, DialError> {
+        self.place(target, from_user, transport, local_rtp, Vec::new(), true).await
+    }
+
+    async fn place(
+        &self,
+        target: &str,
+        from_user: &str,
+        transport: Transport,
+        local_rtp: SocketAddr,
+        headers: Vec<(String, String)>,
+        accept_refer: bool,
+    ) -> Result<DialedCall, DialError> {
         let resolved = resolve_target(target).await?;
         let (reply, answer) = oneshot::channel();
         let command = Command::Dial {
@@ -172,6 +203,7 @@ impl EndpointHandle {
             transport,
             local_rtp,
             headers,
+            accept_refer,
             reply,
         };
         if !self.send(command) {
@@ -265,10 +297,22 @@ impl Endpoint {
             Command::Accept { call, local_rtp } => self.ua.accept(now, call, local_rtp),
             Command::Reject { call, status } => self.ua.reject(now, call, status),
             Command::Hangup { call } => self.ua.hangup(now, call),
-            Command::Dial { target, resolved, from_user, transport, local_rtp, headers, reply } => {
+            Command::Dial {
+                target,
+                resolved,
+                from_user,
+                transport,
+                local_rtp,
+                headers,
+                accept_refer,
+                reply,
+            } => {
                 let route = DialRoute { resolved, headers: &headers };
-                let placed =
+                let mut placed =
                     self.ua.dial_via(now, &target, &from_user, transport, local_rtp, route);
+                if let (true, Ok(call)) = (accept_refer, &placed) {
+                    placed = self.ua.allow_refer(*call).map(|()| *call);
+                }
                 self.dialled(now, placed, reply);
                 Ok(())
             }
@@ -279,6 +323,7 @@ impl Endpoint {
                 }
                 sent
             }
+            Command::NotifyRefer { call, status } => self.ua.notify_refer(now, call, status),
             Command::Info { call, content_type, body } => {
                 self.ua.send_info(now, call, &content_type, body)
             }

@@ -124,6 +124,9 @@ pub(crate) struct Call {
     pub client: Vec<ClientRequest>,
     /// A REFER was accepted (2xx); progress NOTIFYs may come.
     pub refer_subscribed: bool,
+    /// The far end may transfer us with REFER (opt-in for calls we place; see
+    /// [`super::Ua::allow_refer`]). Calls we answer always refuse REFER.
+    pub accepts_refer: bool,
     /// Set for an outgoing call (we are the UAC of the dialog-creating INVITE).
     pub outgoing: Option<Outgoing>,
     /// The last ACK we sent for a 2xx to our INVITE or re-INVITE.

@@ -305,6 +305,7 @@ impl Ua {
             refresh_at: None,
             client: Vec::new(),
             refer_subscribed: false,
+            accepts_refer: false,
             outgoing: None,
             last_ack: None,
         };
@@ -445,6 +446,8 @@ impl Ua {
             Method::Invite | Method::Update => self.offer_in_dialog(now, call, id, request),
             Method::Info => self.info(call, id, request),
             Method::Notify => self.notify(call, id, request),
+            Method::Refer if c.accepts_refer => self.refer_received(call, id, &request),
+            // A caller must never redirect the endpoint (no toll-fraud relay).
             Method::Refer => self.respond_in_call(call, id, &request, 603, Vec::new(), Vec::new()),
             Method::Options => self.options(id, &request, Some(call)),
             Method::PRack => {

@@ -220,6 +220,7 @@ impl Ua {
             refresh_at: None,
             client: Vec::new(),
             refer_subscribed: false,
+            accepts_refer: false,
             outgoing: Some(Outgoing {
                 branch: branch.clone(),
                 dest,

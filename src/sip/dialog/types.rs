@@ -136,6 +136,13 @@ pub enum CallEvent {
         call: CallHandle,
         status: u16,
     },
+    /// The far end asked us to call `target` (a REFER, answered 202), in a call that
+    /// accepts REFER ([`super::Ua::allow_refer`]). Report how it goes with
+    /// [`super::Ua::notify_refer`].
+    Referred {
+        call: CallHandle,
+        target: String,
+    },
     /// A REFER we were asked to send was not sent (another transfer's subscription is
     /// still open, or the target was refused): the transfer failed at once.
     ReferNotSent {
@@ -177,6 +184,7 @@ impl CallEvent {
             | CallEvent::MediaChanged { call, .. }
             | CallEvent::Info { call, .. }
             | CallEvent::ReferProgress { call, .. }
+            | CallEvent::Referred { call, .. }
             | CallEvent::ReferNotSent { call, .. }
             | CallEvent::Terminated { call, .. } => *call,
         }

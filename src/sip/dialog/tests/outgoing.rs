@@ -581,3 +581,87 @@ fn extra_headers_ride_on_the_invite_and_bad_ones_are_refused() {
     }
     assert_eq!(b.ua.call_count(), 1);
 }
+
+// ----- being transferred (REFER from the far end, opt-in) ------------------------------
+
+fn refer_from(callee: &Callee, cseq: u32, refer_to: &str) -> rsip::Request {
+    callee.request("REFER", cseq, &format!("Refer-To: {refer_to}\nEvent: refer\n"), "")
+}
+
+#[test]
+fn a_refer_is_refused_unless_the_call_allows_it() {
+    let mut b = Bench::new(config());
+    let (_call, callee) = establish(&mut b);
+    let out = b.send("rf1", refer_from(&callee, 5, "<sip:agent@192.0.2.30>"));
+    assert_eq!(statuses(&out), vec![603]);
+    assert!(events(&out).is_empty());
+    assert!(sent(&out).is_empty(), "nothing dialled, nothing notified");
+}
+
+#[test]
+fn a_call_we_answered_cannot_allow_refer() {
+    let mut b = Bench::new(config());
+    let mut c = Caller::new("refer-optin");
+    let (call, _) = b.establish(&mut c, "");
+    assert!(matches!(b.ua.allow_refer(call), Err(UaError::InvalidState(_))));
+    c.cseq += 1;
+    let out = b.send("rf", c.make("REFER", "rf", "Refer-To: <sip:evil@203.0.113.1>\n", ""));
+    assert_eq!(statuses(&out), vec![603]);
+    assert!(events(&out).is_empty());
+}
+
+#[test]
+fn an_allowed_refer_is_accepted_and_notified() {
+    let mut b = Bench::new(config());
+    let (call, callee, _) = dial(&mut b);
+    b.ua.allow_refer(call).unwrap();
+    respond(&mut b, &callee, callee.reply(200, CONTACT, ANSWER));
+    let refer_to = "<sip:priority@192.0.2.30:5070?X-Zendesk-Ticket-Id=102&X-Zendesk-User-Id=1>";
+    let out = b.send("rf1", refer_from(&callee, 5, refer_to));
+    assert_eq!(statuses(&out), vec![202]);
+    match events(&out).as_slice() {
+        [CallEvent::Referred { call: c, target }] => {
+            assert_eq!(*c, call);
+            assert_eq!(target, "sip:priority@192.0.2.30:5070", "embedded headers dropped");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    b.ua.notify_refer(b.now, call, 100).unwrap();
+    let [(notify, dest)] = sent(&b.drain()).try_into().unwrap();
+    assert_eq!(notify.method, rsip::Method::Notify);
+    assert_eq!(notify.uri.to_string(), "sip:agent@192.0.2.21:5090", "to the far end's Contact");
+    assert_eq!(dest.addr, "192.0.2.21:5090".parse().unwrap());
+    assert_eq!(header(&notify.headers, "Event").as_deref(), Some("refer"));
+    let state = header(&notify.headers, "Subscription-State").unwrap();
+    assert!(state.starts_with("active"), "{state}");
+    assert!(header(&notify.headers, "Content-Type").unwrap().starts_with("message/sipfrag"));
+    assert_eq!(notify.body, b"SIP/2.0 100 Trying\r\n");
+
+    b.ua.notify_refer(b.now, call, 200).unwrap();
+    let [(last, _)] = sent(&b.drain()).try_into().unwrap();
+    let state = header(&last.headers, "Subscription-State").unwrap();
+    assert!(state.starts_with("terminated"), "{state}");
+    assert_eq!(last.body, b"SIP/2.0 200 OK\r\n");
+    assert!(matches!(b.ua.notify_refer(b.now, call, 99), Err(UaError::InvalidStatus(99))));
+}
+
+#[test]
+fn an_allowed_refer_needs_one_usable_sip_target() {
+    let mut b = Bench::new(config());
+    let (call, callee, _) = dial(&mut b);
+    b.ua.allow_refer(call).unwrap();
+    respond(&mut b, &callee, callee.reply(200, CONTACT, ANSWER));
+    let bad = [
+        (5, "<tel:+4712345678>"),
+        (6, "<http://example.com/>"),
+        (7, "<sip:a@192.0.2.1>, <sip:b@192.0.2.2>"),
+    ];
+    for (cseq, refer_to) in bad {
+        let out = b.send(&format!("rf{cseq}"), refer_from(&callee, cseq, refer_to));
+        assert_eq!(statuses(&out), vec![400], "{refer_to}");
+        assert!(events(&out).is_empty(), "{refer_to}");
+    }
+    let no_refer_to = callee.request("REFER", 9, "Event: refer\n", "");
+    assert_eq!(statuses(&b.send("rf9", no_refer_to)), vec![400]);
+}
