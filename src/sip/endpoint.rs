@@ -104,8 +104,7 @@ async fn resolve_target(target: &str) -> Result<Option<SocketAddr>, DialError> {
     if header_text::ip_host(target).is_some() {
         return Ok(None);
     }
-    let default = if header_text::scheme(target).as_deref() == Some("sips") { 5061 } else { 5060 };
-    let port = port.unwrap_or(default);
+    let port = port.unwrap_or(header_text::default_port(target));
     let failed = |reason: String| DialError::Resolve { host: host.clone(), reason };
     let found =
         tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host.as_str(), port)))

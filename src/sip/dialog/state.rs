@@ -57,6 +57,7 @@ impl Dialog {
         let transport = match header_text::uri_param(&first, "transport") {
             Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
             Some(t) if t.eq_ignore_ascii_case("udp") => Transport::Udp,
+            Some(t) if t.eq_ignore_ascii_case("tls") => Transport::Tls,
             _ => self.source.transport,
         };
         // A route named by DNS name: the INVITE's source is that proxy in practice.
