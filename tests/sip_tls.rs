@@ -173,8 +173,11 @@ async fn a_client_with_another_ca_cannot_connect() {
     assert!(err.to_string().contains("UnknownIssuer"), "{err}");
 }
 
-/// baresip calls `sip:ivr@…;transport=tls` with the test CA loaded; the call is
-/// answered, and the endpoint's BYE reaches it over the same connection.
+/// baresip calls `sip:ivr@…;transport=tls` (the only transport on that port); the call
+/// is answered, and the endpoint's BYE reaches it over the same connection. baresip 1.0
+/// loads the test CA (`sip_cafile`) but does not check the server's certificate: it never
+/// turns on libre's server verification, so this test shows interworking, and the rustls
+/// tests show verification.
 #[tokio::test(flavor = "multi_thread")]
 async fn baresip_calls_over_tls() {
     let ca = TestCa::new("zendesk-ivr test CA");
@@ -264,4 +267,60 @@ async fn sighup_reloads_the_certificate() {
     let still = TlsClient::connect(tls, &ca.cert()).await.expect("TLS handshake");
     assert_eq!(still.server_certificate(), first_cert(&second.cert), "the old one stays");
     let _ = child.kill().await;
+}
+
+/// Dials `target` from `dialer` and waits for how the call went: `Established` (then
+/// hung up) or the reason it ended.
+async fn dial_over_tls(dialer: &zendesk_ivr::server::RunningServer, target: &str) -> Option<EndReason> {
+    use zendesk_ivr::sip::dialog::CallEvent;
+    use zendesk_ivr::sip::endpoint::Command;
+    use zendesk_ivr::sip::message::Transport;
+    let rtp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind RTP");
+    let local_rtp = rtp.local_addr().expect("address");
+    let (call, mut events) = dialer
+        .endpoint()
+        .dial(target, "100", Transport::Tls, local_rtp)
+        .await
+        .expect("call placed");
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(20), events.recv())
+            .await
+            .expect("a call event in time")
+            .expect("the event stream is open");
+        match event {
+            CallEvent::Established { .. } => {
+                assert!(dialer.endpoint().send(Command::Hangup { call }));
+                return None;
+            }
+            CallEvent::Terminated { reason, .. } => return Some(reason),
+            _ => {}
+        }
+    }
+}
+
+/// An outgoing call to a `;transport=tls` target verifies the target's certificate
+/// against `sip.tls_ca_file`: with the right CA it is answered, with another it never
+/// leaves (Timer B ends it).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outgoing_call_over_tls_verifies_the_target() {
+    let ca = TestCa::new("zendesk-ivr test CA");
+    let other = TestCa::new("some other CA");
+    let (target_config, target_tls) = tls_config(&ca.issue("target", 4101));
+    let target = start(target_config).await;
+    let mut answered = target.subscribe();
+    let uri = format!("sip:ivr@{target_tls};transport=tls");
+
+    let (mut trusting, _) = tls_config(&ca.issue("dialer", 4102));
+    trusting.sip.tls_ca_file = Some(ca.cert());
+    let dialer = start(trusting).await;
+    assert_eq!(dial_over_tls(&dialer, &uri).await, None, "the call is answered");
+    let summary = next_summary(&mut answered).await;
+    assert_eq!(summary.end, Some(EndReason::RemoteBye), "{summary:?}");
+
+    let (mut wary, _) = tls_config(&ca.issue("wary", 4103));
+    wary.sip.tls_ca_file = Some(other.cert());
+    wary.sip.t1_ms = 50;
+    let dialer = start(wary).await;
+    assert_eq!(dial_over_tls(&dialer, &uri).await, Some(EndReason::Timeout));
+    assert_eq!(target.active_calls(), 0, "nothing reached the target");
 }

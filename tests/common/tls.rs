@@ -169,3 +169,36 @@ impl TlsClient {
         }
     }
 }
+
+/// A TLS front for a plain TCP service (HTTP/1.1, no ALPN): accepts TLS on a free port
+/// with `issued`'s certificate and relays each connection to `backend`. Returns where it
+/// listens.
+pub async fn tls_front(issued: &Issued, backend: SocketAddr) -> SocketAddr {
+    use rustls::pki_types::PrivateKeyDer;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&issued.cert)
+        .expect("certificate file")
+        .collect::<Result<_, _>>()
+        .expect("PEM certificates");
+    let key = PrivateKeyDer::from_pem_file(&issued.key).expect("PEM key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("certificate and key");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let Ok(mut plain) = TcpStream::connect(backend).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    addr
+}
