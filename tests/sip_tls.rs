@@ -28,7 +28,14 @@ fn tls_config(issued: &Issued) -> (Config, SocketAddr) {
 }
 
 /// A request from the client: `Via` says TLS and the client's own address.
-fn request(client: &TlsClient, line: &str, call_id: &str, cseq: &str, rest: &str, body: &str) -> String {
+fn request(
+    client: &TlsClient,
+    line: &str,
+    call_id: &str,
+    cseq: &str,
+    rest: &str,
+    body: &str,
+) -> String {
     let local = client.local;
     format!(
         "{line} SIP/2.0\r\n\
@@ -271,7 +278,10 @@ async fn sighup_reloads_the_certificate() {
 
 /// Dials `target` from `dialer` and waits for how the call went: `Established` (then
 /// hung up) or the reason it ended.
-async fn dial_over_tls(dialer: &zendesk_ivr::server::RunningServer, target: &str) -> Option<EndReason> {
+async fn dial_over_tls(
+    dialer: &zendesk_ivr::server::RunningServer,
+    target: &str,
+) -> Option<EndReason> {
     use zendesk_ivr::sip::dialog::CallEvent;
     use zendesk_ivr::sip::endpoint::Command;
     use zendesk_ivr::sip::message::Transport;

@@ -5,9 +5,9 @@
 mod common;
 
 use zendesk_ivr::config::ZendeskConfig;
-use zendesk_ivr::zendesk::sim::{self, SimAuth, SimData, SimState};
 use zendesk_ivr::zendesk::ZendeskClient;
 use zendesk_ivr::zendesk::client::ClientError;
+use zendesk_ivr::zendesk::sim::{self, SimAuth, SimData, SimState};
 
 use common::tls::{TestCa, tls_front};
 
@@ -16,8 +16,10 @@ const TOKEN: &str = "test-token-123";
 
 /// The simulator behind TLS for `https://localhost:PORT`; returns the config for it.
 async fn https_simulator(ca: &TestCa) -> ZendeskConfig {
-    let state =
-        SimState::new(SimData::sample(), Some(SimAuth { email: EMAIL.into(), token: TOKEN.into() }));
+    let state = SimState::new(
+        SimData::sample(),
+        Some(SimAuth { email: EMAIL.into(), token: TOKEN.into() }),
+    );
     let (plain, _task) = sim::spawn("127.0.0.1:0".parse().unwrap(), state).await.unwrap();
     let front = tls_front(&ca.issue("zendesk", 7001), plain).await;
     ZendeskConfig {

@@ -267,8 +267,7 @@ impl Transports {
 /// TLS).
 pub fn reload_on_sighup(transports: &Transports) {
     let Some(tls) = transports.tls.clone() else { return };
-    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(hangups) => hangups,
         Err(err) => return warn!(%err, "cannot watch SIGHUP; the TLS certificate will not reload"),
     };
@@ -276,7 +275,9 @@ pub fn reload_on_sighup(transports: &Transports) {
         while hangups.recv().await.is_some() {
             let reloading = tls.clone();
             match tokio::task::spawn_blocking(move || reloading.reload()).await {
-                Ok(Ok(())) => info!(cert = %tls.settings.cert.display(), "TLS certificate reloaded"),
+                Ok(Ok(())) => {
+                    info!(cert = %tls.settings.cert.display(), "TLS certificate reloaded")
+                }
                 Ok(Err(err)) => {
                     warn!(%err, "TLS certificate not reloaded; the one in use stays")
                 }

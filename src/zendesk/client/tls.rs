@@ -9,7 +9,10 @@ use reqwest::ClientBuilder;
 use super::ClientError;
 
 /// `builder` trusting only the CAs in `ca_file` when one is given.
-pub(super) fn trust(builder: ClientBuilder, ca_file: Option<&Path>) -> Result<ClientBuilder, ClientError> {
+pub(super) fn trust(
+    builder: ClientBuilder,
+    ca_file: Option<&Path>,
+) -> Result<ClientBuilder, ClientError> {
     let Some(path) = ca_file else { return Ok(builder) };
     let failed = |reason: String| ClientError::CaFile { path: path.to_path_buf(), reason };
     let pem = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
