@@ -334,3 +334,28 @@ async fn an_outgoing_call_over_tls_verifies_the_target() {
     assert_eq!(dial_over_tls(&dialer, &uri).await, Some(EndReason::Timeout));
     assert_eq!(target.active_calls(), 0, "nothing reached the target");
 }
+
+/// A target dialled by host name is verified for that name: with a certificate that names
+/// only `localhost`, `sip:ivr@localhost:…;transport=tls` is answered and the same target
+/// by IP address is not reached.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_dialled_by_name_is_verified_for_that_name() {
+    let ca = TestCa::new("zendesk-ivr test CA");
+    let (target_config, target_tls) = tls_config(&ca.issue_for("named", 4104, "DNS:localhost"));
+    let target = start(target_config).await;
+    let mut answered = target.subscribe();
+    let (mut config, _) = tls_config(&ca.issue("dialer", 4105));
+    config.sip.tls_ca_file = Some(ca.cert());
+    config.sip.t1_ms = 50;
+    let dialer = start(config).await;
+
+    // By address first: an open connection to the address would be reused.
+    let by_address = format!("sip:ivr@{target_tls};transport=tls");
+    assert_eq!(dial_over_tls(&dialer, &by_address).await, Some(EndReason::Timeout));
+    assert_eq!(target.active_calls(), 0, "nothing reached the target");
+
+    let by_name = format!("sip:ivr@localhost:{};transport=tls", target_tls.port());
+    assert_eq!(dial_over_tls(&dialer, &by_name).await, None, "the call is answered");
+    let summary = next_summary(&mut answered).await;
+    assert_eq!(summary.end, Some(EndReason::RemoteBye), "{summary:?}");
+}

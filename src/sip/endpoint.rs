@@ -265,6 +265,9 @@ impl Endpoint {
             Command::Reject { call, status } => self.ua.reject(now, call, status),
             Command::Hangup { call } => self.ua.hangup(now, call),
             Command::Dial { target, resolved, from_user, transport, local_rtp, headers, reply } => {
+                if let Some(addr) = resolved {
+                    self.transports.name_tls_target(&target, addr);
+                }
                 let route = DialRoute { resolved, headers: &headers };
                 let placed =
                     self.ua.dial_via(now, &target, &from_user, transport, local_rtp, route);
@@ -286,6 +289,9 @@ impl Endpoint {
                 Ok(())
             }
             Command::Probe { target, resolved, reply } => {
+                if let Some(addr) = resolved {
+                    self.transports.name_tls_target(&target, addr);
+                }
                 match self.ua.probe(now, &target, resolved) {
                     Ok(id) => {
                         self.probes.insert(id, reply);

@@ -79,11 +79,18 @@ impl TestCa {
     /// A server certificate for 127.0.0.1 (IP and DNS name `localhost`) with this serial,
     /// written as `{label}.pem` and `{label}.key`.
     pub fn issue(&self, label: &str, serial: u32) -> Issued {
+        self.issue_for(label, serial, "IP:127.0.0.1,DNS:localhost")
+    }
+
+    /// [`TestCa::issue`] naming only `names` (an openssl subjectAltName value).
+    pub fn issue_for(&self, label: &str, serial: u32, names: &str) -> Issued {
         let dir = self.dir.path();
         std::fs::write(
             dir.join(format!("{label}.ext")),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
+            format!(
+                "subjectAltName={names}\nbasicConstraints=CA:FALSE\n\
+                 keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n"
+            ),
         )
         .expect("extensions file");
         let (key, csr, pem) =

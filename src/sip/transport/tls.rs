@@ -6,13 +6,15 @@
 //! handshake is here. A reload swaps the certificate for new handshakes; connections
 //! already up keep theirs. A reload that fails keeps the certificate in use.
 //!
-//! Outgoing connections verify the peer against `sip.tls_ca_file` (or the system roots)
-//! by the peer's IP address: a peer's certificate must name the address we connect to.
+//! Outgoing connections verify the peer against `sip.tls_ca_file` (or the system roots):
+//! for a target dialled by host name, the certificate must name that host; for one
+//! dialled by IP address (or reached otherwise, e.g. a dialog's peer), that address.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use rustls::crypto::CryptoProvider;
@@ -21,17 +23,24 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, info, warn};
 
 use super::Transports;
 use crate::config::SipConfig;
+use crate::security_event::{self, SecurityEvent};
+use crate::sip::header_text;
 use crate::sip::message::Transport;
 use crate::sip::transaction::Peer;
 
 /// How long a TLS handshake may take, either way.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Incoming handshakes in progress at once; connections past it are closed at once.
+const MAX_HANDSHAKES: usize = 256;
+/// Host names remembered for outgoing TLS targets (configured targets are few).
+const MAX_NAMES: usize = 1024;
 
 /// Where TLS listens and which files it reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +77,8 @@ pub enum TlsError {
     Key { cert: PathBuf, key: PathBuf, reason: String },
     #[error("no CA certificate could be used: {0}")]
     Roots(String),
+    #[error("TLS settings: {0}")]
+    Setup(String),
 }
 
 /// The server certificate in use, swapped whole on reload.
@@ -99,6 +110,9 @@ pub struct SipTls {
     acceptor: TlsAcceptor,
     connector: TlsConnector,
     local: OnceLock<SocketAddr>,
+    /// The host name an outgoing target's certificate must name, by the address it
+    /// resolved to; targets dialled by IP address are verified by that address.
+    names: Mutex<HashMap<SocketAddr, ServerName<'static>>>,
 }
 
 impl std::fmt::Debug for SipTls {
@@ -115,13 +129,13 @@ impl SipTls {
         let certificate = Arc::new(CurrentCertificate(RwLock::new(Arc::new(key))));
         let server = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Roots(e.to_string()))?
+            .map_err(|e| TlsError::Setup(e.to_string()))?
             .with_no_client_auth()
             .with_cert_resolver(certificate.clone());
         let roots = root_store(settings.ca_file.as_deref())?;
         let client = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Roots(e.to_string()))?
+            .map_err(|e| TlsError::Setup(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(SipTls {
@@ -131,6 +145,7 @@ impl SipTls {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             connector: TlsConnector::from(Arc::new(client)),
             local: OnceLock::new(),
+            names: Mutex::default(),
         })
     }
 
@@ -140,7 +155,7 @@ impl SipTls {
         let Some(settings) = TlsSettings::from_config(sip) else { return Ok(None) };
         tokio::task::spawn_blocking(move || SipTls::load(settings))
             .await
-            .map_err(|e| TlsError::Roots(format!("loading TLS files did not finish: {e}")))?
+            .map_err(|e| TlsError::Setup(format!("loading the TLS files did not finish: {e}")))?
             .map(Some)
     }
 
@@ -150,6 +165,30 @@ impl SipTls {
         let key = certified_key(&self.settings.cert, &self.settings.key, &self.provider)?;
         self.certificate.set(key);
         Ok(())
+    }
+
+    /// Remembers that `target` (a `;transport=tls` URI with a host name) resolved to
+    /// `addr`, so that a connection to `addr` verifies the certificate for that name.
+    pub fn name_target(&self, target: &str, addr: SocketAddr) {
+        let tls = header_text::uri_param(target, "transport")
+            .is_some_and(|t| t.eq_ignore_ascii_case("tls"))
+            || header_text::scheme(target).as_deref() == Some("sips");
+        if !tls || header_text::ip_host(target).is_some() {
+            return;
+        }
+        let Some((host, _)) = header_text::host_port(target) else { return };
+        let Ok(name) = ServerName::try_from(host) else { return };
+        let mut names = self.names.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if names.len() >= MAX_NAMES && !names.contains_key(&addr) {
+            return warn!(%addr, "too many TLS target names; verifying by address");
+        }
+        names.insert(addr, name);
+    }
+
+    /// The name a connection to `addr` verifies the certificate for.
+    fn server_name(&self, addr: SocketAddr) -> ServerName<'static> {
+        let names = self.names.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        names.get(&addr).cloned().unwrap_or(ServerName::IpAddress(addr.ip().into()))
     }
 
     /// The address the TLS listener is bound to, once bound.
@@ -223,9 +262,19 @@ impl Transports {
         self.tls.as_ref().and_then(|tls| tls.local_addr())
     }
 
-    /// Accepts TLS connections; each handshake runs on its own task, under a deadline.
+    /// Remembers the host name of a TLS target (see [`SipTls::name_target`]); nothing
+    /// without TLS.
+    pub fn name_tls_target(&self, target: &str, addr: SocketAddr) {
+        if let Some(tls) = &self.tls {
+            tls.name_target(target, addr);
+        }
+    }
+
+    /// Accepts TLS connections; each handshake runs on its own task, under a deadline,
+    /// and at most [`MAX_HANDSHAKES`] at once.
     pub(super) async fn tls_accept_loop(self, listener: TcpListener) {
         let Some(tls) = self.tls.clone() else { return };
+        let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
         loop {
             let (tcp, addr) = match listener.accept().await {
                 Ok(accepted) => accepted,
@@ -235,15 +284,25 @@ impl Transports {
                     continue;
                 }
             };
+            let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                let detail = format!("{MAX_HANDSHAKES} TLS handshakes in progress");
+                security_event::report(SecurityEvent::ConnectionLimit, addr.ip(), &detail);
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let (this, acceptor) = (self.clone(), tls.acceptor.clone());
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+                drop(permit);
+                match handshake {
                     Ok(Ok(stream)) => {
                         this.register(stream, Peer { addr, transport: Transport::Tls });
                     }
                     Ok(Err(err)) => debug!(%err, peer = %addr, "TLS handshake failed"),
-                    Err(_) => debug!(peer = %addr, "TLS handshake timed out"),
+                    Err(_) => {
+                        let detail = format!("TLS handshake not done in {HANDSHAKE_TIMEOUT:?}");
+                        security_event::report(SecurityEvent::SlowSender, addr.ip(), &detail);
+                    }
                 }
             });
         }
@@ -256,7 +315,7 @@ impl Transports {
             .tls
             .as_ref()
             .ok_or_else(|| io::Error::other("SIP over TLS is not configured (sip.tls_listen)"))?;
-        let name = ServerName::IpAddress(tcp.peer_addr()?.ip().into());
+        let name = tls.server_name(tcp.peer_addr()?);
         tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connector.connect(name, tcp))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
