@@ -359,3 +359,21 @@ async fn a_target_dialled_by_name_is_verified_for_that_name() {
     let summary = next_summary(&mut answered).await;
     assert_eq!(summary.end, Some(EndReason::RemoteBye), "{summary:?}");
 }
+
+/// `check` loads the TLS files: a good pair passes, a key that does not fit fails the
+/// check with the reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_loads_the_tls_files() {
+    let ca = TestCa::new("zendesk-ivr test CA");
+    let (good, bad) = (ca.issue("good", 4106), ca.issue("bad", 4107));
+    let (mut config, _) = tls_config(&good);
+    let line = |report: &zendesk_ivr::check::CheckReport| {
+        report.lines.iter().find(|l| l.what == "sip.tls_cert").cloned().expect("a TLS line")
+    };
+    let report = zendesk_ivr::check::check(&config).await;
+    assert!(line(&report).ok, "{}", report.to_text());
+    config.sip.tls_key = Some(bad.key);
+    let report = zendesk_ivr::check::check(&config).await;
+    let tls = line(&report);
+    assert!(!tls.ok && tls.detail.contains("does not fit"), "{}", report.to_text());
+}
