@@ -115,6 +115,9 @@ impl Transports {
             }
             return;
         }
+        if peer.transport == Transport::Tls && self.tls.is_none() {
+            return warn!(dest = %addr, "SIP over TLS is not configured (sip.tls_listen); message dropped");
+        }
         let this = self.clone();
         tokio::spawn(async move {
             let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {

@@ -9,6 +9,9 @@
 //! Outgoing connections verify the peer against `sip.tls_ca_file` (or the system roots):
 //! for a target dialled by host name, the certificate must name that host; for one
 //! dialled by IP address (or reached otherwise, e.g. a dialog's peer), that address.
+//!
+//! Metrics: `sip_tls_handshakes_failed_total{side}` (`in`, `out`),
+//! `sip_tls_reloads_total{result}` (`ok`, `failed`).
 
 use std::collections::HashMap;
 use std::io;
@@ -298,8 +301,14 @@ impl Transports {
                     Ok(Ok(stream)) => {
                         this.register(stream, Peer { addr, transport: Transport::Tls });
                     }
-                    Ok(Err(err)) => debug!(%err, peer = %addr, "TLS handshake failed"),
+                    Ok(Err(err)) => {
+                        metrics::counter!("sip_tls_handshakes_failed_total", "side" => "in")
+                            .increment(1);
+                        debug!(%err, peer = %addr, "TLS handshake failed");
+                    }
                     Err(_) => {
+                        metrics::counter!("sip_tls_handshakes_failed_total", "side" => "in")
+                            .increment(1);
                         let detail = format!("TLS handshake not done in {HANDSHAKE_TIMEOUT:?}");
                         security_event::report(SecurityEvent::SlowSender, addr.ip(), &detail);
                     }
@@ -316,9 +325,14 @@ impl Transports {
             .as_ref()
             .ok_or_else(|| io::Error::other("SIP over TLS is not configured (sip.tls_listen)"))?;
         let name = tls.server_name(tcp.peer_addr()?);
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connector.connect(name, tcp))
+        let connected = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connector.connect(name, tcp))
             .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))
+            .and_then(|handshake| handshake);
+        if connected.is_err() {
+            metrics::counter!("sip_tls_handshakes_failed_total", "side" => "out").increment(1);
+        }
+        connected
     }
 }
 
@@ -335,10 +349,12 @@ pub fn reload_on_sighup(transports: &Transports) {
             let reloading = tls.clone();
             match tokio::task::spawn_blocking(move || reloading.reload()).await {
                 Ok(Ok(())) => {
-                    info!(cert = %tls.settings.cert.display(), "TLS certificate reloaded")
+                    metrics::counter!("sip_tls_reloads_total", "result" => "ok").increment(1);
+                    info!(cert = %tls.settings.cert.display(), "TLS certificate reloaded");
                 }
                 Ok(Err(err)) => {
-                    warn!(%err, "TLS certificate not reloaded; the one in use stays")
+                    metrics::counter!("sip_tls_reloads_total", "result" => "failed").increment(1);
+                    warn!(%err, "TLS certificate not reloaded; the one in use stays");
                 }
                 Err(err) => warn!(%err, "TLS certificate reload did not finish"),
             }
