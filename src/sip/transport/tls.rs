@@ -173,14 +173,7 @@ impl SipTls {
     /// Remembers that `target` (a `;transport=tls` URI with a host name) resolved to
     /// `addr`, so that a connection to `addr` verifies the certificate for that name.
     pub fn name_target(&self, target: &str, addr: SocketAddr) {
-        let tls = header_text::uri_param(target, "transport")
-            .is_some_and(|t| t.eq_ignore_ascii_case("tls"))
-            || header_text::scheme(target).as_deref() == Some("sips");
-        if !tls || header_text::ip_host(target).is_some() {
-            return;
-        }
-        let Some((host, _)) = header_text::host_port(target) else { return };
-        let Ok(name) = ServerName::try_from(host) else { return };
+        let Some(name) = target_name(target) else { return };
         let mut names = self.names.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if names.len() >= MAX_NAMES && !names.contains_key(&addr) {
             return warn!(%addr, "too many TLS target names; verifying by address");
@@ -207,6 +200,19 @@ impl SipTls {
         let _ = self.local.set(listener.local_addr()?);
         Ok(listener)
     }
+}
+
+/// The host name a TLS target's certificate must name: `None` for targets that are not
+/// TLS (`sips:` or `;transport=tls`) or whose host is an IP address.
+fn target_name(target: &str) -> Option<ServerName<'static>> {
+    let tls = header_text::uri_param(target, "transport")
+        .is_some_and(|t| t.eq_ignore_ascii_case("tls"))
+        || header_text::scheme(target).as_deref() == Some("sips");
+    if !tls || header_text::ip_host(target).is_some() {
+        return None;
+    }
+    let (host, _) = header_text::host_port(target)?;
+    ServerName::try_from(host).ok()
 }
 
 /// The certificate chain and key from two PEM files, checked to belong together.
@@ -360,4 +366,42 @@ pub fn reload_on_sighup(transports: &Transports) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_tls_targets_with_a_host_name_are_named() {
+        let named = |t: &str| target_name(t).map(|n| n.to_str().into_owned());
+        assert_eq!(
+            named("sip:agent@pbx.example.com;transport=tls").as_deref(),
+            Some("pbx.example.com")
+        );
+        assert_eq!(
+            named("sip:agent@pbx.example.com:5071;transport=TLS").as_deref(),
+            Some("pbx.example.com")
+        );
+        assert_eq!(named("sips:agent@pbx.example.com").as_deref(), Some("pbx.example.com"));
+        assert_eq!(named("sip:agent@pbx.example.com"), None, "not TLS");
+        assert_eq!(named("sip:agent@pbx.example.com;transport=tcp"), None, "not TLS");
+        assert_eq!(named("sip:agent@192.0.2.7;transport=tls"), None, "verified by address");
+        assert_eq!(named("sip:agent@[2001:db8::7];transport=tls"), None, "verified by address");
+    }
+
+    #[test]
+    fn files_that_cannot_be_used_say_which_and_why() {
+        let provider = rustls::crypto::ring::default_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let err = certified_key(&missing, &missing, &provider).unwrap_err();
+        assert!(matches!(&err, TlsError::Read { path, .. } if *path == missing), "{err}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not PEM\n").unwrap();
+        let err = certified_key(&empty, &empty, &provider).unwrap_err();
+        assert!(matches!(&err, TlsError::NoCertificate { path } if *path == empty), "{err}");
+        let err = root_store(Some(&empty)).unwrap_err();
+        assert!(matches!(err, TlsError::Roots(_)), "{err}");
+    }
 }
