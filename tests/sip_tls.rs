@@ -15,7 +15,7 @@ use common::sip_phone::{header, rand_u64};
 use common::tls::{Issued, TestCa, TlsClient, first_cert};
 use common::{free_sip_port, next_summary, start, test_config};
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(20);
 
 /// `test_config` with TLS on a free port, using `issued`.
 fn tls_config(issued: &Issued) -> (Config, SocketAddr) {

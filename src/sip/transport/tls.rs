@@ -256,13 +256,18 @@ fn root_store(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, TlsError>
         }
     };
     let (added, _ignored) = roots.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(TlsError::Roots(match ca_file {
-            Some(path) => format!("{} holds no usable CA certificate", path.display()),
-            None => "the system has no usable CA certificate".into(),
-        }));
+    match ca_file {
+        Some(path) if added == 0 => {
+            Err(TlsError::Roots(format!("{} holds no usable CA certificate", path.display())))
+        }
+        None if added == 0 => {
+            warn!(
+                "no system CA certificates: outgoing SIP over TLS fails until sip.tls_ca_file is set"
+            );
+            Ok(roots)
+        }
+        _ => Ok(roots),
     }
-    Ok(roots)
 }
 
 impl Transports {
