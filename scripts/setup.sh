@@ -15,6 +15,7 @@ packages=(
   iproute2                       # network namespaces for tests with foreign addresses
   sqlite3                        # inspecting the outbox by hand
   curl                           # the demo reads the simulator's comments
+  openssl                        # test CAs and certificates for the TLS tests
   g++                            # libFuzzer (built by cargo-fuzz for the fuzz smoke run)
 )
 

@@ -1,6 +1,7 @@
 //! `zendesk-ivr check`: what an operator wants to know before starting the endpoint.
 //! The configuration loaded (the caller did that), the audio files decode, the outbox
-//! database opens, each TTS voice speaks, and Zendesk accepts the credentials. Each check
+//! database opens, the TLS certificate and key load, each TTS voice speaks, and Zendesk
+//! accepts the credentials. Each check
 //! is one line of the report; the report fails if any line does.
 
 use std::path::Path;
@@ -8,6 +9,7 @@ use std::path::Path;
 use crate::config::Config;
 use crate::media::prompt::{self, Limits};
 use crate::outbox::{Outbox, PostError};
+use crate::sip::transport::SipTls;
 use crate::zendesk::ZendeskClient;
 
 /// One checked thing.
@@ -77,6 +79,9 @@ pub async fn check(config: &Config) -> CheckReport {
         report.push(key, audio(path).await);
     }
     report.push("outbox.path", outbox(config).await);
+    if config.sip.tls_listen.is_some() {
+        report.push("sip.tls_cert", tls(config).await);
+    }
     for (what, result) in crate::tts::check_voices(&config.tts).await {
         report.push(&what, result);
     }
@@ -127,6 +132,16 @@ async fn outbox(config: &Config) -> Result<String, String> {
         .map_err(|err| err.to_string())?;
     let stats = opened.stats().await.map_err(|err| err.to_string())?;
     Ok(format!("{path}: {} pending, {} dead letters", stats.pending, stats.dead_letters))
+}
+
+/// The TLS certificate, key and CA file load and fit together.
+async fn tls(config: &Config) -> Result<String, String> {
+    let loaded = SipTls::from_config(&config.sip).await.map_err(|err| err.to_string())?;
+    let cert = config.sip.tls_cert.as_deref().unwrap_or(Path::new("")).display();
+    match loaded {
+        Some(_) => Ok(format!("{cert} and its key load and fit")),
+        None => Err("sip.tls_listen needs sip.tls_cert and sip.tls_key".into()),
+    }
 }
 
 async fn zendesk(config: &Config) -> Result<String, String> {

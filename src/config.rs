@@ -56,6 +56,14 @@ pub struct SipConfig {
     pub listen: SocketAddr,
     /// IP written into Via/Contact/SDP; needed when `listen` is a wildcard address.
     pub public_ip: Option<IpAddr>,
+    /// SIP over TLS: the address to listen on (usually port 5061); no TLS when unset.
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain and private key for TLS, read again on SIGHUP.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates that TLS peers we connect to are verified against (the system
+    /// roots when unset).
+    pub tls_ca_file: Option<PathBuf>,
     /// Sources whose P-Asserted-Identity is trusted for the caller ID (IP addresses).
     pub trusted_sources: Vec<IpAddr>,
     /// Region used to read national numbers as E.164 (ISO 3166 code, e.g. "NO").
@@ -85,6 +93,10 @@ impl Default for SipConfig {
         SipConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
             public_ip: None,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca_file: None,
             trusted_sources: Vec::new(),
             default_region: "US".into(),
             t1_ms: 500,
@@ -198,6 +210,9 @@ pub struct ZendeskConfig {
     pub api_token_file: Option<PathBuf>,
     /// An OAuth bearer token, used instead of email/token when set.
     pub oauth_token: Option<String>,
+    /// PEM CA certificates trusted for the Zendesk URL instead of the system roots: for a
+    /// private CA or tests. Certificates are always verified.
+    pub ca_file: Option<PathBuf>,
     /// One deadline for the whole data dip (user search + ticket search).
     pub deadline_ms: u64,
     /// Ticket search sort field (`updated_at`, `created_at`, `priority`, ...).
@@ -225,6 +240,7 @@ impl Default for ZendeskConfig {
             api_token: None,
             api_token_file: None,
             oauth_token: None,
+            ca_file: None,
             deadline_ms: 1500,
             sort_by: "updated_at".into(),
             cache_ttl_s: 30,
@@ -444,6 +460,14 @@ impl Config {
                      carry an address callers can reach",
                     self.sip.listen
                 ),
+            });
+        }
+        if self.sip.tls_listen.is_some()
+            && (self.sip.tls_cert.is_none() || self.sip.tls_key.is_none())
+        {
+            return Err(ConfigError::Key {
+                key: "sip.tls_cert",
+                reason: "sip.tls_listen needs sip.tls_cert and sip.tls_key".into(),
             });
         }
         self.outbox.validate()?;

@@ -21,7 +21,7 @@ use crate::sip::dialog::{Ua, UaConfig};
 use crate::sip::endpoint::{self, Command, EndpointHandle};
 use crate::sip::message::Limits;
 use crate::sip::transaction::{TimerConfig, TransactionLayer};
-use crate::sip::transport::Transports;
+use crate::sip::transport::{self, SipTls, TlsError, Transports};
 use crate::transfer::CallRegistry;
 use crate::transfer::probe::{self, TargetStates};
 use crate::tts::{Tts, TtsError};
@@ -49,6 +49,8 @@ pub enum ServerError {
     Outbox(#[from] OutboxError),
     #[error("text-to-speech: {0}")]
     Tts(#[from] TtsError),
+    #[error("SIP over TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// A running endpoint.
@@ -174,15 +176,21 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let sip = &config.sip;
     let (inbound_tx, inbound_rx) = mpsc::channel(4096);
     let limits = Limits { max_message_bytes: sip.max_message_bytes, ..Limits::default() };
-    let transports = Transports::bind(sip.listen, limits, inbound_tx)
+    let tls = SipTls::from_config(sip).await?;
+    let transports = Transports::bind_with_tls(sip.listen, tls, limits, inbound_tx)
         .await
         .map_err(|source| ServerError::Bind { addr: sip.listen, source })?;
+    transport::reload_on_sighup(&transports);
+    if let Some(addr) = transports.tls_local_addr() {
+        info!(%addr, "SIP endpoint listening on TLS");
+    }
     let sip_addr = transports.local_addr();
     let timers = TimerConfig { t1: sip.t1(), t2: sip.t2(), t4: sip.t4() };
     let ua = Ua::new(UaConfig {
         contact_user: "ivr".into(),
         local_host: sip.advertised_ip().to_string(),
         local_port: sip_addr.port(),
+        tls_port: transports.tls_local_addr().map(|addr| addr.port()),
         user_agent: sip.user_agent.clone(),
         codecs: config.media.codecs.clone(),
         session_expires: sip.session_expires_s,

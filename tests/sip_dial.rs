@@ -31,6 +31,7 @@ async fn endpoint() -> EndpointHandle {
         contact_user: "ivr".into(),
         local_host: "127.0.0.1".into(),
         local_port: transports.local_addr().port(),
+        tls_port: None,
         user_agent: "zendesk-ivr-test".into(),
         codecs: vec![CodecName::Pcmu, CodecName::Pcma],
         session_expires: 1800,

@@ -65,6 +65,7 @@ pub async fn local_endpoint(
         contact_user: contact_user.into(),
         local_host: ip.to_string(),
         local_port: local.port(),
+        tls_port: None,
         user_agent: format!("zendesk-ivr-{contact_user}/{}", env!("CARGO_PKG_VERSION")),
         codecs: vec![CodecName::Pcmu, CodecName::Pcma],
         session_expires: 1800,

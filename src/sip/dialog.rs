@@ -299,14 +299,19 @@ impl Ua {
         format!("z9hG4bK{}{:08x}", self.random_token(), self.rng.random::<u32>())
     }
 
-    /// Our Contact: `<sip:{user}@{host}:{port}>`, plus `;transport=tcp` on TCP.
+    /// Our Contact: `<sip:{user}@{host}:{port}>`, plus `;transport=tcp` on TCP and
+    /// `;transport=tls` (with the TLS port) on TLS.
     fn contact(&self, transport: Transport) -> String {
         let host = self.local_host_text();
-        let suffix = if transport == Transport::Tcp { ";transport=tcp" } else { "" };
+        let suffix = match transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+        };
         format!(
             "<sip:{}@{host}:{}{suffix}>",
             header_text::escape_uri(&self.config.contact_user),
-            self.config.local_port
+            self.config.port_for(transport)
         )
     }
 
@@ -417,8 +422,8 @@ impl Ua {
     ) -> Result<(String, u32), UaError> {
         let branch = self.new_branch();
         let (host, user_agent) = self.local();
-        let port = self.config.local_port;
         let transport = self.calls.get(&call).ok_or(UaError::UnknownCall)?.dialog.source.transport;
+        let port = self.config.port_for(transport);
         let contact = self.contact(transport);
         let c = self.calls.get_mut(&call).ok_or(UaError::UnknownCall)?;
         let local = Local { host: &host, port, contact: &contact, user_agent: &user_agent };

@@ -111,8 +111,7 @@ async fn resolve_target(target: &str) -> Result<Option<SocketAddr>, DialError> {
     if header_text::ip_host(target).is_some() {
         return Ok(None);
     }
-    let default = if header_text::scheme(target).as_deref() == Some("sips") { 5061 } else { 5060 };
-    let port = port.unwrap_or(default);
+    let port = port.unwrap_or(header_text::default_port(target));
     let failed = |reason: String| DialError::Resolve { host: host.clone(), reason };
     let found =
         tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host.as_str(), port)))
@@ -307,6 +306,9 @@ impl Endpoint {
                 accept_refer,
                 reply,
             } => {
+                if let Some(addr) = resolved {
+                    self.transports.name_tls_target(&target, addr);
+                }
                 let route = DialRoute { resolved, headers: &headers };
                 let mut placed =
                     self.ua.dial_via(now, &target, &from_user, transport, local_rtp, route);
@@ -332,6 +334,9 @@ impl Endpoint {
                 Ok(())
             }
             Command::Probe { target, resolved, reply } => {
+                if let Some(addr) = resolved {
+                    self.transports.name_tls_target(&target, addr);
+                }
                 match self.ua.probe(now, &target, resolved) {
                     Ok(id) => {
                         self.probes.insert(id, reply);

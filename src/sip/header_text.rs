@@ -163,8 +163,15 @@ pub fn host_port(uri: &str) -> Option<(String, Option<u16>)> {
 pub fn ip_host(uri: &str) -> Option<std::net::SocketAddr> {
     let (host, port) = host_port(uri)?;
     let ip: IpAddr = host.parse().ok()?;
-    let default = if scheme(uri).as_deref() == Some("sips") { 5061 } else { 5060 };
-    Some(std::net::SocketAddr::new(ip, port.unwrap_or(default)))
+    Some(std::net::SocketAddr::new(ip, port.unwrap_or(default_port(uri))))
+}
+
+/// The port a URI with none means (RFC 3263 §4.2): 5061 for `sips:` and
+/// `;transport=tls`, else 5060.
+pub fn default_port(uri: &str) -> u16 {
+    let tls = scheme(uri).as_deref() == Some("sips")
+        || uri_param(uri, "transport").is_some_and(|t| t.eq_ignore_ascii_case("tls"));
+    if tls { 5061 } else { 5060 }
 }
 
 /// Whether a media type list (an Accept value) admits `wanted` (`type/subtype`).

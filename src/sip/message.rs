@@ -38,12 +38,14 @@ pub use super::framer::{Framed, StreamFramer};
 pub enum Transport {
     Udp,
     Tcp,
+    /// TCP with TLS (RFC 3261 §26.2): Via `SIP/2.0/TLS`, URIs with `;transport=tls`.
+    Tls,
 }
 
 impl Transport {
     /// Reliable transports need no retransmission timers (RFC 3261 §17).
     pub fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
 }
 
@@ -52,6 +54,7 @@ impl fmt::Display for Transport {
         f.write_str(match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         })
     }
 }

@@ -1,4 +1,5 @@
-//! UDP and TCP sockets for SIP (the runtime layer).
+//! UDP, TCP and TLS sockets for SIP (the runtime layer). TCP and TLS connections share
+//! one stream path (framer, connection table); [`tls`] adds the handshakes.
 //!
 //! Received bytes are framed and parsed here, on the receiving task, so the SIP core task
 //! only ever sees parsed messages. Messages that fail to parse are answered (400/505...)
@@ -11,13 +12,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::sip::message::{self, Framed, Limits, StreamFramer, Transport};
 use crate::sip::transaction::Peer;
+
+mod tls;
+pub use tls::{SipTls, TlsError, TlsSettings, reload_on_sighup};
 
 /// How long an outbound TCP connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,13 +37,16 @@ pub struct Inbound {
     pub peer: Peer,
 }
 
-type ConnectionMap = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>>;
+/// Open TCP and TLS connections by peer (address and transport).
+type ConnectionMap = Arc<Mutex<HashMap<Peer, mpsc::Sender<Bytes>>>>;
 
-/// The SIP sockets: one UDP socket and one TCP listener on the same address.
+/// The SIP sockets: one UDP socket and one TCP listener on the same address, and a TLS
+/// listener when configured.
 #[derive(Clone)]
 pub struct Transports {
     udp: Arc<UdpSocket>,
     tcp: ConnectionMap,
+    tls: Option<Arc<SipTls>>,
     limits: Limits,
     inbound: mpsc::Sender<Inbound>,
     local: SocketAddr,
@@ -53,12 +60,31 @@ impl Transports {
         limits: Limits,
         inbound: mpsc::Sender<Inbound>,
     ) -> io::Result<Transports> {
+        Self::bind_with_tls(listen, None, limits, inbound).await
+    }
+
+    /// [`Transports::bind`], plus a TLS listener on `tls`'s own address when given
+    /// (see [`Transports::tls_local_addr`]).
+    pub async fn bind_with_tls(
+        listen: SocketAddr,
+        tls: Option<SipTls>,
+        limits: Limits,
+        inbound: mpsc::Sender<Inbound>,
+    ) -> io::Result<Transports> {
         let (udp, tcp) = bind_pair(listen).await?;
         let local = udp.local_addr()?;
+        let tls_listener = match &tls {
+            Some(tls) => Some(tls.bind().await?),
+            None => None,
+        };
+        let tls = tls.map(Arc::new);
         let transports =
-            Transports { udp: Arc::new(udp), tcp: Arc::default(), limits, inbound, local };
+            Transports { udp: Arc::new(udp), tcp: Arc::default(), tls, limits, inbound, local };
         tokio::spawn(transports.clone().udp_loop());
         tokio::spawn(transports.clone().accept_loop(tcp));
+        if let Some(listener) = tls_listener {
+            tokio::spawn(transports.clone().tls_accept_loop(listener));
+        }
         Ok(transports)
     }
 
@@ -67,8 +93,8 @@ impl Transports {
         self.local
     }
 
-    /// Sends one message. UDP goes out at once; TCP goes over the existing connection to
-    /// the peer, or a new one.
+    /// Sends one message. UDP goes out at once; TCP and TLS go over the existing
+    /// connection to the peer, or a new one.
     pub async fn send(&self, peer: Peer, bytes: Bytes) {
         match peer.transport {
             Transport::Udp => {
@@ -76,28 +102,38 @@ impl Transports {
                     debug!(%err, dest = %peer.addr, "UDP send failed");
                 }
             }
-            Transport::Tcp => self.send_tcp(peer.addr, bytes),
+            Transport::Tcp | Transport::Tls => self.send_stream(peer, bytes),
         }
     }
 
-    fn send_tcp(&self, addr: SocketAddr, bytes: Bytes) {
-        let existing = self.tcp.lock().ok().and_then(|map| map.get(&addr).cloned());
+    fn send_stream(&self, peer: Peer, bytes: Bytes) {
+        let addr = peer.addr;
+        let existing = self.tcp.lock().ok().and_then(|map| map.get(&peer).cloned());
         if let Some(tx) = existing {
             if tx.try_send(bytes).is_err() {
-                warn!(dest = %addr, "TCP connection queue full or closed; message dropped");
+                warn!(dest = %addr, transport = %peer.transport, "connection queue full or closed; message dropped");
             }
             return;
         }
+        if peer.transport == Transport::Tls && self.tls.is_none() {
+            return warn!(dest = %addr, "SIP over TLS is not configured (sip.tls_listen); message dropped");
+        }
         let this = self.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-                Ok(Ok(stream)) => {
-                    let tx = this.register(stream, addr);
-                    let _ = tx.try_send(bytes);
-                }
-                Ok(Err(err)) => debug!(%err, dest = %addr, "TCP connect failed"),
-                Err(_) => debug!(dest = %addr, "TCP connect timed out"),
-            }
+            let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => return debug!(%err, dest = %addr, "TCP connect failed"),
+                Err(_) => return debug!(dest = %addr, "TCP connect timed out"),
+            };
+            let _ = tcp.set_nodelay(true);
+            let tx = match peer.transport {
+                Transport::Tls => match this.connect_tls(tcp).await {
+                    Ok(stream) => this.register(stream, peer),
+                    Err(err) => return warn!(%err, dest = %addr, "TLS connection failed"),
+                },
+                _ => this.register(tcp, peer),
+            };
+            let _ = tx.try_send(bytes);
         });
     }
 
@@ -147,7 +183,8 @@ impl Transports {
         loop {
             match listener.accept().await {
                 Ok((stream, addr)) => {
-                    self.register(stream, addr);
+                    let _ = stream.set_nodelay(true);
+                    self.register(stream, Peer { addr, transport: Transport::Tcp });
                 }
                 Err(err) => {
                     warn!(%err, "TCP accept failed");
@@ -157,34 +194,37 @@ impl Transports {
         }
     }
 
-    /// Starts the reader and writer tasks of a connection; returns its send queue.
-    fn register(&self, stream: TcpStream, addr: SocketAddr) -> mpsc::Sender<Bytes> {
-        let _ = stream.set_nodelay(true);
+    /// Starts the reader and writer tasks of a TCP or TLS connection; returns its send
+    /// queue.
+    fn register<S>(&self, stream: S, peer: Peer) -> mpsc::Sender<Bytes>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
         let (tx, rx) = mpsc::channel(TCP_QUEUE);
         if let Ok(mut map) = self.tcp.lock() {
-            map.insert(addr, tx.clone());
+            map.insert(peer, tx.clone());
         }
-        let (reader, writer) = stream.into_split();
+        let (reader, writer) = tokio::io::split(stream);
         tokio::spawn(write_loop(writer, rx));
         let this = self.clone();
         let pong = tx.clone();
         tokio::spawn(async move {
-            this.read_loop(reader, addr, pong).await;
+            this.read_loop(reader, peer, pong).await;
             if let Ok(mut map) = this.tcp.lock() {
-                map.remove(&addr);
+                map.remove(&peer);
             }
-            debug!(peer = %addr, "TCP connection closed");
+            debug!(peer = %peer.addr, transport = %peer.transport, "connection closed");
         });
         tx
     }
 
     async fn read_loop(
         &self,
-        mut reader: tokio::net::tcp::OwnedReadHalf,
-        addr: SocketAddr,
+        mut reader: impl AsyncRead + Unpin,
+        peer: Peer,
         pong: mpsc::Sender<Bytes>,
     ) {
-        let peer = Peer { addr, transport: Transport::Tcp };
+        let addr = peer.addr;
         let mut framer = StreamFramer::new(self.limits);
         let mut buf = vec![0u8; 16_384];
         loop {
@@ -204,7 +244,7 @@ impl Transports {
                         }
                     }
                     Err(err) => {
-                        warn!(%err, peer = %addr, "unusable TCP stream; closing");
+                        warn!(%err, peer = %addr, transport = %peer.transport, "unusable stream; closing");
                         return;
                     }
                 }
@@ -213,7 +253,7 @@ impl Transports {
     }
 }
 
-async fn write_loop(mut writer: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
+async fn write_loop(mut writer: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Bytes>) {
     while let Some(bytes) = rx.recv().await {
         if writer.write_all(&bytes).await.is_err() {
             return;

@@ -27,6 +27,11 @@ impl Baresip {
     /// Starts baresip sending `source_wav` (padded so it never runs out) and recording what
     /// it hears into `self.recordings()`. With `dial`, it calls that URI at once.
     pub async fn start(source_wav: &Path, dial: Option<&str>) -> Baresip {
+        Self::start_with(source_wav, dial, "").await
+    }
+
+    /// [`Baresip::start`] with `extra` lines appended to its config (e.g. `sip_cafile`).
+    pub async fn start_with(source_wav: &Path, dial: Option<&str>, extra: &str) -> Baresip {
         let dir = tempfile::tempdir().expect("temp dir");
         let sip_port = free_sip_port();
         let cons_port = free_port_pair();
@@ -64,7 +69,8 @@ impl Baresip {
                  module_app account.so\n\
                  module_app menu.so\n\
                  snd_path {snd}\n\
-                 cons_listen 127.0.0.1:{cons_port}\n",
+                 cons_listen 127.0.0.1:{cons_port}\n\
+                 {extra}",
                 source = padded.display(),
                 rtp_end = rtp + 3,
                 snd = recordings.display(),

@@ -9,6 +9,7 @@ pub mod phone;
 pub mod rtp;
 pub mod sip_phone;
 pub mod sipp_agent;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};

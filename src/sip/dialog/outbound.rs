@@ -118,7 +118,7 @@ impl Ua {
         let contact = self.contact(c.dialog.source.transport);
         let local = Local {
             host: &host,
-            port: self.config.local_port,
+            port: self.config.port_for(c.dialog.source.transport),
             contact: &contact,
             user_agent: &user_agent,
         };

@@ -182,7 +182,7 @@ impl Ua {
         let (local_host, user_agent) = self.local();
         let local = Local {
             host: &local_host,
-            port: self.config.local_port,
+            port: self.config.port_for(dest.transport),
             contact: &contact,
             user_agent: &user_agent,
         };
@@ -388,7 +388,7 @@ impl Ua {
         let contact = self.contact(fork.source.transport);
         let local = Local {
             host: &host,
-            port: self.config.local_port,
+            port: self.config.port_for(fork.source.transport),
             contact: &contact,
             user_agent: &user_agent,
         };

@@ -36,7 +36,7 @@ impl Ua {
         let (local_host, user_agent) = self.local();
         let local = Local {
             host: &local_host,
-            port: self.config.local_port,
+            port: self.config.port_for(dest.transport),
             contact: &contact,
             user_agent: &user_agent,
         };

@@ -47,7 +47,7 @@ pub(crate) struct Local<'a> {
 impl Dialog {
     /// The next hop: the first Route's host if it is an IP literal (with no route set,
     /// the remote target's), else where the INVITE came from (no DNS here). Transport from `;transport=`, else the
-    /// INVITE's.
+    /// INVITE's. Over TLS, always where the INVITE came from.
     pub fn next_hop(&self) -> Peer {
         let first = self
             .route_set
@@ -57,10 +57,16 @@ impl Dialog {
         let transport = match header_text::uri_param(&first, "transport") {
             Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
             Some(t) if t.eq_ignore_ascii_case("udp") => Transport::Udp,
+            Some(t) if t.eq_ignore_ascii_case("tls") => Transport::Tls,
             _ => self.source.transport,
         };
         // A route named by DNS name: the INVITE's source is that proxy in practice.
-        let addr: SocketAddr = header_text::ip_host(&first).unwrap_or(self.source.addr);
+        let mut addr: SocketAddr = header_text::ip_host(&first).unwrap_or(self.source.addr);
+        if transport == Transport::Tls && self.source.transport == Transport::Tls {
+            // A TLS client seldom has a certificate to be called back on: requests in
+            // the dialog go over the connection it came on (RFC 5923 §1).
+            addr = self.source.addr;
+        }
         Peer { addr, transport }
     }
 

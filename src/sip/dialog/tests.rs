@@ -8,3 +8,4 @@ mod errors;
 mod midcall;
 mod outgoing;
 mod probe;
+mod tls;

@@ -2,6 +2,7 @@
 
 use crate::config::CodecName;
 use crate::sdp::{Negotiated, SdpError};
+use crate::sip::message::Transport;
 use crate::sip::refer::TargetError;
 use crate::sip::transaction::{Peer, TimerConfig, TransactionId};
 
@@ -13,6 +14,8 @@ pub struct UaConfig {
     /// Host (IP or name) written in Contact and Via.
     pub local_host: String,
     pub local_port: u16,
+    /// Port written in Via and Contact on TLS (`sip.tls_listen`); `local_port` when none.
+    pub tls_port: Option<u16>,
     /// Server / User-Agent header value.
     pub user_agent: String,
     /// Codecs in preference order.
@@ -38,6 +41,7 @@ impl UaConfig {
             contact_user: "ivr".into(),
             local_host,
             local_port,
+            tls_port: config.sip.tls_listen.map(|addr| addr.port()),
             user_agent: config.sip.user_agent.clone(),
             codecs: config.media.codecs.clone(),
             session_expires: config.sip.session_expires_s,
@@ -45,6 +49,14 @@ impl UaConfig {
             send_ringing: config.sip.send_ringing,
             max_calls: config.sip.max_calls,
             timers: TimerConfig { t1: config.sip.t1(), t2: config.sip.t2(), t4: config.sip.t4() },
+        }
+    }
+
+    /// The port we are reached on over `transport`.
+    pub fn port_for(&self, transport: Transport) -> u16 {
+        match transport {
+            Transport::Tls => self.tls_port.unwrap_or(self.local_port),
+            Transport::Udp | Transport::Tcp => self.local_port,
         }
     }
 }

@@ -23,6 +23,7 @@ use super::retry::{Backoff, DEFAULT_RETRY_AFTER, parse_retry_after};
 use crate::config::ZendeskConfig;
 use crate::phone::PhoneNumber;
 
+mod tls;
 mod writes;
 use crate::outbox::PostError;
 
@@ -43,6 +44,8 @@ pub enum ClientError {
     BadUrl(String),
     #[error("building the HTTP client: {0}")]
     Http(String),
+    #[error("zendesk.ca_file {path}: {reason}")]
+    CaFile { path: std::path::PathBuf, reason: String },
 }
 
 /// Why one request failed, as the retry logic sees it.
@@ -135,14 +138,15 @@ impl ZendeskClient {
         // reqwest is built without a default crypto provider; ring is ours. An error only
         // means a provider is installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("zendesk-ivr/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(64)
             .tcp_keepalive(Duration::from_secs(30))
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(3))
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        let http = tls::trust(builder, config.ca_file.as_deref())?
             .build()
             .map_err(|e| ClientError::Http(e.to_string()))?;
         let state = DipState {

@@ -22,6 +22,7 @@ pub fn config() -> UaConfig {
         contact_user: "ivr".into(),
         local_host: "192.0.2.1".into(),
         local_port: 5060,
+        tls_port: None,
         user_agent: "zendesk-ivr/test".into(),
         codecs: vec![CodecName::Pcmu, CodecName::Pcma],
         session_expires: 1800,
