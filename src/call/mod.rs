@@ -14,7 +14,7 @@ use tracing::{Instrument, info, info_span};
 
 use crate::config::Config;
 use crate::ivr::flow::{FlowReport, FlowSettings};
-use crate::ivr::outcome::{PathStep, path_text};
+use crate::ivr::outcome::{PathStep, TransferFailure, path_text};
 use crate::media::engine::MediaEngine;
 use crate::media::rtp_ports::RtpPorts;
 use crate::outbox::Outbox;
@@ -22,6 +22,7 @@ use crate::post_call;
 use crate::sip::ani::{self, Ani, CallerId};
 use crate::sip::dialog::EndReason;
 use crate::sip::endpoint::{EndpointHandle, IncomingCall};
+use crate::status::CallBoard;
 use crate::transfer::CallRegistry;
 use crate::transfer::probe::TargetStates;
 use crate::tts::Tts;
@@ -46,6 +47,8 @@ pub struct CallContext {
     pub tts: Tts,
     /// Which transfer targets answer their probes.
     pub targets: TargetStates,
+    /// The status page's calls: active (with the flow's step) and finished.
+    pub board: CallBoard,
 }
 
 /// How a call went: for logs, the post-call comment, and tests.
@@ -95,8 +98,11 @@ pub async fn run(ctx: CallContext, incoming: IncomingCall) -> CallSummary {
             dip: None,
             report: None,
         };
+        let display_name = display_name(&incoming.invite);
+        let mut board =
+            ctx.board.begin(&summary.call_id, &summary.ani.caller, display_name.as_deref());
         let mut dip = driver::start_dip(&ctx, &summary);
-        driver::drive(&ctx, incoming, &mut summary, &mut dip).await;
+        driver::drive(&ctx, incoming, &mut summary, &mut dip, &mut board).await;
         summary.duration = started.elapsed();
         // A call that ended before the dip answered still needs its outcome for the
         // comment (which ticket, or the caller's number to find it later); the dip has its
@@ -109,30 +115,55 @@ pub async fn run(ctx: CallContext, incoming: IncomingCall) -> CallSummary {
             record_metrics(report);
         }
         post_call::record(&summary, &ctx.config.zendesk, ctx.outbox.as_ref()).await;
+        board.finish(&summary);
         summary
     }
     .instrument(span)
     .await
 }
 
-/// `calls_total{outcome}`, `ivr_menu_keys_total{key}` and
-/// `transfer_attempts_total{result}`, from the flow's report.
+/// `calls_total{outcome}`, `ivr_menu_keys_total{key}`, `transfer_attempts_total{result}`
+/// and `transfer_results_total{queue,target,result}`, from the flow's report (queues and
+/// targets come from the config: a bounded set).
 fn record_metrics(report: &FlowReport) {
     metrics::counter!("calls_total", "outcome" => report.outcome.kind()).increment(1);
+    let mut queue = String::new();
     for step in &report.path {
-        match step {
+        let (target, result) = match step {
             PathStep::Pressed { key } => {
-                metrics::counter!("ivr_menu_keys_total", "key" => key.to_string()).increment(1)
+                metrics::counter!("ivr_menu_keys_total", "key" => key.to_string()).increment(1);
+                continue;
             }
-            PathStep::TargetAnswered { .. } => {
-                metrics::counter!("transfer_attempts_total", "result" => "connected").increment(1)
+            PathStep::Routed { queue: routed, .. } => {
+                queue.clone_from(routed);
+                continue;
             }
-            PathStep::TargetFailed { .. } => {
-                metrics::counter!("transfer_attempts_total", "result" => "failed").increment(1)
-            }
-            _ => {}
-        }
+            PathStep::TargetAnswered { target, .. } => (target, "connected"),
+            PathStep::TargetFailed { target, failure } => (target, failure_kind(failure)),
+            _ => continue,
+        };
+        let attempt = if result == "connected" { "connected" } else { "failed" };
+        metrics::counter!("transfer_attempts_total", "result" => attempt).increment(1);
+        let labels =
+            [("queue", queue.clone()), ("target", target.clone()), ("result", result.into())];
+        metrics::counter!("transfer_results_total", &labels).increment(1);
     }
+}
+
+fn failure_kind(failure: &TransferFailure) -> &'static str {
+    match failure {
+        TransferFailure::Refused { .. } => "refused",
+        TransferFailure::TimedOut => "timed_out",
+        TransferFailure::Unavailable => "unavailable",
+        TransferFailure::Error { .. } => "error",
+    }
+}
+
+/// The From header's display name, for the status page (untrusted text).
+fn display_name(invite: &rsip::Request) -> Option<String> {
+    use rsip::prelude::{HeadersExt, ToTypedHeader};
+    let from = invite.from_header().ok()?.typed().ok()?;
+    from.display_name.filter(|name| !name.is_empty())
 }
 
 /// One line for the log: who, and which ticket.
