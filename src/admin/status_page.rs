@@ -122,7 +122,7 @@ fn finished_calls(page: &mut String, s: &StatusSnapshot) {
     }
     page.push_str(
         "<table><tr><th>Caller</th><th>Name</th><th>Ticket</th><th>Outcome</th><th>Path</th>\
-         <th>Route</th><th>Call</th><th>IVR</th><th>Wait</th><th>Talk</th></tr>",
+         <th>Route</th><th>Call</th><th>IVR</th><th>Wait</th><th>Talk</th><th>Call-ID</th></tr>",
     );
     for call in &s.calls.finished {
         let outcome = match (&call.outcome_text, call.answered) {
@@ -134,7 +134,7 @@ fn finished_calls(page: &mut String, s: &StatusSnapshot) {
         let _ = write!(
             page,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{outcome}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
             text(&call.caller),
             call.display_name.as_deref().map(text).unwrap_or_default(),
             ticket(call.ticket.as_ref()),
@@ -144,6 +144,7 @@ fn finished_calls(page: &mut String, s: &StatusSnapshot) {
             duration(call.ivr_s),
             duration(call.wait_s),
             duration(call.talk_s),
+            text(&call.call_id),
         );
     }
     page.push_str("</table>");

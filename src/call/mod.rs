@@ -161,9 +161,10 @@ fn failure_kind(failure: &TransferFailure) -> &'static str {
 
 /// The From header's display name, for the status page (untrusted text).
 fn display_name(invite: &rsip::Request) -> Option<String> {
-    use rsip::prelude::{HeadersExt, ToTypedHeader};
-    let from = invite.from_header().ok()?.typed().ok()?;
-    from.display_name.filter(|name| !name.is_empty())
+    use crate::sip::header_text as ht;
+    let from = ht::first(&invite.headers, "From", Some("f"))?;
+    let name = ht::unquote(ht::addr_parts(&from).ok()?.display?.trim());
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// One line for the log: who, and which ticket.
