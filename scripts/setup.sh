@@ -16,6 +16,7 @@ packages=(
   sqlite3                        # inspecting the outbox by hand
   curl                           # the demo reads the simulator's comments
   g++                            # libFuzzer (built by cargo-fuzz for the fuzz smoke run)
+  fail2ban                       # fail2ban-regex: the security-event filter test
 )
 
 missing=()

@@ -10,6 +10,7 @@ pub mod check;
 pub mod config;
 pub mod demo;
 pub mod ivr;
+pub mod log_format;
 pub mod media;
 pub mod metric_catalog;
 pub mod outbox;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use zendesk_ivr::config::Config;
+use zendesk_ivr::log_format::{self, LogFormat};
 use zendesk_ivr::outbox::cli::OutboxCommand;
 use zendesk_ivr::zendesk::{lookup, phone, sim};
 
@@ -18,12 +19,6 @@ struct Cli {
     /// Log lines as text (for people) or JSON objects, one a line (for collectors).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -112,15 +107,10 @@ enum Command {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ZENDESK_IVR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => {
-            logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init()
-        }
-        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
-    }
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = log_format::subscriber(format, log_format::filter_from_env(), std::io::stderr, ansi);
+    // Also routes `log` records from dependencies; fails only if a subscriber is set already.
+    let _ = tracing_subscriber::util::SubscriberInitExt::try_init(logs);
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
