@@ -195,6 +195,9 @@ pub struct ZendeskConfig {
     pub api_token: Option<String>,
     /// A file holding the API token (trailing white space is trimmed).
     pub api_token_file: Option<PathBuf>,
+    /// The name of a systemd credential holding the API token (`LoadCredential=NAME:…`),
+    /// read from `$CREDENTIALS_DIRECTORY/NAME`.
+    pub api_token_credential: Option<String>,
     /// An OAuth bearer token, used instead of email/token when set.
     pub oauth_token: Option<String>,
     /// One deadline for the whole data dip (user search + ticket search).
@@ -223,6 +226,7 @@ impl Default for ZendeskConfig {
             email: None,
             api_token: None,
             api_token_file: None,
+            api_token_credential: None,
             oauth_token: None,
             deadline_ms: 1500,
             sort_by: "updated_at".into(),

@@ -315,7 +315,8 @@ async fn prerender(tts: &Tts, flow: &FlowSettings) {
 /// Runs until SIGINT or SIGTERM, then drains for up to `grace`.
 pub async fn run(config: Config, grace: Duration) -> Result<(), ServerError> {
     let server = start(config).await?;
-    crate::systemd_notify::ready("taking calls");
+    let admin = server.admin_addr().map_or("off".to_string(), |a| a.to_string());
+    crate::systemd_notify::ready(&format!("taking calls: SIP {} admin {admin}", server.sip_addr()));
     shutdown_signal().await;
     crate::systemd_notify::stopping("draining calls");
     info!(
