@@ -342,7 +342,8 @@ impl OutboxConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
-    /// `/metrics`, `/healthz`, `/readyz`. Empty disables the admin listener.
+    /// The status page, `/calls.json`, `/metrics`, `/healthz`, `/readyz`. Empty disables
+    /// the admin listener.
     pub listen: Option<SocketAddr>,
 }
 

@@ -8,10 +8,10 @@ use tracing_subscriber::fmt::MakeWriter;
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
-    /// `2026-01-01T10:00:00.000000Z  INFO call{call_id=…}: zendesk_ivr::call: …`
+    /// Human-readable lines: time, level, span, target, message.
     #[default]
     Text,
-    /// `{"timestamp":…,"level":"INFO","fields":{"message":…},"target":…,"span":{…}}`
+    /// One JSON object a line: timestamp, level, fields (message), target, span.
     Json,
 }
 

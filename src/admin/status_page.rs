@@ -37,6 +37,7 @@ table{border-collapse:collapse;margin-bottom:1.5em;min-width:40em}\
 th,td{border-bottom:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}\
 th{background:#f3f3f3}.up{color:#070}.down{color:#b00}.state{color:#555}\
 .empty{color:#888;font-style:italic}.grid{display:flex;gap:2em;flex-wrap:wrap}\
+.grid table{min-width:14em}\
 code{font-size:12px}";
 
 fn active_calls(page: &mut String, s: &StatusSnapshot) {
@@ -74,7 +75,7 @@ fn services(page: &mut String, s: &StatusSnapshot) {
                  <tr><th>Oldest waiting</th><td>{}</td></tr></table>",
                 o.pending,
                 o.dead_letters,
-                duration(o.oldest_pending_s),
+                o.oldest_pending_s.map_or("none".into(), |s| duration(Some(s))),
             );
         }
         None => page.push_str("<p class=\"empty\">No outbox (Zendesk disabled).</p>"),
