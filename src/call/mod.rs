@@ -5,6 +5,7 @@
 
 mod act;
 mod driver;
+mod outcome_metrics;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use tracing::{Instrument, info, info_span};
 
 use crate::config::Config;
 use crate::ivr::flow::{FlowReport, FlowSettings};
-use crate::ivr::outcome::{PathStep, TransferFailure, path_text};
+use crate::ivr::outcome::path_text;
 use crate::media::engine::MediaEngine;
 use crate::media::rtp_ports::RtpPorts;
 use crate::outbox::Outbox;
@@ -112,7 +113,7 @@ pub async fn run(ctx: CallContext, incoming: IncomingCall) -> CallSummary {
         }
         if let Some(report) = &summary.report {
             info!(outcome = %report.outcome, path = %path_text(&report.path), "call finished");
-            record_metrics(report);
+            outcome_metrics::record(report);
         }
         post_call::record(&summary, &ctx.config.zendesk, ctx.outbox.as_ref()).await;
         board.finish(&summary);
@@ -120,43 +121,6 @@ pub async fn run(ctx: CallContext, incoming: IncomingCall) -> CallSummary {
     }
     .instrument(span)
     .await
-}
-
-/// `calls_total{outcome}`, `ivr_menu_keys_total{key}`, `transfer_attempts_total{result}`
-/// and `transfer_results_total{queue,target,result}`, from the flow's report (queues and
-/// targets come from the config: a bounded set).
-fn record_metrics(report: &FlowReport) {
-    metrics::counter!("calls_total", "outcome" => report.outcome.kind()).increment(1);
-    let mut queue = String::new();
-    for step in &report.path {
-        let (target, result) = match step {
-            PathStep::Pressed { key } => {
-                metrics::counter!("ivr_menu_keys_total", "key" => key.to_string()).increment(1);
-                continue;
-            }
-            PathStep::Routed { queue: routed, .. } => {
-                queue.clone_from(routed);
-                continue;
-            }
-            PathStep::TargetAnswered { target, .. } => (target, "connected"),
-            PathStep::TargetFailed { target, failure } => (target, failure_kind(failure)),
-            _ => continue,
-        };
-        let attempt = if result == "connected" { "connected" } else { "failed" };
-        metrics::counter!("transfer_attempts_total", "result" => attempt).increment(1);
-        let labels =
-            [("queue", queue.clone()), ("target", target.clone()), ("result", result.into())];
-        metrics::counter!("transfer_results_total", &labels).increment(1);
-    }
-}
-
-fn failure_kind(failure: &TransferFailure) -> &'static str {
-    match failure {
-        TransferFailure::Refused { .. } => "refused",
-        TransferFailure::TimedOut => "timed_out",
-        TransferFailure::Unavailable => "unavailable",
-        TransferFailure::Error { .. } => "error",
-    }
 }
 
 /// The From header's display name, for the status page (untrusted text).
