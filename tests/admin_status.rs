@@ -4,11 +4,13 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{next_summary, quick_ivr_config, sipp, start};
 use zendesk_ivr::config::{Config, MenuDefault};
 use zendesk_ivr::server::RunningServer;
+use zendesk_ivr::status::RegistrationTable;
 use zendesk_ivr::zendesk::sim::{SimData, SimState};
 
 /// Kari Nordmann, the caller the SIPp scenarios send.
@@ -126,6 +128,10 @@ async fn the_status_page_shows_the_call_with_outside_text_escaped() {
     let admin = server.admin_addr().expect("admin enabled");
     let display = "<script>alert(1)</script>";
     let mut ended = server.subscribe();
+    // Trunk registration feeds its section through a provider the server holds.
+    let registrations = RegistrationTable::default();
+    registrations.set("trunk-1", true, "registered <until 12:00>");
+    server.status().set_registrations(Arc::new(registrations));
 
     let caller = call(&server, display);
     let active = active_call(admin, |c| c["ticket"]["id"].is_u64()).await;
@@ -144,6 +150,7 @@ async fn the_status_page_shows_the_call_with_outside_text_escaped() {
     assert!(page.contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;"), "{page}");
     assert!(page.contains("&lt;script&gt;alert(&#x27;subject&#x27;)"), "{page}");
     assert!(page.contains("Via: evil") && !page.contains("\nVia: evil"), "{page}");
+    assert!(page.contains("trunk-1") && page.contains("registered &lt;until 12:00&gt;"));
 
     caller.await.unwrap().assert_ok();
     next_summary(&mut ended).await;
@@ -154,6 +161,7 @@ async fn the_status_page_shows_the_call_with_outside_text_escaped() {
     assert!(done["outcome"].is_string() && done["answered"] == true, "{done}");
     assert!(!done["path"].as_array().expect("a path").is_empty(), "{done}");
     assert!(json["outbox"]["pending"].is_u64(), "the outbox is shown: {json}");
+    assert_eq!(json["registrations"][0]["name"], "trunk-1", "{json}");
     let page = get(format!("http://{admin}/")).await.1;
     assert!(page.contains("Last calls") && page.contains(&call_id), "{page}");
     server.shutdown(Duration::from_secs(1)).await;

@@ -3,10 +3,12 @@
 //!
 //! The server fills [`StatusSources`] as it starts; the admin listener reads it through
 //! [`StatusSources::snapshot`]. Registrations come from a [`RegistrationProvider`] that the
-//! trunk registration sets with [`StatusSources::set_registrations`]; without one the
+//! trunk registration sets with [`StatusSources::set_registrations`] (a
+//! [`RegistrationTable`] does, and keeps `sip_registration_up` in step); without one the
 //! section is empty.
 
 pub mod board;
+pub mod registrations;
 
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
@@ -14,24 +16,10 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use board::{CallBoard, CallEntry, CallsSnapshot};
+pub use registrations::{RegistrationProvider, RegistrationStatus, RegistrationTable};
 
 use crate::outbox::Outbox;
 use crate::transfer::probe::{TargetState, TargetStates};
-
-/// One trunk registration's state, as the registration code reports it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RegistrationStatus {
-    /// The entry's name or AOR (never a password).
-    pub name: String,
-    pub registered: bool,
-    /// A short word or phrase: `registered`, `retrying in 30 s`, `401 after auth`…
-    pub detail: String,
-}
-
-/// Reports the trunk registrations' states when asked.
-pub trait RegistrationProvider: Send + Sync {
-    fn registrations(&self) -> Vec<RegistrationStatus>;
-}
 
 /// The outbox's counts, for the page.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
