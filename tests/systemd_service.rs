@@ -1,5 +1,6 @@
 //! Running under systemd: `run` sends READY=1 to `$NOTIFY_SOCKET` once its SIP and
-//! admin listeners are bound and STOPPING=1 when SIGTERM starts the drain; the unit file
+//! admin listeners are bound and STOPPING=1 when SIGTERM starts the drain (logging JSON
+//! lines with `--log-format json`, for the journal's collectors); the unit file
 //! in `config/systemd/` passes `systemd-analyze verify`; and the Zendesk token can come
 //! from a systemd credential (`$CREDENTIALS_DIRECTORY`).
 
@@ -40,7 +41,7 @@ async fn run_notifies_ready_when_bound_and_stopping_when_the_drain_starts() {
     let rtp_ports = format!("{}-{}", base, base + 39);
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tts-cache");
     let mut child = tokio::process::Command::new(BIN)
-        .args(["run", "--drain", "5s"])
+        .args(["--log-format", "json", "run", "--drain", "5s"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("NOTIFY_SOCKET", &socket_path)
         .env("ZENDESK_IVR_SIP__LISTEN", "127.0.0.1:0")
@@ -50,13 +51,14 @@ async fn run_notifies_ready_when_bound_and_stopping_when_the_drain_starts() {
         .env("ZENDESK_IVR_MEDIA__RTP_PORTS", &rtp_ports)
         .env("ZENDESK_IVR_ROUTING__PROBE_INTERVAL_S", "0")
         .env("ZENDESK_IVR_TTS__CACHE_DIR", &cache)
-        .env("ZENDESK_IVR_LOG", "warn")
+        .env("ZENDESK_IVR_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("the binary starts");
+    let mut logs = common::output_lines(&mut child);
 
     // Prompts are rendered before the listeners count as ready: allow for a cold cache.
     let ready = notification(&socket, Duration::from_secs(120)).await;
@@ -79,6 +81,17 @@ async fn run_notifies_ready_when_bound_and_stopping_when_the_drain_starts() {
         .expect("it exits after the drain")
         .expect("wait");
     assert!(exit.success(), "{exit:?}");
+
+    // Every log line was one JSON object (read to the end of the closed pipe).
+    let mut messages = Vec::new();
+    while let Some(line) =
+        tokio::time::timeout(Duration::from_secs(10), logs.recv()).await.expect("the log ends")
+    {
+        let json: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"));
+        messages.push(json["fields"]["message"].as_str().unwrap_or_default().to_string());
+    }
+    assert!(messages.iter().any(|m| m.contains("SIP endpoint listening")), "{messages:#?}");
 }
 
 #[test]
