@@ -17,6 +17,8 @@ packages=(
   curl                           # the demo reads the simulator's comments
   openssl                        # test CAs and certificates for the TLS tests
   g++                            # libFuzzer (built by cargo-fuzz for the fuzz smoke run)
+  fail2ban                       # fail2ban-regex: the security-event filter test
+  systemd                        # systemd-analyze: the unit file check
 )
 
 missing=()

@@ -208,6 +208,9 @@ pub struct ZendeskConfig {
     pub api_token: Option<String>,
     /// A file holding the API token (trailing white space is trimmed).
     pub api_token_file: Option<PathBuf>,
+    /// The name of a systemd credential holding the API token (`LoadCredential=NAME:…`),
+    /// read from `$CREDENTIALS_DIRECTORY/NAME`.
+    pub api_token_credential: Option<String>,
     /// An OAuth bearer token, used instead of email/token when set.
     pub oauth_token: Option<String>,
     /// PEM CA certificates trusted for the Zendesk URL instead of the system roots: for a
@@ -239,6 +242,7 @@ impl Default for ZendeskConfig {
             email: None,
             api_token: None,
             api_token_file: None,
+            api_token_credential: None,
             oauth_token: None,
             ca_file: None,
             deadline_ms: 1500,
@@ -377,7 +381,8 @@ impl OutboxConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
-    /// `/metrics`, `/healthz`, `/readyz`. Empty disables the admin listener.
+    /// The status page, `/calls.json`, `/metrics`, `/healthz`, `/readyz`. Empty disables
+    /// the admin listener.
     pub listen: Option<SocketAddr>,
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use zendesk_ivr::config::Config;
+use zendesk_ivr::log_format::{self, LogFormat};
 use zendesk_ivr::outbox::cli::OutboxCommand;
 use zendesk_ivr::zendesk::{lookup, phone, sim};
 
@@ -15,6 +16,9 @@ use zendesk_ivr::zendesk::{lookup, phone, sim};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text (for people) or JSON objects, one a line (for collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -139,14 +143,11 @@ enum Command {
     },
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ZENDESK_IVR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+fn init_tracing(format: LogFormat) {
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = log_format::subscriber(format, log_format::filter_from_env(), std::io::stderr, ansi);
+    // Also routes `log` records from dependencies; fails only if a subscriber is set already.
+    let _ = tracing_subscriber::util::SubscriberInitExt::try_init(logs);
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -157,8 +158,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn main() -> anyhow::Result<()> {
-    init_tracing();
     let cli = Cli::parse();
+    init_tracing(cli.log_format);
     match cli.command {
         Command::Run { config: file, drain } => {
             let config = Config::load(file.as_deref()).context("loading the configuration")?;

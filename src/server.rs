@@ -22,6 +22,7 @@ use crate::sip::endpoint::{self, Command, EndpointHandle};
 use crate::sip::message::Limits;
 use crate::sip::transaction::{TimerConfig, TransactionLayer};
 use crate::sip::transport::{self, SipTls, TlsError, Transports};
+use crate::status::StatusSources;
 use crate::transfer::CallRegistry;
 use crate::transfer::probe::{self, TargetStates};
 use crate::tts::{Tts, TtsError};
@@ -68,6 +69,7 @@ pub struct RunningServer {
     admin_addr: Option<SocketAddr>,
     calls: CallRegistry,
     targets: TargetStates,
+    status: Arc<StatusSources>,
 }
 
 impl RunningServer {
@@ -94,6 +96,11 @@ impl RunningServer {
     /// The transfer targets' probed states.
     pub fn target_states(&self) -> &TargetStates {
         &self.targets
+    }
+
+    /// What the status page shows; trunk registration sets its provider here.
+    pub fn status(&self) -> &Arc<StatusSources> {
+        &self.status
     }
 
     /// Call-IDs of the calls in progress (from the INVITE on).
@@ -165,9 +172,10 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     config.validate()?;
     let config = Arc::new(config);
     let draining = Arc::new(AtomicBool::new(false));
+    let status = Arc::new(StatusSources::default());
     let admin_addr = match config.admin.listen {
         Some(addr) => Some(
-            admin::spawn(addr, draining.clone())
+            admin::spawn(addr, draining.clone(), status.clone())
                 .await
                 .map_err(|source| ServerError::Admin { addr, source })?,
         ),
@@ -232,7 +240,10 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let flow = FlowSettings::from_config(&config, tts.timeout())?;
     prerender(&tts, &flow).await;
     let registry = CallRegistry::default();
-    let targets = TargetStates::default();
+    let targets = status.targets.clone();
+    if let Some(outbox) = &outbox {
+        status.set_outbox(outbox.clone());
+    }
     if config.routing.probe_interval_s > 0 {
         let interval = Duration::from_secs(config.routing.probe_interval_s);
         let all: Vec<String> = flow.router.targets().cloned().collect();
@@ -251,6 +262,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         flow: Arc::new(flow),
         tts,
         targets: targets.clone(),
+        board: status.calls.clone(),
     };
     let (summaries, _) = broadcast::channel(1024);
     let summaries_tx = summaries.clone();
@@ -281,6 +293,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         admin_addr,
         calls: registry,
         targets,
+        status,
     })
 }
 
@@ -310,7 +323,10 @@ async fn prerender(tts: &Tts, flow: &FlowSettings) {
 /// Runs until SIGINT or SIGTERM, then drains for up to `grace`.
 pub async fn run(config: Config, grace: Duration) -> Result<(), ServerError> {
     let server = start(config).await?;
+    let admin = server.admin_addr().map_or("off".to_string(), |a| a.to_string());
+    crate::systemd_notify::ready(&format!("taking calls: SIP {} admin {admin}", server.sip_addr()));
     shutdown_signal().await;
+    crate::systemd_notify::stopping("draining calls");
     info!(
         calls = server.active_calls(),
         "shutting down: draining calls (a second signal ends them now)"

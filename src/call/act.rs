@@ -128,7 +128,13 @@ impl Driver<'_> {
             return;
         }
         match self.media.play(prompts, barge_in) {
-            Some(playback) => self.stage.playing = Some((playback, id)),
+            Some(playback) => {
+                if !std::mem::replace(&mut self.played, true) {
+                    let since = super::driver::since_invite(self.summary);
+                    metrics::histogram!("call_first_audio_seconds").record(since);
+                }
+                self.stage.playing = Some((playback, id))
+            }
             None => {
                 self.flow.handle_event(now, FlowEvent::PlaybackFinished { id, interrupted: false })
             }

@@ -18,6 +18,7 @@ use crate::media::playback::StopReason;
 use crate::sip::ani::CallerId;
 use crate::sip::dialog::{CallEvent, CallHandle, EndReason};
 use crate::sip::endpoint::{Command, IncomingCall};
+use crate::status::CallEntry;
 use crate::transfer::bridge::{AgentEvent, AgentLeg};
 use crate::transfer::{CONTROL_QUEUE, CallControl};
 use crate::zendesk::model::{DipOutcome, FallbackReason};
@@ -51,6 +52,10 @@ pub(super) struct Driver<'a> {
     pub stage: Stage,
     pub agent: Option<AgentLeg>,
     pub done_tx: mpsc::UnboundedSender<Done>,
+    /// The call's place on the status page.
+    pub board: &'a mut CallEntry,
+    /// Whether audio has been played yet (for `call_first_audio_seconds`).
+    pub played: bool,
 }
 
 /// Runs the call to its end. `dip` is the data dip started at the INVITE: taken once it
@@ -60,6 +65,7 @@ pub(super) async fn drive(
     mut incoming: IncomingCall,
     summary: &mut CallSummary,
     dip: &mut Option<JoinHandle<DipOutcome>>,
+    board: &mut CallEntry,
 ) {
     let call = incoming.call;
     let rtp = match ctx.rtp_ports.allocate().await {
@@ -89,6 +95,8 @@ pub(super) async fn drive(
         stage: Stage::default(),
         agent: None,
         done_tx,
+        board,
+        played: false,
     };
     // Registered from the start, so a shutdown reaches calls not yet established too (a
     // request queued while ringing is carried out once answered).
@@ -101,6 +109,7 @@ pub(super) async fn drive(
     let mut ended = false;
     loop {
         driver.carry_out().await;
+        driver.board.set_step(driver.flow.step());
         if ended && driver.flow.is_done() {
             break;
         }
@@ -137,6 +146,7 @@ pub(super) async fn drive(
         match wake {
             Wake::Sip(Some(CallEvent::Established { media, .. })) => {
                 driver.summary.answered = true;
+                metrics::histogram!("call_answer_seconds").record(since_invite(driver.summary));
                 info!(codec = ?media.codec.name, remote = ?media.remote_rtp, "call established");
                 driver.media.established(&media);
                 driver.flow.handle_event(now, FlowEvent::Answered);
@@ -153,6 +163,7 @@ pub(super) async fn drive(
                     reason: FallbackReason::Error { message: "the lookup task failed".into() },
                 });
                 driver.summary.dip = Some(outcome.clone());
+                driver.board.set_dip(&outcome);
                 driver.flow.handle_event(now, FlowEvent::Dip(outcome));
             }
             Wake::Done(Done::Prepared(prepared)) => driver.start_playback(now, prepared),
@@ -299,6 +310,7 @@ impl Driver<'_> {
         match event {
             CallMediaEvent::Digit(d) => {
                 info!(digit = %d.digit, source = ?d.source, "digit");
+                metrics::counter!("dtmf_digits_total", "method" => d.source.as_str()).increment(1);
                 self.flow.handle_event(now, FlowEvent::Digit { digit: d.digit, source: d.source });
             }
             CallMediaEvent::PlaybackFinished(f) => {
@@ -367,4 +379,9 @@ impl Driver<'_> {
             }
         }
     }
+}
+
+/// Seconds since the call's INVITE arrived.
+pub(super) fn since_invite(summary: &CallSummary) -> f64 {
+    summary.started_at.elapsed().map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }

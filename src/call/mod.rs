@@ -5,6 +5,7 @@
 
 mod act;
 mod driver;
+mod outcome_metrics;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use tracing::{Instrument, info, info_span};
 
 use crate::config::Config;
 use crate::ivr::flow::{FlowReport, FlowSettings};
-use crate::ivr::outcome::{PathStep, path_text};
+use crate::ivr::outcome::path_text;
 use crate::media::engine::MediaEngine;
 use crate::media::rtp_ports::RtpPorts;
 use crate::outbox::Outbox;
@@ -22,6 +23,7 @@ use crate::post_call;
 use crate::sip::ani::{self, Ani, CallerId};
 use crate::sip::dialog::EndReason;
 use crate::sip::endpoint::{EndpointHandle, IncomingCall};
+use crate::status::CallBoard;
 use crate::transfer::CallRegistry;
 use crate::transfer::probe::TargetStates;
 use crate::tts::Tts;
@@ -46,6 +48,8 @@ pub struct CallContext {
     pub tts: Tts,
     /// Which transfer targets answer their probes.
     pub targets: TargetStates,
+    /// The status page's calls: active (with the flow's step) and finished.
+    pub board: CallBoard,
 }
 
 /// How a call went: for logs, the post-call comment, and tests.
@@ -95,8 +99,11 @@ pub async fn run(ctx: CallContext, incoming: IncomingCall) -> CallSummary {
             dip: None,
             report: None,
         };
+        let display_name = display_name(&incoming.invite);
+        let mut board =
+            ctx.board.begin(&summary.call_id, &summary.ani.caller, display_name.as_deref());
         let mut dip = driver::start_dip(&ctx, &summary);
-        driver::drive(&ctx, incoming, &mut summary, &mut dip).await;
+        driver::drive(&ctx, incoming, &mut summary, &mut dip, &mut board).await;
         summary.duration = started.elapsed();
         // A call that ended before the dip answered still needs its outcome for the
         // comment (which ticket, or the caller's number to find it later); the dip has its
@@ -106,33 +113,22 @@ pub async fn run(ctx: CallContext, incoming: IncomingCall) -> CallSummary {
         }
         if let Some(report) = &summary.report {
             info!(outcome = %report.outcome, path = %path_text(&report.path), "call finished");
-            record_metrics(report);
+            outcome_metrics::record(report);
         }
         post_call::record(&summary, &ctx.config.zendesk, ctx.outbox.as_ref()).await;
+        board.finish(&summary);
         summary
     }
     .instrument(span)
     .await
 }
 
-/// `calls_total{outcome}`, `ivr_menu_keys_total{key}` and
-/// `transfer_attempts_total{result}`, from the flow's report.
-fn record_metrics(report: &FlowReport) {
-    metrics::counter!("calls_total", "outcome" => report.outcome.kind()).increment(1);
-    for step in &report.path {
-        match step {
-            PathStep::Pressed { key } => {
-                metrics::counter!("ivr_menu_keys_total", "key" => key.to_string()).increment(1)
-            }
-            PathStep::TargetAnswered { .. } => {
-                metrics::counter!("transfer_attempts_total", "result" => "connected").increment(1)
-            }
-            PathStep::TargetFailed { .. } => {
-                metrics::counter!("transfer_attempts_total", "result" => "failed").increment(1)
-            }
-            _ => {}
-        }
-    }
+/// The From header's display name, for the status page (untrusted text).
+fn display_name(invite: &rsip::Request) -> Option<String> {
+    use crate::sip::header_text as ht;
+    let from = ht::first(&invite.headers, "From", Some("f"))?;
+    let name = ht::unquote(ht::addr_parts(&from).ok()?.display?.trim());
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// One line for the log: who, and which ticket.

@@ -203,12 +203,15 @@ fn run_worker(rx: mpsc::Receiver<Command>, batched: bool) {
         if pacer.next_deadline().is_none_or(|d| d > now) {
             continue;
         }
-        if let Some(deadline) = pacer.next_deadline() {
-            metrics::histogram!("media_tick_late_seconds")
-                .record(now.saturating_duration_since(deadline).as_secs_f64());
+        let late = pacer.next_deadline().map(|d| now.saturating_duration_since(d));
+        if let Some(late) = late {
+            metrics::histogram!("media_tick_late_seconds").record(late.as_secs_f64());
         }
         due.clear();
         pacer.poll(now, &mut due);
+        if late.is_some_and(|l| l > Duration::from_millis(1)) {
+            metrics::counter!("rtp_frames_late_total").increment(due.len() as u64);
+        }
         let (mut skipped, mut errors) = (0u64, 0u64);
         let mut flushed = Flushed::default();
         for d in &due {

@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::metric_catalog::RejectReason;
 use crate::sip::message::{self, Framed, Limits, StreamFramer, Transport};
 use crate::sip::transaction::Peer;
 
@@ -165,7 +166,7 @@ impl Transports {
         match message::parse(data, &self.limits) {
             Ok(message) => self.inbound.send(Inbound { message, peer }).await.is_ok(),
             Err(err) => {
-                metrics::counter!("sip_messages_rejected_total").increment(1);
+                crate::metric_catalog::record_rejected(RejectReason::Malformed);
                 match message::error_response(data, &err) {
                     Some(response) => {
                         debug!(%err, from = %peer.addr, "answering a malformed request");

@@ -53,6 +53,8 @@ pub enum Credentials {
 pub enum CredentialsError {
     #[error("zendesk.api_token_file {path}: {reason}")]
     TokenFile { path: String, reason: String },
+    #[error("zendesk.api_token_credential {name}: {reason}")]
+    Credential { name: String, reason: String },
     #[error("zendesk.api_token is set but zendesk.email is not")]
     MissingEmail,
     #[error("the credentials contain characters not allowed in an HTTP header")]
@@ -61,15 +63,27 @@ pub enum CredentialsError {
 
 impl Credentials {
     /// From the configuration: `oauth_token` wins; else `email` with `api_token` (which the
-    /// environment can set as `ZENDESK_IVR_ZENDESK__API_TOKEN`) or `api_token_file`.
+    /// environment can set as `ZENDESK_IVR_ZENDESK__API_TOKEN`), `api_token_file`, or
+    /// `api_token_credential` (a systemd credential in `$CREDENTIALS_DIRECTORY`).
     pub fn from_config(config: &ZendeskConfig) -> Result<Credentials, CredentialsError> {
+        Self::from_config_in(config, std::env::var_os("CREDENTIALS_DIRECTORY").as_deref())
+    }
+
+    /// [`Credentials::from_config`] with the credentials directory given.
+    pub fn from_config_in(
+        config: &ZendeskConfig,
+        credentials_dir: Option<&std::ffi::OsStr>,
+    ) -> Result<Credentials, CredentialsError> {
         if let Some(token) = config.oauth_token.as_deref().filter(|t| !t.trim().is_empty()) {
             return Ok(Credentials::OAuth { token: Secret::new(token.trim()) });
         }
         let token = match (&config.api_token, &config.api_token_file) {
             (Some(token), _) if !token.trim().is_empty() => Some(token.trim().to_string()),
             (_, Some(path)) => Some(read_token_file(path)?),
-            _ => None,
+            _ => match &config.api_token_credential {
+                Some(name) => Some(read_credential(credentials_dir, name)?),
+                None => None,
+            },
         };
         match (token, &config.email) {
             (Some(token), Some(email)) => {
@@ -110,6 +124,22 @@ fn read_token_file(path: &Path) -> Result<String, CredentialsError> {
     Ok(token.to_string())
 }
 
+/// A systemd credential: `name` is a plain file name in `dir` (`$CREDENTIALS_DIRECTORY`).
+fn read_credential(dir: Option<&std::ffi::OsStr>, name: &str) -> Result<String, CredentialsError> {
+    let err = |reason: &str| CredentialsError::Credential {
+        name: name.to_string(),
+        reason: reason.to_string(),
+    };
+    let plain = !name.is_empty() && name != "." && name != ".." && !name.contains('/');
+    if !plain {
+        return Err(err("must be a plain credential name (no '/')"));
+    }
+    let dir = dir.ok_or_else(|| {
+        err("$CREDENTIALS_DIRECTORY is not set (run by systemd with LoadCredential=)")
+    })?;
+    read_token_file(&Path::new(dir).join(name))
+}
+
 /// Decodes standard base64; `None` on bad input. Used by the simulator's auth check.
 pub fn base64_decode(input: &str) -> Option<Vec<u8>> {
     STANDARD.decode(input.trim()).ok()
@@ -118,6 +148,30 @@ pub fn base64_decode(input: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_can_come_from_a_systemd_credential() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("zendesk-token"), "cred-token\n").unwrap();
+        let config = ZendeskConfig {
+            email: Some("ivr@example.com".into()),
+            api_token_credential: Some("zendesk-token".into()),
+            ..ZendeskConfig::default()
+        };
+        let creds = Credentials::from_config_in(&config, Some(dir.path().as_os_str())).unwrap();
+        assert_eq!(
+            creds,
+            Credentials::ApiToken {
+                email: "ivr@example.com".into(),
+                token: Secret::new("cred-token")
+            }
+        );
+        let unset = Credentials::from_config_in(&config, None).unwrap_err();
+        assert!(unset.to_string().contains("CREDENTIALS_DIRECTORY"), "{unset}");
+        let escape = ZendeskConfig { api_token_credential: Some("../x".into()), ..config };
+        let refused = Credentials::from_config_in(&escape, Some(dir.path().as_os_str()));
+        assert!(matches!(refused, Err(CredentialsError::Credential { .. })));
+    }
 
     #[test]
     fn basic_header_is_email_slash_token() {

@@ -28,6 +28,17 @@ pub enum DigitSource {
     InBand,
 }
 
+impl DigitSource {
+    /// A short fixed name, for metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigitSource::Rfc4733 => "rfc4733",
+            DigitSource::SipInfo => "info",
+            DigitSource::InBand => "inband",
+        }
+    }
+}
+
 /// A key press.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DigitEvent {

@@ -10,6 +10,7 @@ use super::{
     CallEvent, CallHandle, EndReason, MAX_INFO_BODY, MERGE_CAPACITY, MERGE_MEMORY, RETRY_AFTER_S,
     Ua,
 };
+use crate::metric_catalog::{RejectReason, record_rejected};
 use crate::sdp::{self, LocalSession, SdpError, SessionDescription};
 use crate::sip::header_text as ht;
 use crate::sip::refer;
@@ -217,6 +218,11 @@ impl Ua {
 
     fn new_invite(&mut self, id: TransactionId, request: rsip::Request, source: Peer, b: Basics) {
         if self.draining || self.call_count() >= self.config.max_calls {
+            record_rejected(if self.draining {
+                RejectReason::Draining
+            } else {
+                RejectReason::Overload
+            });
             self.reply_explained(id, &request, 503);
             return;
         }

@@ -270,7 +270,9 @@ impl TransactionLayer {
 
     fn reject_overload(&mut self, request: &rsip::Request, source: Peer) {
         self.overload_rejections += 1;
-        metrics::counter!("sip_transactions_rejected_total").increment(1);
+        crate::metric_catalog::record_rejected(
+            crate::metric_catalog::RejectReason::TransactionLimit,
+        );
         debug!(method = %request.method, "transaction limit reached: 503");
         let response = response_to(request, 503, Some(&new_tag()));
         self.transmit(source, response);

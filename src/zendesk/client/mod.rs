@@ -23,6 +23,7 @@ use super::retry::{Backoff, DEFAULT_RETRY_AFTER, parse_retry_after};
 use crate::config::ZendeskConfig;
 use crate::phone::PhoneNumber;
 
+mod endpoint_label;
 mod tls;
 mod writes;
 use crate::outbox::PostError;
@@ -409,7 +410,16 @@ impl ZendeskClient {
             request = request.timeout(timeout);
         }
         tracing::debug!(%method, path = url.strip_prefix(&self.inner.base).unwrap_or(url), "Zendesk request");
-        let mut response = request.send().await.map_err(|e| classify_send_error(&e, is_write))?;
+        let endpoint = endpoint_label::endpoint_label(
+            &method,
+            url.strip_prefix(&self.inner.base).unwrap_or(""),
+        );
+        let sent = request.send().await;
+        let status_label = sent.as_ref().map(|r| r.status().as_str().to_string());
+        let status_label = status_label.unwrap_or_else(|_| "error".into());
+        metrics::counter!("zendesk_requests_total", "endpoint" => endpoint, "status" => status_label)
+            .increment(1);
+        let mut response = sent.map_err(|e| classify_send_error(&e, is_write))?;
         let status = response.status();
         let retry_after = response
             .headers()
