@@ -32,6 +32,7 @@ async fn endpoint() -> EndpointHandle {
         local_host: "127.0.0.1".into(),
         local_port: transports.local_addr().port(),
         user_agent: "zendesk-ivr-test".into(),
+        server: "zendesk-ivr-test".into(),
         codecs: vec![CodecName::Pcmu, CodecName::Pcma],
         session_expires: 1800,
         min_se: 90,

@@ -13,8 +13,10 @@ pub struct UaConfig {
     /// Host (IP or name) written in Contact and Via.
     pub local_host: String,
     pub local_port: u16,
-    /// Server / User-Agent header value.
+    /// User-Agent header value of our requests (empty: none).
     pub user_agent: String,
+    /// Server header value of our responses (empty: none).
+    pub server: String,
     /// Codecs in preference order.
     pub codecs: Vec<CodecName>,
     /// RFC 4028 interval we offer, and the least we accept (seconds).
@@ -38,7 +40,8 @@ impl UaConfig {
             contact_user: "ivr".into(),
             local_host,
             local_port,
-            user_agent: config.sip.user_agent.clone(),
+            user_agent: config.sip.user_agent().to_string(),
+            server: config.sip.server().to_string(),
             codecs: config.media.codecs.clone(),
             session_expires: config.sip.session_expires_s,
             min_se: config.sip.min_se_s,

@@ -23,6 +23,7 @@ pub fn config() -> UaConfig {
         local_host: "192.0.2.1".into(),
         local_port: 5060,
         user_agent: "zendesk-ivr/test".into(),
+        server: "zendesk-ivr/test".into(),
         codecs: vec![CodecName::Pcmu, CodecName::Pcma],
         session_expires: 1800,
         min_se: 90,
