@@ -16,6 +16,7 @@ packages=(
   sqlite3                        # inspecting the outbox by hand
   curl                           # the demo reads the simulator's comments
   g++                            # libFuzzer (built by cargo-fuzz for the fuzz smoke run)
+  python3 python3-venv           # a virtual environment for SIPVicious (below)
 )
 
 missing=()
@@ -35,3 +36,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust from rustup first" >&2; exit 1; }
+
+# SIPVicious (svmap, svwar) for the scanner tests, from PyPI into a virtual environment
+# under target/ (kept between runs). A failed install fails the setup.
+sipvicious="$(cd "$(dirname "$0")/.." && pwd)/target/sipvicious"
+if [ ! -x "$sipvicious/bin/sipvicious_svwar" ]; then
+  echo "setup: installing sipvicious into $sipvicious"
+  rm -rf "$sipvicious"
+  python3 -m venv "$sipvicious"
+  "$sipvicious/bin/pip" install -q sipvicious
+  [ -x "$sipvicious/bin/sipvicious_svwar" ] || { echo "setup: sipvicious did not install" >&2; exit 1; }
+fi
