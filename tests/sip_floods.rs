@@ -15,7 +15,8 @@ use common::{SippRun, free_port_pair, free_sip_port, manifest_dir, sipp, start, 
 const FLOODER: &str = "127.0.0.2";
 
 /// Runs `scenario` from 127.0.0.2: `calls` requests at `rate` per second, with no
-/// retransmissions, each waiting at most 1.5 s for its answer.
+/// retransmissions and none of SIPp's default reactions (no BYE on an unexpected
+/// answer), each waiting at most 1.5 s for its answer.
 async fn flood(scenario: &str, target: SocketAddr, calls: u32, rate: u32) -> SippRun {
     let dir = tempfile::tempdir().expect("temp dir");
     let messages = dir.path().join("messages.log");
@@ -25,7 +26,7 @@ async fn flood(scenario: &str, target: SocketAddr, calls: u32, rate: u32) -> Sip
         .arg(target.to_string())
         .args(["-sf", scenario.to_str().expect("utf-8 path")])
         .args(["-i", FLOODER, "-p", &free_sip_port().to_string(), "-t", "u1"])
-        .args(["-mp", &free_port_pair().to_string(), "-nr"])
+        .args(["-mp", &free_port_pair().to_string(), "-nr", "-nd"])
         .args(["-m", &calls.to_string(), "-r", &rate.to_string(), "-l", &calls.to_string()])
         .args(["-timeout", "30s", "-nostdin"])
         .args(["-trace_msg", "-message_file", messages.to_str().expect("utf-8 path")])
@@ -178,4 +179,39 @@ async fn at_twice_max_calls_the_excess_gets_503_and_the_calls_stay_clean() {
         }
     }
     assert_eq!((answered, refused), (MAX_CALLS, MAX_CALLS));
+}
+
+/// The answers admission gives instead of silence, from 127.0.0.2: 403 outside
+/// `sip.allow` with `deny_response = "403"`; 503 with Retry-After to a trusted source
+/// over its limit; 503 with Retry-After past `sip.max_cps`.
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_that_are_answered_carry_their_status() {
+    use zendesk_ivr::config::DenyResponse;
+
+    let mut config = test_config();
+    config.sip.allow = vec!["127.0.0.1".parse().unwrap()];
+    config.sip.deny_response = DenyResponse::Forbidden;
+    let server = start(config).await;
+    let run = flood("flood_options.xml", server.sip_addr(), 3, 10).await;
+    assert_eq!(run.count_received("SIP/2.0 403", ""), 3, "{}", run.messages);
+    sipp("uac_options.xml", server.sip_addr(), "u1", &[]).await.assert_ok();
+
+    let mut config = test_config();
+    config.sip.trusted_sources = vec!["127.0.0.0/30".parse().unwrap()];
+    config.sip.rate_limit_requests_per_s = 5;
+    let server = start(config).await;
+    let run = flood("flood_options.xml", server.sip_addr(), 30, 100).await;
+    let (ok, busy) =
+        (run.count_received("SIP/2.0 200", ""), run.count_received("SIP/2.0 503", "Retry-After:"));
+    assert_eq!(ok + busy, 30, "every request of a trusted source is answered");
+    assert!((5..=10).contains(&ok), "{ok} within the limit, {busy} over it");
+
+    let mut config = test_config();
+    config.sip.max_cps = 2;
+    let server = start(config).await;
+    let run = flood("flood_invite.xml", server.sip_addr(), 20, 50).await;
+    let (taken, busy) =
+        (run.count_received("SIP/2.0 488", ""), run.count_received("SIP/2.0 503", "Retry-After:"));
+    assert_eq!(taken + busy, 20, "every new call is answered");
+    assert!((2..=4).contains(&taken), "{taken} new calls within max_cps, {busy} over it");
 }
