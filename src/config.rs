@@ -588,6 +588,18 @@ mod tests {
         assert_eq!(config.sip.deny_response, DenyResponse::Forbidden);
         assert_eq!(config.sip.server(), "");
         assert_eq!(config.sip.user_agent(), config.sip.user_agent);
+        let config = Config::load_with_env(
+            None,
+            [
+                ("ZENDESK_IVR_SIP__USER_AGENT_HEADER", ""),
+                ("ZENDESK_IVR_SIP__SCANNER_USER_AGENTS", "[]"),
+                ("ZENDESK_IVR_SIP__ALLOW", "[\"192.0.2.0/24\"]"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.sip.user_agent(), "");
+        assert!(config.sip.scanner_user_agents.is_empty());
+        assert_eq!(config.sip.allow, vec!["192.0.2.0/24".parse::<SourceNet>().unwrap()]);
         let file = write("[sip]\nallow = [\"10.0.0.0/40\"]\n");
         let err = Config::load_with_env(Some(file.path()), []).unwrap_err().to_string();
         assert!(err.contains("sip.allow"), "{err}");
