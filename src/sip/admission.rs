@@ -1,8 +1,9 @@
 //! Admission (sans-IO): the first look at every message, before the transaction layer.
 //!
-//! In order: the source must be in `sip.allow` (when set); a request whose User-Agent
-//! names a known scanner is dropped; each source has a limit on requests per second and
-//! one on new INVITEs per second; new calls overall are held to `sip.max_cps`. What is
+//! It judges requests (a response can only complete a transaction of ours). In order: the
+//! source must be in `sip.allow` (when set); a request whose User-Agent names a known
+//! scanner is dropped; each source has a limit on requests per second and one on new
+//! INVITEs per second; new calls overall are held to `sip.max_cps`. What is
 //! refused is dropped silently, except where an answer helps a peer we know: 403 for a
 //! source outside `sip.allow` when `sip.deny_response = "403"`, 503 with Retry-After for a
 //! trusted source over its limit, and for any INVITE over `sip.max_cps`.
@@ -227,13 +228,11 @@ impl Admission {
         }
     }
 
-    /// A response: only the allow list applies (it answers something we sent).
-    pub fn check_response(&mut self, now: Instant, source: IpAddr) -> Verdict {
-        if self.allowed(source) {
-            return Verdict::Admit;
-        }
-        self.notice(now, Reason::NotAllowed, source, "response");
-        Verdict::Drop(Reason::NotAllowed)
+    /// A response: always let through. It can only complete a transaction this endpoint
+    /// started (the transaction layer drops any other), and the agents and targets it
+    /// calls need not be in `sip.allow`.
+    pub fn check_response(&mut self, _now: Instant, _source: IpAddr) -> Verdict {
+        Verdict::Admit
     }
 
     pub fn check_request(
