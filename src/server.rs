@@ -194,7 +194,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         max_calls: sip.max_calls,
         timers,
     });
-    let gate = Gate::new(AdmissionSettings::from_config(sip), sip.server().to_string());
+    let gate = Gate::new(AdmissionSettings::from_config(&config), sip.server().to_string());
     let (endpoint, mut calls) =
         endpoint::spawn_with_gate(transports, inbound_rx, TransactionLayer::new(timers), ua, gate);
     let (low, high) = config.media.rtp_port_range()?;

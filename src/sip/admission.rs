@@ -75,9 +75,28 @@ pub struct AdmissionSettings {
 }
 
 impl AdmissionSettings {
-    pub fn from_config(sip: &crate::config::SipConfig) -> Self {
+    /// From `[sip]`. A non-empty `sip.allow` also admits the transfer targets written with
+    /// an IP address (an agent's phone sends BYE and re-INVITEs of a bridged call);
+    /// targets named by host name must be listed by address.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let sip = &config.sip;
+        let mut allow = sip.allow.clone();
+        if !allow.is_empty() {
+            let routing = &config.routing;
+            let targets = [&routing.default_queue, &routing.priority_queue]
+                .into_iter()
+                .chain(routing.queues.values().flat_map(|q| q.targets.iter()));
+            for target in targets {
+                if let Some(addr) = ht::ip_host(target) {
+                    let net = SourceNet::from(addr.ip());
+                    if !allow.contains(&net) {
+                        allow.push(net);
+                    }
+                }
+            }
+        }
         AdmissionSettings {
-            allow: sip.allow.clone(),
+            allow,
             deny_response: sip.deny_response,
             trusted: sip.trusted_sources.clone(),
             requests_per_s: NonZeroU32::new(sip.rate_limit_requests_per_s),

@@ -92,8 +92,8 @@ fn outside_the_allow_list_is_dropped_or_forbidden_and_logged_once() {
 #[test]
 fn scanners_are_dropped_and_logged_with_their_user_agent() {
     let now = Instant::now();
-    let sip = crate::config::SipConfig::default();
-    let mut a = Admission::new(now, AdmissionSettings::from_config(&sip));
+    let config = crate::config::Config::default();
+    let mut a = Admission::new(now, AdmissionSettings::from_config(&config));
     let scan = request("OPTIONS", "s1", false, Some("Friendly-Scanner"));
     assert_eq!(a.check_request(now, ip("203.0.113.5"), &scan), Verdict::Drop(Reason::Scanner));
     let svwar = request("REGISTER", "s2", false, Some("sipvicious/0.3.4"));
@@ -249,4 +249,23 @@ fn the_rejection_carries_retry_after_and_the_configured_server() {
     assert!(text.contains(";tag=t1"), "{text}");
     let response = rejection(&invite(1), 403, None, "t2", "pbx");
     assert!(response.to_string().contains("Server: pbx"));
+}
+
+#[test]
+fn an_allow_list_admits_the_transfer_targets_given_by_address() {
+    let now = Instant::now();
+    let mut config = crate::config::Config::default();
+    config.sip.allow = vec!["203.0.113.0/24".parse().unwrap()];
+    config.routing.default_queue = "sip:agent@192.0.2.50:5070".into();
+    config.routing.priority_queue = "sip:vip@agents.example.com".into();
+    let mut a = Admission::new(now, AdmissionSettings::from_config(&config));
+    assert_eq!(a.check_request(now, ip("203.0.113.9"), &options(1)), Verdict::Admit);
+    assert_eq!(a.check_request(now, ip("192.0.2.50"), &options(2)), Verdict::Admit);
+    assert_eq!(
+        a.check_request(now, ip("192.0.2.51"), &options(3)),
+        Verdict::Drop(Reason::NotAllowed)
+    );
+    // No list: nothing is added, everyone may send.
+    config.sip.allow.clear();
+    assert!(AdmissionSettings::from_config(&config).allow.is_empty());
 }
