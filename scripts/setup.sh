@@ -19,6 +19,7 @@ packages=(
   g++                            # libFuzzer (built by cargo-fuzz for the fuzz smoke run)
   fail2ban                       # fail2ban-regex: the security-event filter test
   systemd                        # systemd-analyze: the unit file check
+  python3 python3-venv           # a virtual environment for SIPVicious (below)
 )
 
 missing=()
@@ -38,3 +39,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust from rustup first" >&2; exit 1; }
+
+# SIPVicious (svmap, svwar) for the scanner tests, from PyPI into a virtual environment
+# under target/ (kept between runs). A failed install fails the setup.
+sipvicious="$(cd "$(dirname "$0")/.." && pwd)/target/sipvicious"
+if [ ! -x "$sipvicious/bin/sipvicious_svwar" ]; then
+  echo "setup: installing sipvicious into $sipvicious"
+  rm -rf "$sipvicious"
+  python3 -m venv "$sipvicious"
+  "$sipvicious/bin/pip" install -q sipvicious
+  [ -x "$sipvicious/bin/sipvicious_svwar" ] || { echo "setup: sipvicious did not install" >&2; exit 1; }
+fi

@@ -13,6 +13,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use crate::ivr::config::{IvrConfig, MenuDefault, QueueConfig, RoutingConfig, RuleConfig};
+pub use crate::sip::admission::{DenyResponse, KNOWN_SCANNERS, SourceNet};
 
 /// The environment prefix for overrides. Sections and keys are split by `__`.
 pub const ENV_PREFIX: &str = "ZENDESK_IVR_";
@@ -64,8 +65,9 @@ pub struct SipConfig {
     /// PEM CA certificates that TLS peers we connect to are verified against (the system
     /// roots when unset).
     pub tls_ca_file: Option<PathBuf>,
-    /// Sources whose P-Asserted-Identity is trusted for the caller ID (IP addresses).
-    pub trusted_sources: Vec<IpAddr>,
+    /// Sources whose P-Asserted-Identity is trusted for the caller ID, and that get 503
+    /// rather than silence over a rate limit: addresses or CIDRs.
+    pub trusted_sources: Vec<SourceNet>,
     /// Region used to read national numbers as E.164 (ISO 3166 code, e.g. "NO").
     pub default_region: String,
     /// RFC 3261 timer base values, in milliseconds.
@@ -86,6 +88,25 @@ pub struct SipConfig {
     /// Most concurrent calls; past it, new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
     pub user_agent: String,
+    /// The Server header of our responses; `None`: `user_agent`; empty: no header.
+    pub server_header: Option<String>,
+    /// The User-Agent header of our requests; `None`: `user_agent`; empty: no header.
+    pub user_agent_header: Option<String>,
+    /// Sources allowed to send SIP (addresses or CIDRs); empty: any source.
+    pub allow: Vec<SourceNet>,
+    /// What a source outside `allow` gets: "drop" (nothing) or "403".
+    pub deny_response: DenyResponse,
+    /// Per source IP: requests per second, and new INVITEs per second (0: no limit). Over
+    /// a limit, requests are dropped (a trusted source gets 503 with Retry-After).
+    pub rate_limit_requests_per_s: u32,
+    pub rate_limit_invites_per_s: u32,
+    /// Most source addresses the rate limits track at once (bounds their memory).
+    pub rate_limit_sources: usize,
+    /// New calls per second overall; past it, 503 with Retry-After (0: no limit).
+    pub max_cps: u32,
+    /// Requests whose User-Agent contains one of these (any case) are dropped and logged
+    /// as scanners; empty turns the check off.
+    pub scanner_user_agents: Vec<String>,
 }
 
 impl Default for SipConfig {
@@ -110,6 +131,15 @@ impl Default for SipConfig {
             max_message_bytes: 65_535,
             max_calls: 2000,
             user_agent: concat!("zendesk-ivr/", env!("CARGO_PKG_VERSION")).into(),
+            server_header: None,
+            user_agent_header: None,
+            allow: Vec::new(),
+            deny_response: DenyResponse::Drop,
+            rate_limit_requests_per_s: 200,
+            rate_limit_invites_per_s: 50,
+            rate_limit_sources: 100_000,
+            max_cps: 200,
+            scanner_user_agents: KNOWN_SCANNERS.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
@@ -118,6 +148,14 @@ impl SipConfig {
     /// The IP that peers reach us on: `public_ip`, else the listen address.
     pub fn advertised_ip(&self) -> IpAddr {
         self.public_ip.unwrap_or(self.listen.ip())
+    }
+    /// The Server header value (empty: none).
+    pub fn server(&self) -> &str {
+        self.server_header.as_deref().unwrap_or(&self.user_agent)
+    }
+    /// The User-Agent header value (empty: none).
+    pub fn user_agent(&self) -> &str {
+        self.user_agent_header.as_deref().unwrap_or(&self.user_agent)
     }
     pub fn t1(&self) -> Duration {
         Duration::from_millis(self.t1_ms)
@@ -475,6 +513,12 @@ impl Config {
                 reason: "sip.tls_listen needs sip.tls_cert and sip.tls_key".into(),
             });
         }
+        if self.sip.rate_limit_sources == 0 {
+            return Err(ConfigError::Key {
+                key: "sip.rate_limit_sources",
+                reason: "must be at least 1".into(),
+            });
+        }
         self.outbox.validate()?;
         self.tts.validate()?;
         if self.media.codecs.is_empty() {
@@ -573,11 +617,44 @@ mod tests {
             ],
         )
         .unwrap();
-        let expected: Vec<IpAddr> =
+        let expected: Vec<SourceNet> =
             vec!["172.28.0.2".parse().unwrap(), "10.0.0.1".parse().unwrap()];
         assert_eq!(config.sip.trusted_sources, expected);
         assert_eq!(config.media.codecs, vec![CodecName::Pcma]);
         assert!(!config.zendesk.enabled);
+    }
+
+    #[test]
+    fn access_lists_take_addresses_and_cidrs() {
+        let file = write(
+            "[sip]\nallow = [\"10.0.0.0/8\", \"192.0.2.7\"]\ndeny_response = \"403\"\n\
+             trusted_sources = [\"172.28.0.0/16\", \"10.0.0.1\"]\nserver_header = \"\"\n",
+        );
+        let config = Config::load_with_env(Some(file.path()), []).unwrap();
+        let inside = |nets: &[SourceNet], ip: &str| {
+            crate::sip::admission::any_contains(nets, ip.parse().unwrap())
+        };
+        assert!(inside(&config.sip.allow, "10.2.3.4") && inside(&config.sip.allow, "192.0.2.7"));
+        assert!(!inside(&config.sip.allow, "192.0.2.8"));
+        assert!(inside(&config.sip.trusted_sources, "172.28.9.9"));
+        assert_eq!(config.sip.deny_response, DenyResponse::Forbidden);
+        assert_eq!(config.sip.server(), "");
+        assert_eq!(config.sip.user_agent(), config.sip.user_agent);
+        let config = Config::load_with_env(
+            None,
+            [
+                ("ZENDESK_IVR_SIP__USER_AGENT_HEADER", ""),
+                ("ZENDESK_IVR_SIP__SCANNER_USER_AGENTS", "[]"),
+                ("ZENDESK_IVR_SIP__ALLOW", "[\"192.0.2.0/24\"]"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.sip.user_agent(), "");
+        assert!(config.sip.scanner_user_agents.is_empty());
+        assert_eq!(config.sip.allow, vec!["192.0.2.0/24".parse::<SourceNet>().unwrap()]);
+        let file = write("[sip]\nallow = [\"10.0.0.0/40\"]\n");
+        let err = Config::load_with_env(Some(file.path()), []).unwrap_err().to_string();
+        assert!(err.contains("sip.allow"), "{err}");
     }
 
     #[test]

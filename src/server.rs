@@ -17,8 +17,10 @@ use crate::ivr::flow::FlowSettings;
 use crate::media::engine::MediaEngine;
 use crate::media::rtp_ports::RtpPorts;
 use crate::outbox::{self, Outbox, OutboxError};
+use crate::sip::admission::AdmissionSettings;
 use crate::sip::dialog::{Ua, UaConfig};
 use crate::sip::endpoint::{self, Command, EndpointHandle};
+use crate::sip::gate::Gate;
 use crate::sip::message::Limits;
 use crate::sip::transaction::{TimerConfig, TransactionLayer};
 use crate::sip::transport::{self, SipTls, TlsError, Transports};
@@ -199,7 +201,8 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         local_host: sip.advertised_ip().to_string(),
         local_port: sip_addr.port(),
         tls_port: transports.tls_local_addr().map(|addr| addr.port()),
-        user_agent: sip.user_agent.clone(),
+        user_agent: sip.user_agent().to_string(),
+        server: sip.server().to_string(),
         codecs: config.media.codecs.clone(),
         session_expires: sip.session_expires_s,
         min_se: sip.min_se_s,
@@ -207,8 +210,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         max_calls: sip.max_calls,
         timers,
     });
+    let gate = Gate::new(AdmissionSettings::from_config(&config), sip.server().to_string());
     let (endpoint, mut calls) =
-        endpoint::spawn(transports, inbound_rx, TransactionLayer::new(timers), ua);
+        endpoint::spawn_with_gate(transports, inbound_rx, TransactionLayer::new(timers), ua, gate);
     let (low, high) = config.media.rtp_port_range()?;
     let rtp_ports = RtpPorts::new(sip.listen.ip(), sip.advertised_ip(), low, high);
     let (active_tx, active) = watch::channel(0usize);

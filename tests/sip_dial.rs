@@ -33,6 +33,7 @@ async fn endpoint() -> EndpointHandle {
         local_port: transports.local_addr().port(),
         tls_port: None,
         user_agent: "zendesk-ivr-test".into(),
+        server: "zendesk-ivr-test".into(),
         codecs: vec![CodecName::Pcmu, CodecName::Pcma],
         session_expires: 1800,
         min_se: 90,

@@ -67,6 +67,7 @@ pub async fn local_endpoint(
         local_port: local.port(),
         tls_port: None,
         user_agent: format!("zendesk-ivr-{contact_user}/{}", env!("CARGO_PKG_VERSION")),
+        server: format!("zendesk-ivr-{contact_user}/{}", env!("CARGO_PKG_VERSION")),
         codecs: vec![CodecName::Pcmu, CodecName::Pcma],
         session_expires: 1800,
         min_se: 90,

@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 
 use crate::phone::{self, PhoneNumber};
+use crate::sip::admission::SourceNet;
 use crate::sip::header_text as ht;
 
 /// Where the caller ID came from.
@@ -49,10 +50,10 @@ const WITHHELD: &[&str] = &[
 pub fn caller_id(
     invite: &rsip::Request,
     source: IpAddr,
-    trusted: &[IpAddr],
+    trusted: &[SourceNet],
     default_region: &str,
 ) -> Ani {
-    if trusted.contains(&source)
+    if crate::sip::admission::any_contains(trusted, source)
         && let Some(uri) = asserted_uri(invite)
     {
         return Ani {
@@ -166,7 +167,7 @@ mod tests {
         }
     }
 
-    fn trusted() -> Vec<IpAddr> {
+    fn trusted() -> Vec<SourceNet> {
         vec![TRUNK.parse().unwrap()]
     }
 

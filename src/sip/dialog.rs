@@ -355,7 +355,7 @@ impl Ua {
     ) {
         let tag = self.calls.get(&call).map(|c| c.dialog.local_tag.clone());
         let response =
-            response::build(request, status, tag.as_deref(), extra, body, &self.config.user_agent);
+            response::build(request, status, tag.as_deref(), extra, body, &self.config.server);
         self.actions.push_back(UaAction::Respond { id, response });
     }
 

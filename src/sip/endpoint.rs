@@ -16,6 +16,7 @@ use tracing::{debug, warn};
 use tokio::sync::oneshot;
 
 use crate::sip::dialog::{CallEvent, CallHandle, DialRoute, ProbeId, Ua, UaAction, UaError};
+use crate::sip::gate::Gate;
 use crate::sip::header_text;
 use crate::sip::message::Transport;
 use crate::sip::transaction::{Peer, TransactionLayer};
@@ -212,17 +213,30 @@ impl EndpointHandle {
     }
 }
 
-/// Starts the endpoint task. New calls arrive on the returned receiver.
+/// Starts the endpoint task, admitting every message. New calls arrive on the returned
+/// receiver.
 pub fn spawn(
     transports: Transports,
     inbound: mpsc::Receiver<Inbound>,
     transactions: TransactionLayer,
     ua: Ua,
 ) -> (EndpointHandle, mpsc::Receiver<IncomingCall>) {
+    spawn_with_gate(transports, inbound, transactions, ua, Gate::open())
+}
+
+/// [`spawn`] with `gate` screening every incoming message (access lists, rate limits).
+pub fn spawn_with_gate(
+    transports: Transports,
+    inbound: mpsc::Receiver<Inbound>,
+    transactions: TransactionLayer,
+    ua: Ua,
+    gate: Gate,
+) -> (EndpointHandle, mpsc::Receiver<IncomingCall>) {
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let (calls_tx, calls_rx) = mpsc::channel(1024);
     let endpoint = Endpoint {
         transports,
+        gate,
         transactions,
         ua,
         calls: HashMap::new(),
@@ -235,6 +249,7 @@ pub fn spawn(
 
 struct Endpoint {
     transports: Transports,
+    gate: Gate,
     transactions: TransactionLayer,
     ua: Ua,
     calls: HashMap<CallHandle, mpsc::UnboundedSender<CallEvent>>,
@@ -262,7 +277,11 @@ impl Endpoint {
             };
             tokio::select! {
                 message = inbound.recv() => match message {
-                    Some(Inbound { message, peer }) => self.handle_message(message, peer),
+                    Some(Inbound { message, peer }) => {
+                        if self.gate.admit(&self.transports, &message, peer).await {
+                            self.handle_message(message, peer);
+                        }
+                    }
                     None => return,
                 },
                 command = commands.recv() => match command {

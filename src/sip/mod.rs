@@ -1,9 +1,11 @@
 //! SIP: message framing and parsing, transactions, dialogs, and the transports.
 
+pub mod admission;
 pub mod ani;
 pub mod dialog;
 pub mod endpoint;
 mod framer;
+pub mod gate;
 pub mod header_text;
 pub mod message;
 mod normalise;

@@ -14,7 +14,7 @@ pub const UNDERSTOOD_OPTIONS: &[&str] = &["timer"];
 
 /// A response to `request`: Via, From, To, Call-ID and CSeq copied (RFC 3261 §8.2.6.2),
 /// a To tag added when the request had none and `to_tag` is given, then `extra` headers,
-/// Server, and Content-Length for `body`.
+/// Server (none when `server` is empty), and Content-Length for `body`.
 pub fn build(
     request: &rsip::Request,
     status: u16,
@@ -45,7 +45,9 @@ pub fn build(
     for header in extra {
         headers.push(header);
     }
-    headers.push(Header::Server(rsip::headers::Server::from(server.to_string())));
+    if !server.is_empty() {
+        headers.push(Header::Server(rsip::headers::Server::from(server.to_string())));
+    }
     headers.push(Header::ContentLength(rsip::headers::ContentLength::from(body.len().to_string())));
     rsip::Response { status_code: self::status(status), version: rsip::Version::V2, headers, body }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod baresip;
+pub mod ivr_process;
 pub mod kamailio;
 pub mod linphone;
 pub mod phone;

@@ -110,7 +110,7 @@ impl Ua {
             tag.as_deref(),
             extra,
             Vec::new(),
-            &self.config.user_agent,
+            &self.config.server,
         );
         self.actions.push_back(super::UaAction::Respond { id, response });
     }

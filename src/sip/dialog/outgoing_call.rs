@@ -97,7 +97,9 @@ fn cancel_for(invite: &rsip::Request, user_agent: &str) -> rsip::Request {
         .and_then(|v| v.split_ascii_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "1".into());
     headers.push(Header::CSeq(rsip::headers::CSeq::from(format!("{cseq} CANCEL"))));
-    headers.push(Header::UserAgent(rsip::headers::UserAgent::from(user_agent.to_string())));
+    if !user_agent.is_empty() {
+        headers.push(Header::UserAgent(rsip::headers::UserAgent::from(user_agent.to_string())));
+    }
     headers.push(Header::ContentLength(rsip::headers::ContentLength::from("0".to_string())));
     rsip::Request {
         method: Method::Cancel,

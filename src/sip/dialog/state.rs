@@ -132,8 +132,10 @@ impl Dialog {
         for h in extra {
             headers.push(h);
         }
-        headers
-            .push(Header::UserAgent(rsip::headers::UserAgent::from(local.user_agent.to_string())));
+        if !local.user_agent.is_empty() {
+            let agent = rsip::headers::UserAgent::from(local.user_agent.to_string());
+            headers.push(Header::UserAgent(agent));
+        }
         let body = match body {
             Some((content_type, bytes)) => {
                 headers.push(response::content_type(content_type));

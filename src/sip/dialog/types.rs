@@ -16,8 +16,10 @@ pub struct UaConfig {
     pub local_port: u16,
     /// Port written in Via and Contact on TLS (`sip.tls_listen`); `local_port` when none.
     pub tls_port: Option<u16>,
-    /// Server / User-Agent header value.
+    /// User-Agent header value of our requests (empty: none).
     pub user_agent: String,
+    /// Server header value of our responses (empty: none).
+    pub server: String,
     /// Codecs in preference order.
     pub codecs: Vec<CodecName>,
     /// RFC 4028 interval we offer, and the least we accept (seconds).
@@ -42,7 +44,8 @@ impl UaConfig {
             local_host,
             local_port,
             tls_port: config.sip.tls_listen.map(|addr| addr.port()),
-            user_agent: config.sip.user_agent.clone(),
+            user_agent: config.sip.user_agent().to_string(),
+            server: config.sip.server().to_string(),
             codecs: config.media.codecs.clone(),
             session_expires: config.sip.session_expires_s,
             min_se: config.sip.min_se_s,

@@ -24,6 +24,7 @@ pub fn config() -> UaConfig {
         local_port: 5060,
         tls_port: None,
         user_agent: "zendesk-ivr/test".into(),
+        server: "zendesk-ivr/test".into(),
         codecs: vec![CodecName::Pcmu, CodecName::Pcma],
         session_expires: 1800,
         min_se: 90,
