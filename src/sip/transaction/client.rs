@@ -39,7 +39,8 @@ impl TransactionLayer {
         if self.client_index.contains_key(&key) {
             return Err(TransactionError::DuplicateBranch(branch));
         }
-        if self.at_capacity() {
+        if let Some(bound) = self.over_bound(&request) {
+            self.count_rejection(bound);
             return Err(TransactionError::Overloaded(self.max_transactions));
         }
         let invite = request.method == Method::Invite;
@@ -54,6 +55,7 @@ impl TransactionLayer {
         let index = IndexKey::Client(key);
         let txn = Transaction::new(role, dest, &request, fields.cseq, self.config.t1, index);
         self.transactions.insert(id.clone(), txn);
+        self.recharge(&id);
         self.transmit(dest, request);
         let (retransmit, timeout) =
             if invite { (Timer::A, Timer::B) } else { (Timer::E, Timer::F) };
@@ -140,6 +142,7 @@ impl TransactionLayer {
                 let reliable = txn.reliable();
                 txn.state = State::Completed;
                 txn.ack = Some(ack.clone());
+                self.recharge(id);
                 self.transmit(peer, ack);
                 self.disarm(id, &[Timer::A, Timer::B]);
                 self.pass_up(id, response);

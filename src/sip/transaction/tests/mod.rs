@@ -3,6 +3,7 @@
 mod client;
 mod pair;
 mod server;
+mod memory;
 mod server_non_invite;
 
 use std::net::SocketAddr;
