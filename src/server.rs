@@ -20,7 +20,8 @@ use crate::outbox::{self, Outbox, OutboxError};
 use crate::sip::dialog::{Ua, UaConfig};
 use crate::sip::endpoint::{self, Command, EndpointHandle};
 use crate::sip::message::Limits;
-use crate::sip::transaction::{TimerConfig, TransactionLayer};
+use crate::sip::tcp_guard::TcpLimits;
+use crate::sip::transaction::{TimerConfig, TransactionLayer, TransactionLimits};
 use crate::sip::transport::Transports;
 use crate::transfer::CallRegistry;
 use crate::transfer::probe::{self, TargetStates};
@@ -174,11 +175,16 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let sip = &config.sip;
     let (inbound_tx, inbound_rx) = mpsc::channel(4096);
     let limits = Limits { max_message_bytes: sip.max_message_bytes, ..Limits::default() };
-    let transports = Transports::bind(sip.listen, limits, inbound_tx)
+    let tcp_limits = TcpLimits::from(sip);
+    let transports = Transports::bind_with(sip.listen, limits, tcp_limits, inbound_tx)
         .await
         .map_err(|source| ServerError::Bind { addr: sip.listen, source })?;
     let sip_addr = transports.local_addr();
     let timers = TimerConfig { t1: sip.t1(), t2: sip.t2(), t4: sip.t4() };
+    let transaction_limits = TransactionLimits {
+        max_stored_bytes: sip.max_transaction_bytes,
+        ..TransactionLimits::default()
+    };
     let ua = Ua::new(UaConfig {
         contact_user: "ivr".into(),
         local_host: sip.advertised_ip().to_string(),
@@ -191,8 +197,12 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         max_calls: sip.max_calls,
         timers,
     });
-    let (endpoint, mut calls) =
-        endpoint::spawn(transports, inbound_rx, TransactionLayer::new(timers), ua);
+    let (endpoint, mut calls) = endpoint::spawn(
+        transports,
+        inbound_rx,
+        TransactionLayer::with_limits(timers, transaction_limits),
+        ua,
+    );
     let (low, high) = config.media.rtp_port_range()?;
     let rtp_ports = RtpPorts::new(sip.listen.ip(), sip.advertised_ip(), low, high);
     let (active_tx, active) = watch::channel(0usize);

@@ -668,6 +668,6 @@ pub fn fuzz_one(data: &[u8]) {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod bounds_tests;
+#[cfg(test)]
+mod tests;

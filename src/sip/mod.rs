@@ -11,5 +11,6 @@ pub mod refer;
 pub mod response;
 pub mod session_timer;
 mod syntax;
+pub mod tcp_guard;
 pub mod transaction;
 pub mod transport;

@@ -6,25 +6,27 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::security_event::{self, SecurityEvent};
 use crate::sip::message::{self, Framed, Limits, StreamFramer, Transport};
+use crate::sip::tcp_guard::{
+    ConnectionCaps, ConnectionPermit, Expiry, ReportThrottle, StreamDeadlines, TcpLimits,
+};
 use crate::sip::transaction::Peer;
 
 /// How long an outbound TCP connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages queued for one TCP connection before sends to it are dropped.
 const TCP_QUEUE: usize = 256;
-/// Idle TCP connections are closed after this long with no traffic either way.
-const TCP_IDLE: Duration = Duration::from_secs(600);
 
 /// A parsed message and where it came from.
 #[derive(Debug)]
@@ -43,6 +45,10 @@ pub struct Transports {
     limits: Limits,
     inbound: mpsc::Sender<Inbound>,
     local: SocketAddr,
+    tcp_limits: TcpLimits,
+    caps: ConnectionCaps,
+    /// Security events are logged once per interval per kind and source.
+    throttle: Arc<Mutex<ReportThrottle<(SecurityEvent, IpAddr)>>>,
 }
 
 impl Transports {
@@ -53,10 +59,28 @@ impl Transports {
         limits: Limits,
         inbound: mpsc::Sender<Inbound>,
     ) -> io::Result<Transports> {
+        Self::bind_with(listen, limits, TcpLimits::default(), inbound).await
+    }
+
+    /// [`Transports::bind`] with the given bounds on inbound TCP connections.
+    pub async fn bind_with(
+        listen: SocketAddr,
+        limits: Limits,
+        tcp_limits: TcpLimits,
+        inbound: mpsc::Sender<Inbound>,
+    ) -> io::Result<Transports> {
         let (udp, tcp) = bind_pair(listen).await?;
         let local = udp.local_addr()?;
-        let transports =
-            Transports { udp: Arc::new(udp), tcp: Arc::default(), limits, inbound, local };
+        let transports = Transports {
+            udp: Arc::new(udp),
+            tcp: Arc::default(),
+            limits,
+            inbound,
+            local,
+            tcp_limits,
+            caps: ConnectionCaps::new(&tcp_limits),
+            throttle: Arc::new(Mutex::new(ReportThrottle::new(tcp_limits.report_interval))),
+        };
         tokio::spawn(transports.clone().udp_loop());
         tokio::spawn(transports.clone().accept_loop(tcp));
         Ok(transports)
@@ -92,7 +116,8 @@ impl Transports {
         tokio::spawn(async move {
             match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
                 Ok(Ok(stream)) => {
-                    let tx = this.register(stream, addr);
+                    let _ = stream.set_nodelay(true);
+                    let tx = this.register(stream, addr, None);
                     let _ = tx.try_send(bytes);
                 }
                 Ok(Err(err)) => debug!(%err, dest = %addr, "TCP connect failed"),
@@ -146,9 +171,17 @@ impl Transports {
     async fn accept_loop(self, listener: TcpListener) {
         loop {
             match listener.accept().await {
-                Ok((stream, addr)) => {
-                    self.register(stream, addr);
-                }
+                Ok((stream, addr)) => match self.caps.admit(addr.ip()) {
+                    Ok(permit) => {
+                        let _ = stream.set_nodelay(true);
+                        self.register(stream, addr, Some(permit));
+                    }
+                    Err(cap) => {
+                        // Dropping the stream closes it at once.
+                        metrics::counter!("sip_tcp_connections_refused_total").increment(1);
+                        self.report(SecurityEvent::ConnectionLimit, addr, &cap.to_string());
+                    }
+                },
                 Err(err) => {
                     warn!(%err, "TCP accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -157,14 +190,34 @@ impl Transports {
         }
     }
 
-    /// Starts the reader and writer tasks of a connection; returns its send queue.
-    fn register(&self, stream: TcpStream, addr: SocketAddr) -> mpsc::Sender<Bytes> {
-        let _ = stream.set_nodelay(true);
+    /// Logs a security event for `addr`, once per interval per source.
+    fn report(&self, event: SecurityEvent, addr: SocketAddr, detail: &str) {
+        let first = self
+            .throttle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .should_report(Instant::now(), (event, addr.ip()));
+        if first {
+            security_event::report(event, addr.ip(), detail);
+        }
+    }
+
+    /// Starts the reader and writer tasks of a stream connection (inbound ones hold their
+    /// `permit` until closed); returns its send queue.
+    fn register<S>(
+        &self,
+        stream: S,
+        addr: SocketAddr,
+        permit: Option<ConnectionPermit>,
+    ) -> mpsc::Sender<Bytes>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
         let (tx, rx) = mpsc::channel(TCP_QUEUE);
         if let Ok(mut map) = self.tcp.lock() {
             map.insert(addr, tx.clone());
         }
-        let (reader, writer) = stream.into_split();
+        let (reader, writer) = tokio::io::split(stream);
         tokio::spawn(write_loop(writer, rx));
         let this = self.clone();
         let pong = tx.clone();
@@ -173,32 +226,53 @@ impl Transports {
             if let Ok(mut map) = this.tcp.lock() {
                 map.remove(&addr);
             }
+            drop(permit);
             debug!(peer = %addr, "TCP connection closed");
         });
         tx
     }
 
-    async fn read_loop(
+    /// Frames and delivers what a stream brings, until it closes, breaks its framing, or
+    /// misses a deadline (idle, or a message not finished in time).
+    async fn read_loop<R: AsyncRead + Unpin>(
         &self,
-        mut reader: tokio::net::tcp::OwnedReadHalf,
+        mut reader: R,
         addr: SocketAddr,
         pong: mpsc::Sender<Bytes>,
     ) {
         let peer = Peer { addr, transport: Transport::Tcp };
         let mut framer = StreamFramer::new(self.limits);
+        let mut deadlines = StreamDeadlines::new(Instant::now(), &self.tcp_limits);
         let mut buf = vec![0u8; 16_384];
         loop {
-            let n = match tokio::time::timeout(TCP_IDLE, reader.read(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+            let wake = tokio::time::Instant::from_std(deadlines.poll_timeout());
+            let n = match tokio::time::timeout_at(wake, reader.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
                 Ok(Ok(n)) => n,
+                Err(_) => match deadlines.expired(Instant::now()) {
+                    Some(Expiry::SlowSender) => {
+                        metrics::counter!("sip_tcp_slow_senders_total").increment(1);
+                        let detail =
+                            format!("{} bytes of an unfinished message", framer.buffered());
+                        self.report(SecurityEvent::SlowSender, addr, &detail);
+                        return;
+                    }
+                    Some(Expiry::Idle) => {
+                        debug!(peer = %addr, "idle TCP connection closed");
+                        return;
+                    }
+                    None => continue,
+                },
             };
             framer.push(&buf[..n]);
+            let mut completed = false;
             while let Some(framed) = framer.next_message() {
                 match framed {
                     Ok(Framed::Ping) => {
                         let _ = pong.try_send(Bytes::from_static(b"\r\n"));
                     }
                     Ok(Framed::Message(bytes)) => {
+                        completed = true;
                         if !self.deliver(&bytes, peer).await {
                             return;
                         }
@@ -209,11 +283,12 @@ impl Transports {
                     }
                 }
             }
+            deadlines.on_read(Instant::now(), completed, framer.in_message());
         }
     }
 }
 
-async fn write_loop(mut writer: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
+async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<Bytes>) {
     while let Some(bytes) = rx.recv().await {
         if writer.write_all(&bytes).await.is_err() {
             return;

@@ -32,7 +32,8 @@ fn new_requests_past_the_byte_budget_get_503_and_the_budget_returns() {
     assert_eq!(h.layer.overload_rejections(), 1);
     assert_eq!(h.layer.len(), 2, "no state kept for the refused request");
     // Our own requests are refused too, not only the peer's.
-    let out = h.layer.send_request(h.now, Req::new("OPTIONS", "z9hG4bKo").build(), ivr(Transport::Udp));
+    let out =
+        h.layer.send_request(h.now, Req::new("OPTIONS", "z9hG4bKo").build(), ivr(Transport::Udp));
     assert!(matches!(out, Err(TransactionError::Overloaded(_))), "{out:?}");
 
     // Live transactions still answer, past the budget: the response is charged too.
@@ -60,9 +61,10 @@ fn a_large_request_flood_is_held_to_the_budget_not_the_count() {
     let mut h = Harness::with_layer(TransactionLayer::with_limits(config(), limits));
     let padding = "p".repeat(1000);
     for i in 0..10_000 {
-        let text = Req::new("BYE", &format!("z9hG4bKf{i}"))
-            .text()
-            .replace("Content-Length: 0\r\n", &format!("Subject: {padding}\r\nContent-Length: 0\r\n"));
+        let text = Req::new("BYE", &format!("z9hG4bKf{i}")).text().replace(
+            "Content-Length: 0\r\n",
+            &format!("Subject: {padding}\r\nContent-Length: 0\r\n"),
+        );
         h.layer.handle_request(h.now, parse_request(&text), caller(Transport::Udp));
     }
     let admitted = h.events().len();
@@ -74,8 +76,13 @@ fn a_large_request_flood_is_held_to_the_budget_not_the_count() {
 impl Harness {
     /// Ids of the live server transactions, in the order their requests came.
     fn layer_server_ids(&self) -> Vec<crate::sip::transaction::TransactionId> {
-        let mut ids: Vec<_> =
-            self.layer.transactions.keys().filter(|id| id.as_str().starts_with('s')).cloned().collect();
+        let mut ids: Vec<_> = self
+            .layer
+            .transactions
+            .keys()
+            .filter(|id| id.as_str().starts_with('s'))
+            .cloned()
+            .collect();
         ids.sort();
         ids
     }

@@ -1,9 +1,9 @@
 //! Transaction layer tests, all in virtual time.
 
 mod client;
+mod memory;
 mod pair;
 mod server;
-mod memory;
 mod server_non_invite;
 
 use std::net::SocketAddr;
