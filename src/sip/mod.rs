@@ -1,6 +1,7 @@
 //! SIP: message framing and parsing, transactions, dialogs, and the transports.
 
 pub mod ani;
+pub mod call_events;
 pub mod dialog;
 pub mod endpoint;
 mod framer;
