@@ -27,6 +27,8 @@ use crate::sip::transaction::Peer;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages queued for one TCP connection before sends to it are dropped.
 const TCP_QUEUE: usize = 256;
+/// How long one message may take to go into a TCP connection's send buffer.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A parsed message and where it came from.
 #[derive(Debug)]
@@ -290,8 +292,14 @@ impl Transports {
 
 async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<Bytes>) {
     while let Some(bytes) = rx.recv().await {
-        if writer.write_all(&bytes).await.is_err() {
-            return;
+        // A peer that stops reading must not hold the task and its queue for ever.
+        match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&bytes)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                debug!("TCP peer not reading; writer stopped");
+                return;
+            }
         }
     }
     let _ = writer.shutdown().await;
