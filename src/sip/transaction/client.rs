@@ -7,6 +7,7 @@ use tracing::debug;
 
 use super::build::ack_for;
 use super::fields::{self, Fields};
+use super::memory::Bound;
 use super::timers::Timer;
 use super::{
     ClientKey, IndexKey, Peer, ProvisionalKey, Role, State, TIMER_D, Transaction, TransactionError,
@@ -41,7 +42,10 @@ impl TransactionLayer {
         }
         if let Some(bound) = self.over_bound(&request) {
             self.count_rejection(bound);
-            return Err(TransactionError::Overloaded(self.max_transactions));
+            return Err(match bound {
+                Bound::Count => TransactionError::Overloaded(self.max_transactions),
+                Bound::Bytes => TransactionError::OverBudget(self.max_stored_bytes),
+            });
         }
         let invite = request.method == Method::Invite;
         if request.method == Method::Cancel {

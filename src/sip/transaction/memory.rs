@@ -3,7 +3,8 @@
 //! flood of large requests cannot hold gigabytes while staying under the count.
 //!
 //! Past either bound, new server transactions get a stateless 503 (no state is kept for
-//! them) and new client transactions fail with `TransactionError::Overloaded`; each
+//! them) and new client transactions fail with `TransactionError::Overloaded` or
+//! `OverBudget`; each
 //! refusal counts in `sip_transactions_rejected_total{reason="count"|"bytes"}`.
 //! Transactions already live may always answer and retransmit.
 

@@ -137,6 +137,8 @@ pub enum TransactionError {
     Malformed(String),
     #[error("live transaction limit ({0}) reached")]
     Overloaded(usize),
+    #[error("stored message budget ({0} bytes) reached")]
+    OverBudget(usize),
 }
 
 /// A fresh RFC 3261 branch: the magic cookie and 24 random alphanumerics.
