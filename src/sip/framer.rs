@@ -370,4 +370,42 @@ mod tests {
         f.push(b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 1001\r\n\r\n");
         assert_eq!(f.next_message(), Some(Err(MessageError::BodyTooLarge)));
     }
+
+    #[test]
+    fn any_split_of_a_mixed_stream_frames_the_same_units() {
+        use rand::{Rng, SeedableRng};
+        let big = message_of(9_000);
+        let units: Vec<Framed> = (0..60)
+            .map(|i| match i % 4 {
+                0 => Framed::Message(MSG.to_vec()),
+                1 => Framed::Ping,
+                2 => Framed::Message(big.clone()),
+                _ => Framed::Message(b"BYE sip:a@b SIP/2.0\nContent-Length: 0\n\n".to_vec()),
+            })
+            .collect();
+        let mut stream = Vec::new();
+        for unit in &units {
+            match unit {
+                Framed::Message(m) => stream.extend_from_slice(m),
+                Framed::Ping => stream.extend_from_slice(b"\r\n\r\n"),
+            }
+        }
+        let limits = Limits { max_body_bytes: 65_535, ..Limits::default() };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..50 {
+            let mut f = StreamFramer::new(limits);
+            let mut got = Vec::new();
+            let mut at = 0;
+            while at < stream.len() {
+                let n = rng.random_range(1..=(stream.len() - at).min(12_000));
+                f.push(&stream[at..at + n]);
+                at += n;
+                while let Some(unit) = f.next_message() {
+                    got.push(unit.expect("well-formed stream"));
+                }
+            }
+            assert_eq!(got, units);
+            assert_eq!(f.buffered(), 0);
+        }
+    }
 }
