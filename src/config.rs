@@ -87,6 +87,17 @@ pub struct SipConfig {
     pub max_message_bytes: usize,
     /// Most concurrent calls; past it, new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
+    /// Inbound TCP connections held at once, in total and from one IP; past them a new
+    /// connection is closed at once (see `sip::tcp_guard`).
+    pub tcp_max_connections: usize,
+    pub tcp_max_connections_per_ip: usize,
+    /// Close a TCP connection after this long without receiving a byte.
+    pub tcp_idle_timeout_s: u64,
+    /// Cut off a TCP sender whose message is not complete this long after its first byte.
+    pub tcp_message_timeout_ms: u64,
+    /// Bytes of messages the live SIP transactions may keep (requests, last responses);
+    /// past it new requests get a stateless 503.
+    pub max_transaction_bytes: usize,
     pub user_agent: String,
     /// The Server header of our responses; `None`: `user_agent`; empty: no header.
     pub server_header: Option<String>,
@@ -130,6 +141,11 @@ impl Default for SipConfig {
             max_call_s: 3600,
             max_message_bytes: 65_535,
             max_calls: 2000,
+            tcp_max_connections: 1024,
+            tcp_max_connections_per_ip: 32,
+            tcp_idle_timeout_s: 300,
+            tcp_message_timeout_ms: 10_000,
+            max_transaction_bytes: crate::sip::transaction::DEFAULT_MAX_STORED_BYTES,
             user_agent: concat!("zendesk-ivr/", env!("CARGO_PKG_VERSION")).into(),
             server_header: None,
             user_agent_header: None,

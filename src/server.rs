@@ -22,7 +22,8 @@ use crate::sip::dialog::{Ua, UaConfig};
 use crate::sip::endpoint::{self, Command, EndpointHandle};
 use crate::sip::gate::Gate;
 use crate::sip::message::Limits;
-use crate::sip::transaction::{TimerConfig, TransactionLayer};
+use crate::sip::tcp_guard::TcpLimits;
+use crate::sip::transaction::{TimerConfig, TransactionLayer, TransactionLimits};
 use crate::sip::transport::{self, SipTls, TlsError, Transports};
 use crate::status::StatusSources;
 use crate::transfer::CallRegistry;
@@ -187,7 +188,8 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let (inbound_tx, inbound_rx) = mpsc::channel(4096);
     let limits = Limits { max_message_bytes: sip.max_message_bytes, ..Limits::default() };
     let tls = SipTls::from_config(sip).await?;
-    let transports = Transports::bind_with_tls(sip.listen, tls, limits, inbound_tx)
+    let tcp_limits = TcpLimits::from(sip);
+    let transports = Transports::bind_with(sip.listen, tls, limits, tcp_limits, inbound_tx)
         .await
         .map_err(|source| ServerError::Bind { addr: sip.listen, source })?;
     transport::reload_on_sighup(&transports);
@@ -196,6 +198,10 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     }
     let sip_addr = transports.local_addr();
     let timers = TimerConfig { t1: sip.t1(), t2: sip.t2(), t4: sip.t4() };
+    let transaction_limits = TransactionLimits {
+        max_stored_bytes: sip.max_transaction_bytes,
+        ..TransactionLimits::default()
+    };
     let ua = Ua::new(UaConfig {
         contact_user: "ivr".into(),
         local_host: sip.advertised_ip().to_string(),
@@ -211,8 +217,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         timers,
     });
     let gate = Gate::new(AdmissionSettings::from_config(&config), sip.server().to_string());
+    let transactions = TransactionLayer::with_limits(timers, transaction_limits);
     let (endpoint, mut calls) =
-        endpoint::spawn_with_gate(transports, inbound_rx, TransactionLayer::new(timers), ua, gate);
+        endpoint::spawn_with_gate(transports, inbound_rx, transactions, ua, gate);
     let (low, high) = config.media.rtp_port_range()?;
     let rtp_ports = RtpPorts::new(sip.listen.ip(), sip.advertised_ip(), low, high);
     let (active_tx, active) = watch::channel(0usize);

@@ -50,7 +50,7 @@ fn uas(scenario: &str) -> SippAgent {
     SippAgent::start(scenario)
 }
 
-async fn next_event(events: &mut mpsc::UnboundedReceiver<CallEvent>) -> CallEvent {
+async fn next_event(events: &mut mpsc::Receiver<CallEvent>) -> CallEvent {
     tokio::time::timeout(WAIT, events.recv())
         .await
         .expect("a call event in time")
@@ -58,10 +58,7 @@ async fn next_event(events: &mut mpsc::UnboundedReceiver<CallEvent>) -> CallEven
 }
 
 /// Waits through progress for how `call` ended.
-async fn end_reason(
-    call: CallHandle,
-    events: &mut mpsc::UnboundedReceiver<CallEvent>,
-) -> EndReason {
+async fn end_reason(call: CallHandle, events: &mut mpsc::Receiver<CallEvent>) -> EndReason {
     loop {
         match next_event(events).await {
             CallEvent::Progress { .. } => {}

@@ -83,7 +83,7 @@ pub async fn local_endpoint(
 /// One leg: the call placed, or the call to a REFER's target.
 struct Leg {
     call: CallHandle,
-    events: mpsc::UnboundedReceiver<CallEvent>,
+    events: mpsc::Receiver<CallEvent>,
     answered: bool,
     over: bool,
 }

@@ -5,10 +5,11 @@
 //! real one from the packets, but must not let anyone who guesses our port steal the
 //! stream. The rule:
 //!
-//! 1. Until anything is latched, the first valid packet from **any** source latches at once
-//!    (the SDP address may be a private address that can never reach us). A packet from the
-//!    SDP address itself always latches at once while nothing has been heard from a
-//!    latched source.
+//! 1. Until anything is latched, a packet from the SDP address's IP latches at once. A
+//!    packet from any other source is ignored until that source has sent
+//!    [`RELATCH_PACKETS`] valid packets in a row (the SDP address may be a private one that
+//!    can never reach us, so a caller behind NAT is still learned, about 100 ms later);
+//!    a single packet from someone who guessed our port latches nothing.
 //! 2. Once latched, packets from the latched source are accepted.
 //! 3. A different source is accepted only after it has sent [`RELATCH_PACKETS`] valid
 //!    packets in a row with nothing from the latched source in between. Until then its
@@ -73,12 +74,12 @@ impl Latch {
                 self.candidate = None;
                 LatchDecision::Accept
             }
-            None => {
+            None if self.signalled.is_some_and(|s| s.ip() == source.ip()) => {
                 self.latched = Some(source);
                 self.candidate = None;
                 LatchDecision::Latched(source)
             }
-            Some(_) => {
+            _ => {
                 let count = match self.candidate {
                     Some((addr, n)) if addr == source => n.saturating_add(1),
                     _ => 1,
@@ -119,9 +120,40 @@ mod tests {
     fn nat_source_latches_when_the_sdp_address_never_sent() {
         let mut l = Latch::new(Some(addr("10.0.0.5:4000")));
         let nat = addr("198.51.100.7:61000");
+        for _ in 1..RELATCH_PACKETS {
+            assert_eq!(l.packet(nat), LatchDecision::Drop);
+            assert_eq!(l.target(), Some(addr("10.0.0.5:4000")));
+        }
         assert_eq!(l.packet(nat), LatchDecision::Latched(nat));
         assert_eq!(l.target(), Some(nat));
         assert_eq!(l.packet(nat), LatchDecision::Accept);
+    }
+
+    #[test]
+    fn another_port_on_the_sdp_address_ip_latches_at_once() {
+        let mut l = Latch::new(Some(addr("192.0.2.1:4000")));
+        let moved = addr("192.0.2.1:4002");
+        assert_eq!(l.packet(moved), LatchDecision::Latched(moved));
+    }
+
+    #[test]
+    fn unexpected_sources_before_latching_are_ignored() {
+        let real = addr("192.0.2.1:4000");
+        let mut l = Latch::new(Some(real));
+        // A spray of single packets from guessed-port scanners latches nothing.
+        for i in 0..1000u16 {
+            let scanner = SocketAddr::from(([203, 0, 113, (i % 200) as u8], 1000 + i));
+            assert_eq!(l.packet(scanner), LatchDecision::Drop);
+            assert_eq!(l.latched(), None);
+        }
+        // Two sources taking turns never prove themselves.
+        for _ in 0..100 {
+            assert_eq!(l.packet(addr("203.0.113.1:1")), LatchDecision::Drop);
+            assert_eq!(l.packet(addr("203.0.113.2:2")), LatchDecision::Drop);
+        }
+        assert_eq!(l.target(), Some(real));
+        // The real caller is taken at its first packet.
+        assert_eq!(l.packet(real), LatchDecision::Latched(real));
     }
 
     #[test]
@@ -129,6 +161,9 @@ mod tests {
         let mut l = Latch::new(None);
         assert_eq!(l.target(), None);
         let src = addr("192.0.2.9:5000");
+        for _ in 1..RELATCH_PACKETS {
+            assert_eq!(l.packet(src), LatchDecision::Drop);
+        }
         assert_eq!(l.packet(src), LatchDecision::Latched(src));
         assert_eq!(l.target(), Some(src));
     }
@@ -169,7 +204,9 @@ mod tests {
     fn new_sdp_address_starts_over_and_same_address_keeps_the_latch() {
         let nat = addr("198.51.100.7:61000");
         let mut l = Latch::new(Some(addr("10.0.0.5:4000")));
-        l.packet(nat);
+        for _ in 0..RELATCH_PACKETS {
+            l.packet(nat);
+        }
         l.signal(Some(addr("10.0.0.5:4000")));
         assert_eq!(l.latched(), Some(nat), "a session refresh keeps the latch");
         l.signal(Some(addr("192.0.2.44:7000")));

@@ -15,6 +15,7 @@ use tracing::{debug, warn};
 
 use tokio::sync::oneshot;
 
+use crate::sip::call_events::{CallEventSender, CallEvents, Delivery};
 use crate::sip::dialog::{CallEvent, CallHandle, DialRoute, ProbeId, Ua, UaAction, UaError};
 use crate::sip::gate::Gate;
 use crate::sip::header_text;
@@ -24,7 +25,7 @@ use crate::sip::transport::{Inbound, Transports};
 
 /// An outgoing call placed through the endpoint: its handle and its events (`Progress`,
 /// then `Established` or `Terminated`, and every later event of the call).
-pub type DialedCall = (CallHandle, mpsc::UnboundedReceiver<CallEvent>);
+pub type DialedCall = (CallHandle, CallEvents);
 
 /// What a call (or the server) asks the endpoint to do.
 #[derive(Debug)]
@@ -87,7 +88,7 @@ pub struct IncomingCall {
     pub call_id: String,
     pub invite: rsip::Request,
     pub source: Peer,
-    pub events: mpsc::UnboundedReceiver<CallEvent>,
+    pub events: CallEvents,
 }
 
 /// Why [`EndpointHandle::dial`] placed no call.
@@ -252,7 +253,7 @@ struct Endpoint {
     gate: Gate,
     transactions: TransactionLayer,
     ua: Ua,
-    calls: HashMap<CallHandle, mpsc::UnboundedSender<CallEvent>>,
+    calls: HashMap<CallHandle, CallEventSender>,
     new_calls: mpsc::Sender<IncomingCall>,
     probes: HashMap<ProbeId, oneshot::Sender<Result<u16, UaError>>>,
 }
@@ -339,8 +340,8 @@ impl Endpoint {
             }
             Command::Refer { call, target } => {
                 let sent = self.ua.refer(now, call, &target);
-                if let (Err(err), Some(tx)) = (&sent, self.calls.get(&call)) {
-                    let _ = tx.send(CallEvent::ReferNotSent { call, reason: err.to_string() });
+                if let Err(err) = &sent {
+                    self.route(now, CallEvent::ReferNotSent { call, reason: err.to_string() });
                 }
                 sent
             }
@@ -390,7 +391,7 @@ impl Endpoint {
         };
         // Routed like an incoming call's events from now on; the INVITE goes out on the
         // next flush.
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = CallEventSender::channel(now);
         self.calls.insert(call, tx);
         if reply.send(Ok((call, rx))).is_err() {
             debug!(?call, "nobody waits for the outgoing call; hanging up");
@@ -463,7 +464,7 @@ impl Endpoint {
     async fn deliver(&mut self, event: CallEvent) {
         match event {
             CallEvent::Incoming { call, call_id, invite, source } => {
-                let (tx, rx) = mpsc::unbounded_channel();
+                let (tx, rx) = CallEventSender::channel(Instant::now());
                 self.calls.insert(call, tx);
                 let incoming = IncomingCall { call, call_id, invite, source, events: rx };
                 if self.new_calls.try_send(incoming).is_err() {
@@ -472,14 +473,33 @@ impl Endpoint {
                 }
             }
             CallEvent::Terminated { call, reason } => {
-                if let Some(tx) = self.calls.remove(&call) {
-                    let _ = tx.send(CallEvent::Terminated { call, reason });
+                // A full queue is closed by dropping the sender: the driver reads that as
+                // the end too.
+                if let Some(mut tx) = self.calls.remove(&call) {
+                    tx.deliver(Instant::now(), CallEvent::Terminated { call, reason });
                 }
             }
-            other => {
-                let call = other.call();
-                if let Some(tx) = self.calls.get(&call) {
-                    let _ = tx.send(other);
+            other => self.route(Instant::now(), other),
+        }
+    }
+
+    /// Queues an event for its call (see `sip::call_events` for the policy); a call whose
+    /// driver cannot keep up is hung up and its queue closed.
+    fn route(&mut self, now: Instant, event: CallEvent) {
+        let call = event.call();
+        let Some(tx) = self.calls.get_mut(&call) else {
+            return;
+        };
+        match tx.deliver(now, event) {
+            Delivery::Queued | Delivery::Dropped => {}
+            Delivery::Closed => {
+                self.calls.remove(&call);
+            }
+            Delivery::Overflow => {
+                warn!(?call, "the call's event queue is full; hanging up");
+                self.calls.remove(&call);
+                if let Err(err) = self.ua.hangup(now, call) {
+                    debug!(%err, "overflowing call not hung up");
                 }
             }
         }

@@ -70,11 +70,23 @@ pub struct Limits {
     pub max_headers: usize,
     /// One line, and one header after unfolding. Default 8 192, as common HTTP servers use.
     pub max_line_len: usize,
+    /// Via header fields (after splitting). Default 70: each hop adds one and
+    /// Max-Forwards starts at 70 (RFC 3261 §8.1.1.6), so a longer path is a loop or a forgery.
+    pub max_vias: usize,
+    /// Body bytes (answered 413, RFC 3261 §21.4.11). Default 16 384: an SDP offer with
+    /// every codec and ICE candidates is a few kB, and no request we take carries more.
+    pub max_body_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_message_bytes: 65_535, max_headers: 256, max_line_len: 8_192 }
+        Limits {
+            max_message_bytes: 65_535,
+            max_headers: 256,
+            max_line_len: 8_192,
+            max_vias: 70,
+            max_body_bytes: 16_384,
+        }
     }
 }
 
@@ -87,6 +99,10 @@ pub enum MessageError {
     TooManyHeaders,
     #[error("line longer than the configured limit")]
     LineTooLong,
+    #[error("too many Via header fields")]
+    TooManyVias,
+    #[error("body larger than the limit")]
+    BodyTooLarge,
     #[error("malformed message: {0}")]
     Malformed(String),
     #[error("missing mandatory header {0}")]
@@ -108,6 +124,7 @@ impl MessageError {
     pub fn status(&self) -> u16 {
         match self {
             MessageError::TooLarge => 513,
+            MessageError::BodyTooLarge => 413,
             MessageError::VersionNotSupported => 505,
             MessageError::MethodNotImplemented(_) => 501,
             _ => 400,
@@ -136,8 +153,11 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<rsip::SipMessage, MessageE
     if matches!(&start, StartLine::Request { method, .. } if method == "ACK") {
         drop_unreadable_contacts(&mut raw);
     }
-    check_headers(&mut raw, &start)?;
+    check_headers(&mut raw, &start, limits)?;
     let body = body_by_content_length(&raw)?;
+    if body.len() > limits.max_body_bytes {
+        return Err(MessageError::BodyTooLarge);
+    }
     let headers = to_rsip_headers(&raw.headers)?;
     let message = match start {
         StartLine::Request { method, uri } => {
@@ -194,9 +214,15 @@ fn count(raw: &RawMessage, name: &str) -> usize {
 
 /// Mandatory headers, single-valued headers, and the values the layers above rely on.
 /// Rewrites numeric values into canonical form (`CSeq: 0009 INVITE` → `9 INVITE`).
-fn check_headers(raw: &mut RawMessage, start: &StartLine) -> Result<(), MessageError> {
-    if count(raw, "Via") == 0 {
-        return Err(MessageError::MissingHeader("Via"));
+fn check_headers(
+    raw: &mut RawMessage,
+    start: &StartLine,
+    limits: &Limits,
+) -> Result<(), MessageError> {
+    match count(raw, "Via") {
+        0 => return Err(MessageError::MissingHeader("Via")),
+        n if n > limits.max_vias => return Err(MessageError::TooManyVias),
+        _ => {}
     }
     for name in SINGLE_MANDATORY {
         match count(raw, name) {
@@ -541,6 +567,11 @@ fn warning_text(err: &MessageError) -> String {
 /// Never answers an ACK. The To header gets a tag derived from the request when it has
 /// none, so retransmissions get identical answers.
 pub fn error_response(bytes: &[u8], err: &MessageError) -> Option<rsip::Response> {
+    if *err == MessageError::TooManyVias {
+        // The answer would copy every Via back: a looped or forged path is dropped.
+        tracing::debug!(error = %err, "dropping a request with too many Vias");
+        return None;
+    }
     let Some(found) = salvage(bytes) else {
         tracing::debug!(error = %err, "dropping unparsable response");
         return None;
@@ -639,5 +670,7 @@ pub fn fuzz_one(data: &[u8]) {
     }
 }
 
+#[cfg(test)]
+mod bounds_tests;
 #[cfg(test)]
 mod tests;

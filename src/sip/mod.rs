@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod ani;
+pub mod call_events;
 pub mod dialog;
 pub mod endpoint;
 mod framer;
@@ -13,5 +14,6 @@ pub mod refer;
 pub mod response;
 pub mod session_timer;
 mod syntax;
+pub mod tcp_guard;
 pub mod transaction;
 pub mod transport;

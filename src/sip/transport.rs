@@ -7,9 +7,9 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -18,7 +18,11 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::metric_catalog::RejectReason;
+use crate::security_event::{self, SecurityEvent};
 use crate::sip::message::{self, Framed, Limits, StreamFramer, Transport};
+use crate::sip::tcp_guard::{
+    ConnectionCaps, ConnectionPermit, Expiry, ReportThrottle, StreamDeadlines, TcpLimits,
+};
 use crate::sip::transaction::Peer;
 
 mod tls;
@@ -28,8 +32,8 @@ pub use tls::{SipTls, TlsError, TlsSettings, reload_on_sighup};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages queued for one TCP connection before sends to it are dropped.
 const TCP_QUEUE: usize = 256;
-/// Idle TCP connections are closed after this long with no traffic either way.
-const TCP_IDLE: Duration = Duration::from_secs(600);
+/// How long one message may take to go into a TCP connection's send buffer.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A parsed message and where it came from.
 #[derive(Debug)]
@@ -51,6 +55,10 @@ pub struct Transports {
     limits: Limits,
     inbound: mpsc::Sender<Inbound>,
     local: SocketAddr,
+    tcp_limits: TcpLimits,
+    caps: ConnectionCaps,
+    /// Security events are logged once per interval per kind and source.
+    throttle: Arc<Mutex<ReportThrottle<(SecurityEvent, IpAddr)>>>,
 }
 
 impl Transports {
@@ -61,15 +69,17 @@ impl Transports {
         limits: Limits,
         inbound: mpsc::Sender<Inbound>,
     ) -> io::Result<Transports> {
-        Self::bind_with_tls(listen, None, limits, inbound).await
+        Self::bind_with(listen, None, limits, TcpLimits::default(), inbound).await
     }
 
     /// [`Transports::bind`], plus a TLS listener on `tls`'s own address when given
-    /// (see [`Transports::tls_local_addr`]).
-    pub async fn bind_with_tls(
+    /// (see [`Transports::tls_local_addr`]), and the given bounds on inbound stream
+    /// (TCP and TLS) connections.
+    pub async fn bind_with(
         listen: SocketAddr,
         tls: Option<SipTls>,
         limits: Limits,
+        tcp_limits: TcpLimits,
         inbound: mpsc::Sender<Inbound>,
     ) -> io::Result<Transports> {
         let (udp, tcp) = bind_pair(listen).await?;
@@ -79,8 +89,17 @@ impl Transports {
             None => None,
         };
         let tls = tls.map(Arc::new);
-        let transports =
-            Transports { udp: Arc::new(udp), tcp: Arc::default(), tls, limits, inbound, local };
+        let transports = Transports {
+            udp: Arc::new(udp),
+            tcp: Arc::default(),
+            tls,
+            limits,
+            inbound,
+            local,
+            tcp_limits,
+            caps: ConnectionCaps::new(&tcp_limits),
+            throttle: Arc::new(Mutex::new(ReportThrottle::new(tcp_limits.report_interval))),
+        };
         tokio::spawn(transports.clone().udp_loop());
         tokio::spawn(transports.clone().accept_loop(tcp));
         if let Some(listener) = tls_listener {
@@ -129,10 +148,10 @@ impl Transports {
             let _ = tcp.set_nodelay(true);
             let tx = match peer.transport {
                 Transport::Tls => match this.connect_tls(tcp).await {
-                    Ok(stream) => this.register(stream, peer),
+                    Ok(stream) => this.register(stream, peer, None),
                     Err(err) => return warn!(%err, dest = %addr, "TLS connection failed"),
                 },
-                _ => this.register(tcp, peer),
+                _ => this.register(tcp, peer, None),
             };
             let _ = tx.try_send(bytes);
         });
@@ -183,10 +202,21 @@ impl Transports {
     async fn accept_loop(self, listener: TcpListener) {
         loop {
             match listener.accept().await {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    self.register(stream, Peer { addr, transport: Transport::Tcp });
-                }
+                Ok((stream, addr)) => match self.caps.admit(addr.ip()) {
+                    Ok(permit) => {
+                        let _ = stream.set_nodelay(true);
+                        self.register(
+                            stream,
+                            Peer { addr, transport: Transport::Tcp },
+                            Some(permit),
+                        );
+                    }
+                    Err(cap) => {
+                        // Dropping the stream closes it at once.
+                        metrics::counter!("sip_tcp_connections_refused_total").increment(1);
+                        self.report(SecurityEvent::ConnectionLimit, addr, &cap.to_string());
+                    }
+                },
                 Err(err) => {
                     warn!(%err, "TCP accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -195,9 +225,26 @@ impl Transports {
         }
     }
 
-    /// Starts the reader and writer tasks of a TCP or TLS connection; returns its send
-    /// queue.
-    fn register<S>(&self, stream: S, peer: Peer) -> mpsc::Sender<Bytes>
+    /// Logs a security event for `addr`, once per interval per source.
+    fn report(&self, event: SecurityEvent, addr: SocketAddr, detail: &str) {
+        let first = self
+            .throttle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .should_report(Instant::now(), (event, addr.ip()));
+        if first {
+            security_event::report(event, addr.ip(), detail);
+        }
+    }
+
+    /// Starts the reader and writer tasks of a TCP or TLS connection (inbound ones hold
+    /// their `permit` until closed); returns its send queue.
+    fn register<S>(
+        &self,
+        stream: S,
+        peer: Peer,
+        permit: Option<ConnectionPermit>,
+    ) -> mpsc::Sender<Bytes>
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
@@ -214,32 +261,53 @@ impl Transports {
             if let Ok(mut map) = this.tcp.lock() {
                 map.remove(&peer);
             }
+            drop(permit);
             debug!(peer = %peer.addr, transport = %peer.transport, "connection closed");
         });
         tx
     }
 
-    async fn read_loop(
+    /// Frames and delivers what a stream brings, until it closes, breaks its framing, or
+    /// misses a deadline (idle, or a message not finished in time).
+    async fn read_loop<R: AsyncRead + Unpin>(
         &self,
-        mut reader: impl AsyncRead + Unpin,
+        mut reader: R,
         peer: Peer,
         pong: mpsc::Sender<Bytes>,
     ) {
         let addr = peer.addr;
         let mut framer = StreamFramer::new(self.limits);
+        let mut deadlines = StreamDeadlines::new(Instant::now(), &self.tcp_limits);
         let mut buf = vec![0u8; 16_384];
         loop {
-            let n = match tokio::time::timeout(TCP_IDLE, reader.read(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+            let wake = tokio::time::Instant::from_std(deadlines.poll_timeout());
+            let n = match tokio::time::timeout_at(wake, reader.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
                 Ok(Ok(n)) => n,
+                Err(_) => match deadlines.expired(Instant::now()) {
+                    Some(Expiry::SlowSender) => {
+                        metrics::counter!("sip_tcp_slow_senders_total").increment(1);
+                        let detail =
+                            format!("{} bytes of an unfinished message", framer.buffered());
+                        self.report(SecurityEvent::SlowSender, addr, &detail);
+                        return;
+                    }
+                    Some(Expiry::Idle) => {
+                        debug!(peer = %addr, "idle TCP connection closed");
+                        return;
+                    }
+                    None => continue,
+                },
             };
             framer.push(&buf[..n]);
+            let mut completed = false;
             while let Some(framed) = framer.next_message() {
                 match framed {
                     Ok(Framed::Ping) => {
                         let _ = pong.try_send(Bytes::from_static(b"\r\n"));
                     }
                     Ok(Framed::Message(bytes)) => {
+                        completed = true;
                         if !self.deliver(&bytes, peer).await {
                             return;
                         }
@@ -250,14 +318,21 @@ impl Transports {
                     }
                 }
             }
+            deadlines.on_read(Instant::now(), completed, framer.in_message());
         }
     }
 }
 
-async fn write_loop(mut writer: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Bytes>) {
+async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<Bytes>) {
     while let Some(bytes) = rx.recv().await {
-        if writer.write_all(&bytes).await.is_err() {
-            return;
+        // A peer that stops reading must not hold the task and its queue for ever.
+        match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&bytes)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                debug!("TCP peer not reading; writer stopped");
+                return;
+            }
         }
     }
     let _ = writer.shutdown().await;

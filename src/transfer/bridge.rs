@@ -56,7 +56,7 @@ struct Relay {
 pub struct AgentLeg {
     endpoint: EndpointHandle,
     call: CallHandle,
-    events: mpsc::UnboundedReceiver<CallEvent>,
+    events: crate::sip::call_events::CallEvents,
     rtp: RtpSockets,
     /// While ringing: when to give up.
     ring_deadline: Option<Instant>,

@@ -7,6 +7,7 @@ use tracing::debug;
 
 use super::build::ack_for;
 use super::fields::{self, Fields};
+use super::memory::Bound;
 use super::timers::Timer;
 use super::{
     ClientKey, IndexKey, Peer, ProvisionalKey, Role, State, TIMER_D, Transaction, TransactionError,
@@ -39,8 +40,12 @@ impl TransactionLayer {
         if self.client_index.contains_key(&key) {
             return Err(TransactionError::DuplicateBranch(branch));
         }
-        if self.at_capacity() {
-            return Err(TransactionError::Overloaded(self.max_transactions));
+        if let Some(bound) = self.over_bound(&request) {
+            self.count_rejection(bound);
+            return Err(match bound {
+                Bound::Count => TransactionError::Overloaded(self.max_transactions),
+                Bound::Bytes => TransactionError::OverBudget(self.max_stored_bytes),
+            });
         }
         let invite = request.method == Method::Invite;
         if request.method == Method::Cancel {
@@ -54,6 +59,7 @@ impl TransactionLayer {
         let index = IndexKey::Client(key);
         let txn = Transaction::new(role, dest, &request, fields.cseq, self.config.t1, index);
         self.transactions.insert(id.clone(), txn);
+        self.recharge(&id);
         self.transmit(dest, request);
         let (retransmit, timeout) =
             if invite { (Timer::A, Timer::B) } else { (Timer::E, Timer::F) };
@@ -140,6 +146,7 @@ impl TransactionLayer {
                 let reliable = txn.reliable();
                 txn.state = State::Completed;
                 txn.ack = Some(ack.clone());
+                self.recharge(id);
                 self.transmit(peer, ack);
                 self.disarm(id, &[Timer::A, Timer::B]);
                 self.pass_up(id, response);

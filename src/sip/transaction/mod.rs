@@ -27,6 +27,7 @@
 mod build;
 mod client;
 mod fields;
+mod memory;
 mod server;
 mod timers;
 
@@ -43,6 +44,10 @@ use rand::distr::Alphanumeric;
 use crate::sip::message::Transport;
 
 use fields::MAGIC_COOKIE;
+use memory::Bound;
+pub use memory::{
+    DEFAULT_MAX_STORED_BYTES, DEFAULT_MAX_TRANSACTIONS, PER_TRANSACTION_BYTES, TransactionLimits,
+};
 use timers::{Timer, TimerKey, TimerTable};
 
 /// Where a message came from or goes to.
@@ -132,6 +137,8 @@ pub enum TransactionError {
     Malformed(String),
     #[error("live transaction limit ({0}) reached")]
     Overloaded(usize),
+    #[error("stored message budget ({0} bytes) reached")]
+    OverBudget(usize),
 }
 
 /// A fresh RFC 3261 branch: the magic cookie and 24 random alphanumerics.
@@ -139,9 +146,6 @@ pub fn new_branch() -> String {
     let random: String = rand::rng().sample_iter(Alphanumeric).take(24).map(char::from).collect();
     format!("{MAGIC_COOKIE}{random}")
 }
-
-/// Default cap on live transactions.
-pub const DEFAULT_MAX_TRANSACTIONS: usize = 100_000;
 
 /// Where deadlines too far to represent are clamped.
 const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -257,6 +261,8 @@ struct Transaction {
     /// Server INVITE in Accepted: the ACK arrived.
     acked: bool,
     last_provisional: Option<ProvisionalKey>,
+    /// Bytes charged against [`TransactionLimits::max_stored_bytes`].
+    charged: usize,
 }
 
 impl Transaction {
@@ -289,6 +295,7 @@ impl Transaction {
             ack_key: None,
             acked: false,
             last_provisional: None,
+            charged: 0,
         }
     }
 
@@ -302,6 +309,9 @@ impl Transaction {
 pub struct TransactionLayer {
     config: TimerConfig,
     max_transactions: usize,
+    max_stored_bytes: usize,
+    /// Sum of every live transaction's charge.
+    stored_bytes: usize,
     transactions: HashMap<TransactionId, Transaction>,
     server_index: HashMap<ServerKey, TransactionId>,
     client_index: HashMap<ClientKey, TransactionId>,
@@ -321,9 +331,18 @@ impl TransactionLayer {
     /// Past `max_transactions` live transactions, new requests get a stateless 503 and
     /// [`send_request`](Self::send_request) fails with [`TransactionError::Overloaded`].
     pub fn with_max_transactions(timers: TimerConfig, max_transactions: usize) -> Self {
+        Self::with_limits(timers, TransactionLimits { max_transactions, ..Default::default() })
+    }
+
+    /// Past either bound of `limits` (see [`TransactionLimits`]), new requests get a
+    /// stateless 503 and [`send_request`](Self::send_request) fails with
+    /// [`TransactionError::Overloaded`].
+    pub fn with_limits(timers: TimerConfig, limits: TransactionLimits) -> Self {
         TransactionLayer {
             config: timers,
-            max_transactions,
+            max_transactions: limits.max_transactions,
+            max_stored_bytes: limits.max_stored_bytes,
+            stored_bytes: 0,
             transactions: HashMap::new(),
             server_index: HashMap::new(),
             client_index: HashMap::new(),
@@ -382,8 +401,39 @@ impl TransactionLayer {
         TransactionId(format!("{prefix}{}", self.next_id))
     }
 
-    fn at_capacity(&self) -> bool {
-        self.transactions.len() >= self.max_transactions
+    /// Bytes the live transactions are charged for the messages they keep.
+    pub fn stored_bytes(&self) -> usize {
+        self.stored_bytes
+    }
+
+    /// The bound a new transaction keeping `request` would cross, if any.
+    fn over_bound(&self, request: &rsip::Request) -> Option<Bound> {
+        if self.transactions.len() >= self.max_transactions {
+            return Some(Bound::Count);
+        }
+        let needed = self.stored_bytes.saturating_add(memory::charge(request, None, None));
+        (needed > self.max_stored_bytes).then_some(Bound::Bytes)
+    }
+
+    /// Counts a refusal by the bound that caused it.
+    fn count_rejection(&mut self, bound: Bound) {
+        self.overload_rejections += 1;
+        crate::metric_catalog::record_rejected(
+            crate::metric_catalog::RejectReason::TransactionLimit,
+        );
+        metrics::counter!("sip_transactions_rejected_total", "reason" => bound.as_str())
+            .increment(1);
+    }
+
+    /// Brings `id`'s charge up to date after its stored messages changed.
+    fn recharge(&mut self, id: &TransactionId) {
+        let Some(txn) = self.transactions.get_mut(id) else {
+            return;
+        };
+        let charge = memory::charge(&txn.request, txn.last_response.as_ref(), txn.ack.as_ref());
+        self.stored_bytes = self.stored_bytes - txn.charged + charge;
+        txn.charged = charge;
+        metrics::gauge!("sip_transaction_stored_bytes").set(self.stored_bytes as f64);
     }
 
     /// Arms (or re-arms) `timer` for `id` at `now + after`.
@@ -439,6 +489,7 @@ impl TransactionLayer {
         let Some(txn) = self.transactions.remove(id) else {
             return;
         };
+        self.stored_bytes -= txn.charged;
         for (_, key) in txn.timers {
             self.timers.remove(key);
         }

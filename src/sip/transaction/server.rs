@@ -7,6 +7,7 @@ use tracing::debug;
 
 use super::build::{new_tag, response_to};
 use super::fields::{self, Fields};
+use super::memory::Bound;
 use super::timers::Timer;
 use super::{
     AckKey, IndexKey, Peer, Role, ServerKey, State, Transaction, TransactionError,
@@ -86,6 +87,10 @@ impl TransactionLayer {
         };
         txn.last_response = Some(response);
         txn.interval = t1;
+        self.recharge(id);
+        let Some(txn) = self.transactions.get_mut(id) else {
+            return Err(TransactionError::Unknown(id.clone()));
+        };
         match role {
             Role::InviteServer if provisional => {}
             Role::InviteServer if status < 300 => {
@@ -123,8 +128,8 @@ impl TransactionLayer {
             self.on_retransmission(&id);
             return;
         }
-        if self.at_capacity() {
-            self.reject_overload(&request, source);
+        if let Some(bound) = self.over_bound(&request) {
+            self.reject_overload(&request, source, bound);
             return;
         }
         let invite = request.method == Method::Invite;
@@ -152,7 +157,8 @@ impl TransactionLayer {
         let role = if invite { Role::InviteServer } else { Role::NonInviteServer };
         let index = IndexKey::Server(key);
         let txn = Transaction::new(role, source, request, fields.cseq, self.config.t1, index);
-        self.transactions.insert(id, txn);
+        self.transactions.insert(id.clone(), txn);
+        self.recharge(&id);
     }
 
     /// A request matched a live server transaction: answer with the last response, except
@@ -255,7 +261,7 @@ impl TransactionLayer {
         };
         let tag = tag.unwrap_or_else(new_tag);
         let response = response_to(&request, status, Some(&tag));
-        if self.at_capacity() {
+        if self.over_bound(&request).is_some() {
             // Answer statelessly: a retransmitted CANCEL is answered again the same way.
             self.transmit(source, response);
         } else {
@@ -268,12 +274,9 @@ impl TransactionLayer {
         }
     }
 
-    fn reject_overload(&mut self, request: &rsip::Request, source: Peer) {
-        self.overload_rejections += 1;
-        crate::metric_catalog::record_rejected(
-            crate::metric_catalog::RejectReason::TransactionLimit,
-        );
-        debug!(method = %request.method, "transaction limit reached: 503");
+    fn reject_overload(&mut self, request: &rsip::Request, source: Peer, bound: Bound) {
+        self.count_rejection(bound);
+        debug!(method = %request.method, bound = bound.as_str(), "transaction limit reached: 503");
         let response = response_to(request, 503, Some(&new_tag()));
         self.transmit(source, response);
     }

@@ -298,6 +298,15 @@ impl Transports {
                     continue;
                 }
             };
+            // The same per-source and total caps as plain TCP, held for the connection's life.
+            let connection = match self.caps.admit(addr.ip()) {
+                Ok(connection) => connection,
+                Err(cap) => {
+                    metrics::counter!("sip_tcp_connections_refused_total").increment(1);
+                    self.report(SecurityEvent::ConnectionLimit, addr, &cap.to_string());
+                    continue;
+                }
+            };
             let Ok(permit) = handshakes.clone().try_acquire_owned() else {
                 let detail = format!("{MAX_HANDSHAKES} TLS handshakes in progress");
                 security_event::report(SecurityEvent::ConnectionLimit, addr.ip(), &detail);
@@ -310,7 +319,8 @@ impl Transports {
                 drop(permit);
                 match handshake {
                     Ok(Ok(stream)) => {
-                        this.register(stream, Peer { addr, transport: Transport::Tls });
+                        let peer = Peer { addr, transport: Transport::Tls };
+                        this.register(stream, peer, Some(connection));
                     }
                     Ok(Err(err)) => {
                         metrics::counter!("sip_tls_handshakes_failed_total", "side" => "in")

@@ -1,6 +1,7 @@
 //! Transaction layer tests, all in virtual time.
 
 mod client;
+mod memory;
 mod pair;
 mod server;
 mod server_non_invite;

@@ -1,0 +1,182 @@
+//! The queue of one call's SIP events, from the endpoint task to the call's driver:
+//! bounded, with a policy for a peer that floods the call.
+//!
+//! - INFO (DTMF or anything else) is rate-limited per call: past [`INFO_BURST`] at once
+//!   or [`INFO_PER_SECOND`] sustained, INFOs are still answered 200 by the UA core but
+//!   their content is dropped and counted. Keypads send at most about 10 digits a second.
+//! - Every event waits in a queue of [`CALL_EVENT_QUEUE`]. When it is full, an INFO is
+//!   dropped and counted; any other event (media change from a re-INVITE flood, progress)
+//!   means the driver cannot keep up with the peer, and the call is ended
+//!   ([`Delivery::Overflow`]): the endpoint hangs it up and closes the queue, which the
+//!   driver reads as a failed end.
+//!
+//! Drops count in `sip_call_events_dropped_total{reason="info_rate"|"queue_full"}` and
+//! ended calls in `sip_call_event_overflows_total`.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::sip::dialog::CallEvent;
+
+/// Events queued for one call before the policy above applies.
+pub const CALL_EVENT_QUEUE: usize = 64;
+/// INFOs taken at once from a quiet call.
+pub const INFO_BURST: u32 = 20;
+/// INFOs taken per second, sustained.
+pub const INFO_PER_SECOND: u32 = 20;
+
+/// The driver's end of a call's event queue.
+pub type CallEvents = mpsc::Receiver<CallEvent>;
+
+/// What became of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Queued,
+    /// An INFO over its rate, or one that found the queue full.
+    Dropped,
+    /// Another event found the queue full: end the call.
+    Overflow,
+    /// The driver is gone.
+    Closed,
+}
+
+/// A token bucket for one call's INFOs (sans-IO: time comes in as `now`).
+#[derive(Debug, Clone)]
+pub struct InfoBudget {
+    tokens: u32,
+    refilled: Instant,
+}
+
+impl InfoBudget {
+    pub fn new(now: Instant) -> Self {
+        InfoBudget { tokens: INFO_BURST, refilled: now }
+    }
+
+    /// Takes one INFO's token; false when the call is over its rate.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let per_token = Duration::from_secs(1) / INFO_PER_SECOND;
+        let elapsed = now.saturating_duration_since(self.refilled);
+        let earned = (elapsed.as_nanos() / per_token.as_nanos()).min(u128::from(INFO_BURST)) as u32;
+        if earned > 0 {
+            self.tokens = (self.tokens + earned).min(INFO_BURST);
+            self.refilled =
+                if self.tokens == INFO_BURST { now } else { self.refilled + per_token * earned };
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
+
+/// The endpoint's end of a call's event queue.
+#[derive(Debug)]
+pub struct CallEventSender {
+    tx: mpsc::Sender<CallEvent>,
+    info: InfoBudget,
+}
+
+impl CallEventSender {
+    /// A new queue: the endpoint keeps the sender, the call's driver reads the other end.
+    pub fn channel(now: Instant) -> (CallEventSender, CallEvents) {
+        let (tx, rx) = mpsc::channel(CALL_EVENT_QUEUE);
+        (CallEventSender { tx, info: InfoBudget::new(now) }, rx)
+    }
+
+    /// Queues `event` under the policy of this module.
+    pub fn deliver(&mut self, now: Instant, event: CallEvent) -> Delivery {
+        let info = matches!(event, CallEvent::Info { .. });
+        if info && !self.info.take(now) {
+            metrics::counter!("sip_call_events_dropped_total", "reason" => "info_rate")
+                .increment(1);
+            return Delivery::Dropped;
+        }
+        match self.tx.try_send(event) {
+            Ok(()) => Delivery::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) if info => {
+                metrics::counter!("sip_call_events_dropped_total", "reason" => "queue_full")
+                    .increment(1);
+                Delivery::Dropped
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("sip_call_event_overflows_total").increment(1);
+                Delivery::Overflow
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::dialog::CallHandle;
+
+    fn info(call: CallHandle) -> CallEvent {
+        CallEvent::Info {
+            call,
+            content_type: "application/dtmf-relay".into(),
+            body: b"Signal=1".to_vec(),
+        }
+    }
+
+    fn progress(call: CallHandle) -> CallEvent {
+        CallEvent::Progress { call, status: 183 }
+    }
+
+    #[test]
+    fn info_is_held_to_its_burst_and_rate() {
+        let t0 = Instant::now();
+        let mut budget = InfoBudget::new(t0);
+        let taken = (0..100).filter(|_| budget.take(t0)).count();
+        assert_eq!(taken, INFO_BURST as usize);
+        // Ten seconds of a flood at 1000/s: the sustained rate, no more.
+        let mut taken = 0;
+        for ms in 1..=10_000u64 {
+            if budget.take(t0 + Duration::from_millis(ms)) {
+                taken += 1;
+            }
+        }
+        assert_eq!(taken, 10 * INFO_PER_SECOND as usize);
+        // A quiet call gets its burst back.
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!((0..100).filter(|_| budget.take(later)).count(), INFO_BURST as usize);
+    }
+
+    #[test]
+    fn a_full_queue_drops_info_and_overflows_on_other_events() {
+        let t0 = Instant::now();
+        let (mut tx, mut rx) = CallEventSender::channel(t0);
+        let call = CallHandle(1);
+        for i in 0..CALL_EVENT_QUEUE {
+            // Spread in time so the INFO rate is not what refuses them.
+            let now = t0 + Duration::from_secs(i as u64);
+            assert_eq!(tx.deliver(now, progress(call)), Delivery::Queued);
+        }
+        let later = t0 + Duration::from_secs(1000);
+        assert_eq!(tx.deliver(later, info(call)), Delivery::Dropped);
+        assert_eq!(tx.deliver(later, progress(call)), Delivery::Overflow);
+        assert!(rx.try_recv().is_ok());
+        assert_eq!(tx.deliver(later, info(call)), Delivery::Queued);
+        drop(rx);
+        assert_eq!(tx.deliver(later, progress(call)), Delivery::Closed);
+    }
+
+    #[test]
+    fn an_info_flood_reaches_the_driver_at_the_rate_only() {
+        let t0 = Instant::now();
+        let (mut tx, mut rx) = CallEventSender::channel(t0);
+        let call = CallHandle(1);
+        let mut received = 0;
+        for ms in 0..5_000u64 {
+            tx.deliver(t0 + Duration::from_millis(ms), info(call));
+            while rx.try_recv().is_ok() {
+                received += 1;
+            }
+        }
+        let most = INFO_BURST as usize + 5 * INFO_PER_SECOND as usize;
+        assert!(received <= most && received >= most - 1, "{received}");
+    }
+}
