@@ -2,6 +2,7 @@
 
 pub mod ani;
 pub mod dialog;
+pub mod digest;
 pub mod endpoint;
 mod framer;
 pub mod header_text;
