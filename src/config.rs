@@ -78,6 +78,10 @@ pub struct SipConfig {
     /// Most concurrent calls; past it, new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
     pub user_agent: String,
+    /// Digest authentication of inbound INVITEs (`[sip.auth]`).
+    pub auth: crate::sip::auth_config::SipAuthConfig,
+    /// Registrations to trunks (`[[sip.register]]`).
+    pub register: Vec<crate::sip::auth_config::RegisterConfig>,
 }
 
 impl Default for SipConfig {
@@ -98,6 +102,8 @@ impl Default for SipConfig {
             max_message_bytes: 65_535,
             max_calls: 2000,
             user_agent: concat!("zendesk-ivr/", env!("CARGO_PKG_VERSION")).into(),
+            auth: Default::default(),
+            register: Vec::new(),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod outbox;
 pub mod phone;
 pub mod post_call;
 pub mod sdp;
+pub mod secret;
 pub mod security_event;
 pub mod server;
 pub mod sip;

@@ -179,7 +179,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         .map_err(|source| ServerError::Bind { addr: sip.listen, source })?;
     let sip_addr = transports.local_addr();
     let timers = TimerConfig { t1: sip.t1(), t2: sip.t2(), t4: sip.t4() };
-    let ua = Ua::new(UaConfig {
+    let mut ua = Ua::new(UaConfig {
         contact_user: "ivr".into(),
         local_host: sip.advertised_ip().to_string(),
         local_port: sip_addr.port(),
@@ -191,6 +191,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         max_calls: sip.max_calls,
         timers,
     });
+    if let Some(auth) = sip.auth.invite_auth(std::time::Instant::now())? {
+        ua.set_invite_auth(auth);
+    }
     let (endpoint, mut calls) =
         endpoint::spawn(transports, inbound_rx, TransactionLayer::new(timers), ua);
     let (low, high) = config.media.rtp_port_range()?;

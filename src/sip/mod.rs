@@ -1,6 +1,7 @@
 //! SIP: message framing and parsing, transactions, dialogs, and the transports.
 
 pub mod ani;
+pub mod auth_config;
 pub mod dialog;
 pub mod digest;
 pub mod endpoint;
@@ -9,6 +10,7 @@ pub mod header_text;
 pub mod message;
 mod normalise;
 pub mod refer;
+pub mod registration;
 pub mod response;
 pub mod session_timer;
 mod syntax;
