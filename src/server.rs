@@ -30,6 +30,8 @@ use crate::zendesk::client::{ClientError, ZendeskClient};
 /// The longest a target's OPTIONS probe may take to be answered.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long un-REGISTERs at shutdown may wait for the registrars' answers.
+const UNREGISTER_WAIT: Duration = Duration::from_secs(5);
 /// How long calls hung up at the end of a drain get to finish (BYE, outbox).
 const HANG_UP_WAIT: Duration = Duration::from_secs(10);
 
@@ -37,6 +39,8 @@ const HANG_UP_WAIT: Duration = Duration::from_secs(10);
 pub enum ServerError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Registration(#[from] crate::sip::registrations::RegistrationSetupError),
     #[error("cannot listen for SIP on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot start the media engine: {0}")]
@@ -66,6 +70,7 @@ pub struct RunningServer {
     admin_addr: Option<SocketAddr>,
     calls: CallRegistry,
     targets: TargetStates,
+    registrations: crate::sip::registrations::RegistrationsView,
 }
 
 impl RunningServer {
@@ -77,6 +82,11 @@ impl RunningServer {
     /// Where SIP (UDP and TCP) listens; with port 0 in the config, the port chosen.
     pub fn sip_addr(&self) -> SocketAddr {
         self.sip_addr
+    }
+
+    /// Each `[[sip.register]]` registration's state.
+    pub fn registrations(&self) -> &crate::sip::registrations::RegistrationsView {
+        &self.registrations
     }
 
     /// The SIP endpoint's command channel (outgoing calls, commands to calls).
@@ -150,6 +160,7 @@ impl RunningServer {
             let mut active = self.active.clone();
             let _ = tokio::time::timeout(HANG_UP_WAIT, active.wait_for(|n| *n == 0)).await;
         }
+        crate::sip::registrations::unregister_all(&self.endpoint, UNREGISTER_WAIT).await;
         let _ = self.stop.send(true);
         if let Some(sender) = self.sender.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), sender).await;
@@ -196,6 +207,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     }
     let (endpoint, mut calls) =
         endpoint::spawn(transports, inbound_rx, TransactionLayer::new(timers), ua);
+    let registrations = crate::sip::registrations::start(&endpoint, sip, sip_addr).await?;
     let (low, high) = config.media.rtp_port_range()?;
     let rtp_ports = RtpPorts::new(sip.listen.ip(), sip.advertised_ip(), low, high);
     let (active_tx, active) = watch::channel(0usize);
@@ -276,6 +288,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         admin_addr,
         calls: registry,
         targets,
+        registrations,
     })
 }
 

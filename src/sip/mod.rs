@@ -11,6 +11,7 @@ pub mod message;
 mod normalise;
 pub mod refer;
 pub mod registration;
+pub mod registrations;
 pub mod response;
 pub mod session_timer;
 mod syntax;
