@@ -202,7 +202,13 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         max_calls: sip.max_calls,
         timers,
     });
-    if let Some(auth) = sip.auth.invite_auth(std::time::Instant::now())? {
+    // Reads the users' passwords (files, environment): off the async workers.
+    let auth_config = sip.auth.clone();
+    let invite_auth =
+        tokio::task::spawn_blocking(move || auth_config.invite_auth(std::time::Instant::now()))
+            .await
+            .map_err(|e| ConfigError::Invalid(format!("sip.auth: {e}")))??;
+    if let Some(auth) = invite_auth {
         ua.set_invite_auth(auth);
     }
     let (endpoint, mut calls) =

@@ -94,7 +94,6 @@ const AUTH_CONFIG: &str = "[sip.auth]\nenabled = true\nrealm = \"ivr.test\"\n\
     algorithms = [\"MD5\", \"SHA-256\"]\n\
     [[sip.auth.users]]\nname = \"alice\"\npassword_env = \"IVR_TEST_USER_PASSWORD\"\n";
 
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_authenticated_caller_completes_a_call_and_a_wrong_password_is_challenged_again() {
     let mut endpoint = Endpoint::start(AUTH_CONFIG).await;

@@ -97,7 +97,10 @@ impl SipAuthConfig {
             Some(list) if !list.is_empty() => Ok(list),
             _ => Err(ConfigError::Key {
                 key: "sip.auth.algorithms",
-                reason: format!("want a list of \"SHA-256\" and \"MD5\", got {:?}", self.algorithms),
+                reason: format!(
+                    "want a list of \"SHA-256\" and \"MD5\", got {:?}",
+                    self.algorithms
+                ),
             }),
         }
     }
@@ -117,7 +120,10 @@ fn parse_net(text: &str, key: &'static str) -> Result<ipnet::IpNet, ConfigError>
     let text = text.trim();
     text.parse::<ipnet::IpNet>()
         .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-        .map_err(|_| ConfigError::Key { key, reason: format!("{text:?} is not an address or CIDR") })
+        .map_err(|_| ConfigError::Key {
+            key,
+            reason: format!("{text:?} is not an address or CIDR"),
+        })
 }
 
 /// Reads a password from `env` (a variable's name) or `file`; exactly one must be set.
@@ -200,5 +206,104 @@ impl SipAuthConfig {
         let decoy = Alphanumeric.sample_string(&mut rng, 24);
         let verifier = Verifier::new(now, config, &users, key, &decoy);
         Ok(Some(crate::sip::dialog::InviteAuth { verifier, exempt: self.exempt_networks()? }))
+    }
+}
+
+/// What `zendesk-ivr check` says of `[sip.auth]` and each `[[sip.register]]`: whether the
+/// settings are usable and every password can be read (reads files: call it off the
+/// async workers).
+pub fn check(sip: &crate::config::SipConfig) -> Vec<(String, Result<String, String>)> {
+    let mut lines = Vec::new();
+    let auth = if sip.auth.enabled {
+        sip.auth.invite_auth(std::time::Instant::now()).map(|_| {
+            format!(
+                "INVITEs need digest auth in realm {:?} ({} users)",
+                sip.auth.realm,
+                sip.auth.users.len()
+            )
+        })
+    } else {
+        Ok("off".to_string())
+    };
+    lines.push(("sip.auth".to_string(), auth.map_err(|e| e.to_string())));
+    for entry in &sip.register {
+        let usable = match (entry.password(), entry.transport.to_ascii_lowercase().as_str()) {
+            (Err(e), _) => Err(e.to_string()),
+            (Ok(_), "udp" | "tcp")
+                if crate::sip::header_text::host_port(&entry.registrar).is_some() =>
+            {
+                Ok(format!("{} as {}, every {} s", entry.registrar, entry.user, entry.expires_s))
+            }
+            (Ok(_), _) => Err(format!(
+                "registrar {:?} must be a sip: URI and transport udp or tcp",
+                entry.registrar
+            )),
+        };
+        lines.push((format!("sip.register {}", entry.name), usable));
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+    use crate::config::Config;
+
+    const PASSWORD: &str = "pa55-in-a-file";
+
+    fn config_with_secrets() -> (Config, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("trunk.pw");
+        std::fs::File::create(&password)
+            .unwrap()
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .unwrap();
+        let toml = format!(
+            "[sip.auth]\nenabled = true\nexempt_sources = [\"10.0.0.0/8\", \"192.0.2.7\"]\n\
+             [[sip.auth.users]]\nname = \"alice\"\npassword_file = \"{p}\"\n\
+             [[sip.register]]\nname = \"trunk\"\nregistrar = \"sip:192.0.2.1\"\nuser = \"ivr\"\n\
+             password_file = \"{p}\"\n",
+            p = password.display()
+        );
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, toml).unwrap();
+        (Config::load_with_env(Some(&file), []).unwrap(), dir)
+    }
+
+    #[test]
+    fn passwords_are_read_from_files_and_never_shown_by_debug() {
+        let (config, _dir) = config_with_secrets();
+        let register = &config.sip.register[0];
+        assert_eq!(register.password().unwrap().expose(), PASSWORD);
+        assert_eq!((register.expires_s, register.transport.as_str()), (3600, "udp"));
+        let auth = config.sip.auth.invite_auth(std::time::Instant::now()).unwrap().unwrap();
+        assert_eq!(auth.exempt.len(), 2);
+        let text = format!(
+            "{config:?} {auth:?} {:?} {:?}",
+            register.password().unwrap(),
+            config.sip.auth.users[0].password().unwrap()
+        );
+        assert!(!text.contains(PASSWORD), "{text}");
+        assert!(check(&config.sip).iter().all(|(_, r)| r.is_ok()));
+    }
+
+    #[test]
+    fn missing_passwords_and_bad_settings_are_errors_naming_the_key() {
+        let mut auth = SipAuthConfig { enabled: true, ..SipAuthConfig::default() };
+        let err = auth.invite_auth(std::time::Instant::now()).unwrap_err().to_string();
+        assert!(err.contains("sip.auth.users"), "{err}");
+        auth.users.push(AuthUserConfig {
+            name: "a".into(),
+            password_env: Some("ZENDESK_IVR_TEST_SURELY_UNSET_PASSWORD".into()),
+            password_file: None,
+        });
+        let err = auth.invite_auth(std::time::Instant::now()).unwrap_err().to_string();
+        assert!(err.contains("ZENDESK_IVR_TEST_SURELY_UNSET_PASSWORD"), "{err}");
+        auth.algorithms = vec!["SHA-1".into()];
+        assert!(auth.algorithm_list().unwrap_err().to_string().contains("sip.auth.algorithms"));
+        auth.exempt_sources = vec!["not-a-net".into()];
+        assert!(auth.exempt_networks().is_err());
     }
 }

@@ -30,8 +30,8 @@ mod probe;
 mod state;
 mod types;
 
-pub use outgoing_call::DialRoute;
 pub use invite_auth::InviteAuth;
+pub use outgoing_call::DialRoute;
 pub use probe::ProbeId;
 pub use types::{CallEvent, CallHandle, EndReason, UaAction, UaConfig, UaError};
 

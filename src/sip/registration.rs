@@ -171,7 +171,7 @@ impl Registration {
 
     /// Sends the refresh or retry that is due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.pending.is_some() || !self.next_at.is_some_and(|at| at <= now) {
+        if self.pending.is_some() || self.next_at.is_none_or(|at| at > now) {
             return;
         }
         self.next_at = None;
@@ -384,10 +384,11 @@ fn backoff(s: &RegistrationSettings, failures: u32, jitter: f64) -> Duration {
 /// The interval the registrar granted: our Contact's `expires` parameter in the 200, else
 /// its Expires header.
 fn granted_expires(response: &rsip::Response, contact_uri: &str) -> Option<u32> {
-    let ours = ht::list_entries(&response.headers, "Contact", Some("m")).into_iter().find_map(|c| {
-        let same = ht::uri_part(&c).eq_ignore_ascii_case(contact_uri);
-        same.then(|| ht::header_param(&c, "expires").and_then(|v| v.trim().parse().ok()))
-    });
+    let ours =
+        ht::list_entries(&response.headers, "Contact", Some("m")).into_iter().find_map(|c| {
+            let same = ht::uri_part(&c).eq_ignore_ascii_case(contact_uri);
+            same.then(|| ht::header_param(&c, "expires").and_then(|v| v.trim().parse().ok()))
+        });
     ours.flatten().or_else(|| {
         ht::first(&response.headers, "Expires", None).and_then(|v| v.trim().parse().ok())
     })

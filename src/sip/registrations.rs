@@ -109,7 +109,11 @@ impl Registrations {
     }
 
     /// Takes the transaction events that belong to a registration; others come back.
-    pub fn take_event(&mut self, now: Instant, event: TransactionEvent) -> Option<TransactionEvent> {
+    pub fn take_event(
+        &mut self,
+        now: Instant,
+        event: TransactionEvent,
+    ) -> Option<TransactionEvent> {
         match &event {
             TransactionEvent::Response { id, response } => {
                 let Some(&index) = self.by_transaction.get(id) else { return Some(event) };
@@ -149,10 +153,10 @@ impl Registrations {
             }
         }
         self.publish();
-        if self.unregistered.is_some() && self.entries.iter().all(|e| e.machine.is_finished()) {
-            if let Some(done) = self.unregistered.take() {
-                let _ = done.send(());
-            }
+        if self.entries.iter().all(|e| e.machine.is_finished())
+            && let Some(done) = self.unregistered.take()
+        {
+            let _ = done.send(());
         }
         sent
     }
@@ -169,8 +173,12 @@ impl Registrations {
             let up = if snapshot.state.is_up() { 1.0 } else { 0.0 };
             metrics::gauge!("sip_registration_up", "registration" => snapshot.name.clone()).set(up);
             match entry.machine.last_error() {
-                Some(err) => warn!(registration = %snapshot.name, state = ?snapshot.state, %err, "registration"),
-                None => info!(registration = %snapshot.name, state = ?snapshot.state, "registration"),
+                Some(err) => {
+                    warn!(registration = %snapshot.name, state = ?snapshot.state, %err, "registration")
+                }
+                None => {
+                    info!(registration = %snapshot.name, state = ?snapshot.state, "registration")
+                }
             }
         }
         view.send_replace(now);
@@ -187,10 +195,8 @@ pub async fn start(
     let now = Instant::now();
     let mut machines = Vec::new();
     for entry in &sip.register {
-        let failed = |reason: String| RegistrationSetupError::Registrar {
-            name: entry.name.clone(),
-            reason,
-        };
+        let failed =
+            |reason: String| RegistrationSetupError::Registrar { name: entry.name.clone(), reason };
         let transport = match entry.transport.to_ascii_lowercase().as_str() {
             "udp" => Transport::Udp,
             "tcp" => Transport::Tcp,
@@ -207,7 +213,12 @@ pub async fn start(
             registrar: entry.registrar.clone(),
             user: entry.user.clone(),
             auth_user: entry.auth_user.clone().unwrap_or_else(|| entry.user.clone()),
-            password: entry.password()?,
+            password: {
+                let entry = entry.clone();
+                tokio::task::spawn_blocking(move || entry.password())
+                    .await
+                    .map_err(|e| failed(e.to_string()))??
+            },
             expires: entry.expires_s,
             transport,
             local_host: sip.advertised_ip().to_string(),

@@ -17,7 +17,14 @@ fn rfc_challenge(algorithm: &str) -> Challenge {
 
 fn rfc_answer(algorithm: &str) -> Credentials {
     let request = RequestLine { method: "GET", uri: "/dir/index.html" };
-    Credentials::answer(&rfc_challenge(algorithm), "Mufasa", "Circle of Life", request, RFC_CNONCE, 1)
+    Credentials::answer(
+        &rfc_challenge(algorithm),
+        "Mufasa",
+        "Circle of Life",
+        request,
+        RFC_CNONCE,
+        1,
+    )
 }
 
 #[test]
@@ -142,7 +149,8 @@ fn no_credentials_is_missing() {
     let now = Instant::now();
     let mut v = verifier(now, 16);
     assert_eq!(v.verify(now, INVITE, []), Verdict::Missing);
-    let other_realm = "Digest username=\"a\", realm=\"elsewhere\", nonce=\"n\", uri=\"u\", response=\"r\"";
+    let other_realm =
+        "Digest username=\"a\", realm=\"elsewhere\", nonce=\"n\", uri=\"u\", response=\"r\"";
     assert_eq!(v.verify(now, INVITE, [other_realm]), Verdict::Missing);
 }
 

@@ -43,8 +43,10 @@ impl Registrar {
             nonce_lifetime: Duration::from_secs(3600),
             max_tracked_nonces: 64,
         };
-        let users =
-            [crate::sip::digest::AuthUser { name: "ivr-auth".into(), password: "trunk-secret".into() }];
+        let users = [crate::sip::digest::AuthUser {
+            name: "ivr-auth".into(),
+            password: "trunk-secret".into(),
+        }];
         Registrar { verifier: Verifier::new(now, config, &users, [1; 32], "decoy") }
     }
 
