@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::kamailio::Kamailio;
 use common::sipp_agent::SippAgent;
 use common::{free_sip_port, output_lines, sipp, test_config, wait_for_line};
 
@@ -142,4 +143,26 @@ async fn registers_through_a_challenge_refreshes_and_unregisters_on_sigterm() {
     assert!(!log.iter().any(|l| l.contains(TRUNK_PASSWORD)), "the password was logged");
     let messages = registrar.assert_passed().await;
     assert!(messages.contains("Expires: 0"), "the un-REGISTER came:\n{messages}");
+}
+
+/// Kamailio's registrar offers SHA-256 only: registering proves our SHA-256 answer verifies
+/// in another implementation.
+#[tokio::test(flavor = "multi_thread")]
+async fn registers_with_kamailio_using_sha256_and_unregisters_on_sigterm() {
+    let registrar = Kamailio::start_registrar().await;
+    let extra = format!(
+        "[[sip.register]]\nname = \"kamailio\"\nregistrar = \"sip:{}\"\nuser = \"ivr\"\n\
+         password_env = \"IVR_TEST_TRUNK_PASSWORD\"\nexpires_s = 60\n",
+        registrar.addr
+    );
+    let mut endpoint = Endpoint::start(&extra).await;
+    endpoint.wait_for("state=Registered").await;
+    // Kamailio grants at most 2 s: the refresh goes out a second later and succeeds.
+    endpoint.wait_for("state=Registered").await;
+    let log = endpoint.terminate().await;
+    assert!(log.iter().any(|l| l.contains("state=Unregistered")), "{}", log.join("\n"));
+    let failed =
+        |l: &String| l.contains("registrar answered") || l.contains("un-REGISTER answered");
+    assert!(!log.iter().any(failed), "{}", log.join("\n"));
+    registrar.stop().await;
 }

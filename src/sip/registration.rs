@@ -235,7 +235,10 @@ impl Registration {
                     _ => self.fail(now, "423 without a usable Min-Expires".into()),
                 }
             }
-            _ if unregistering => self.state = RegistrationState::Unregistered,
+            _ if unregistering => {
+                self.last_error = Some(format!("un-REGISTER answered {status}"));
+                self.state = RegistrationState::Unregistered;
+            }
             _ => self.fail(now, format!("registrar answered {status}")),
         }
     }
