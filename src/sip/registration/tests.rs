@@ -212,3 +212,27 @@ fn debug_does_not_show_the_password() {
     let text = format!("{reg:?} {:?}", settings());
     assert!(!text.contains("trunk-secret"), "{text}");
 }
+
+#[test]
+fn a_proxy_challenge_is_answered_with_proxy_authorization() {
+    let now = Instant::now();
+    let mut reg = Registration::new(now, settings(), 17);
+    let first = reg.poll_request().unwrap();
+    let challenge = "Digest realm=\"proxy\", nonce=\"abc\", algorithm=MD5, qop=\"auth\"";
+    reg.handle_response(now, &answer(&first, 407, &[("Proxy-Authenticate", challenge.into())]));
+    let second = reg.poll_request().expect("REGISTER with proxy credentials");
+    assert!(header(&second, "Authorization").is_none());
+    let credentials = header(&second, "Proxy-Authorization").unwrap();
+    assert!(credentials.contains("realm=\"proxy\"") && credentials.contains("algorithm=MD5"));
+}
+
+#[test]
+fn a_challenge_we_cannot_answer_is_a_failure() {
+    let now = Instant::now();
+    let mut reg = Registration::new(now, settings(), 19);
+    let first = reg.poll_request().unwrap();
+    let challenge = "Digest realm=\"r\", nonce=\"n\", algorithm=SHA-512-256, qop=\"auth\"";
+    reg.handle_response(now, &answer(&first, 401, &[("WWW-Authenticate", challenge.into())]));
+    assert!(matches!(reg.state(), RegistrationState::Failed { .. }), "{:?}", reg.state());
+    assert!(reg.poll_request().is_none());
+}
