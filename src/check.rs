@@ -85,6 +85,13 @@ pub async fn check(config: &Config) -> CheckReport {
     for (what, result) in crate::tts::check_voices(&config.tts).await {
         report.push(&what, result);
     }
+    let sip = config.sip.clone();
+    let sip_lines = tokio::task::spawn_blocking(move || crate::sip::auth_config::check(&sip))
+        .await
+        .unwrap_or_else(|e| vec![("sip.auth".into(), Err(e.to_string()))]);
+    for (what, result) in sip_lines {
+        report.push(&what, result);
+    }
     if config.zendesk.enabled {
         report.push("zendesk credentials", zendesk(config).await);
     } else {

@@ -118,6 +118,10 @@ pub struct SipConfig {
     /// Requests whose User-Agent contains one of these (any case) are dropped and logged
     /// as scanners; empty turns the check off.
     pub scanner_user_agents: Vec<String>,
+    /// Digest authentication of inbound INVITEs (`[sip.auth]`).
+    pub auth: crate::sip::auth_config::SipAuthConfig,
+    /// Registrations to trunks (`[[sip.register]]`).
+    pub register: Vec<crate::sip::auth_config::RegisterConfig>,
 }
 
 impl Default for SipConfig {
@@ -156,6 +160,8 @@ impl Default for SipConfig {
             rate_limit_sources: 100_000,
             max_cps: 200,
             scanner_user_agents: KNOWN_SCANNERS.iter().map(|s| s.to_string()).collect(),
+            auth: Default::default(),
+            register: Vec::new(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod phone;
 pub mod post_call;
 pub mod sdp;
+pub mod secret;
 pub mod secret_files;
 pub mod security_event;
 pub mod server;

@@ -34,6 +34,8 @@ use crate::zendesk::client::{ClientError, ZendeskClient};
 /// The longest a target's OPTIONS probe may take to be answered.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long un-REGISTERs at shutdown may wait for the registrars' answers.
+const UNREGISTER_WAIT: Duration = Duration::from_secs(5);
 /// How long calls hung up at the end of a drain get to finish (BYE, outbox).
 const HANG_UP_WAIT: Duration = Duration::from_secs(10);
 
@@ -41,6 +43,8 @@ const HANG_UP_WAIT: Duration = Duration::from_secs(10);
 pub enum ServerError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Registration(#[from] crate::sip::registrations::RegistrationSetupError),
     #[error("cannot listen for SIP on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot start the media engine: {0}")]
@@ -73,6 +77,7 @@ pub struct RunningServer {
     calls: CallRegistry,
     targets: TargetStates,
     status: Arc<StatusSources>,
+    registrations: crate::sip::registrations::RegistrationsView,
 }
 
 impl RunningServer {
@@ -84,6 +89,11 @@ impl RunningServer {
     /// Where SIP (UDP and TCP) listens; with port 0 in the config, the port chosen.
     pub fn sip_addr(&self) -> SocketAddr {
         self.sip_addr
+    }
+
+    /// Each `[[sip.register]]` registration's state.
+    pub fn registrations(&self) -> &crate::sip::registrations::RegistrationsView {
+        &self.registrations
     }
 
     /// The SIP endpoint's command channel (outgoing calls, commands to calls).
@@ -162,6 +172,7 @@ impl RunningServer {
             let mut active = self.active.clone();
             let _ = tokio::time::timeout(HANG_UP_WAIT, active.wait_for(|n| *n == 0)).await;
         }
+        crate::sip::registrations::unregister_all(&self.endpoint, UNREGISTER_WAIT).await;
         let _ = self.stop.send(true);
         if let Some(sender) = self.sender.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), sender).await;
@@ -202,7 +213,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         max_stored_bytes: sip.max_transaction_bytes,
         ..TransactionLimits::default()
     };
-    let ua = Ua::new(UaConfig {
+    let mut ua = Ua::new(UaConfig {
         contact_user: "ivr".into(),
         local_host: sip.advertised_ip().to_string(),
         local_port: sip_addr.port(),
@@ -216,10 +227,21 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         max_calls: sip.max_calls,
         timers,
     });
+    // Reads the users' passwords (files, environment): off the async workers.
+    let auth_config = sip.auth.clone();
+    let invite_auth =
+        tokio::task::spawn_blocking(move || auth_config.invite_auth(std::time::Instant::now()))
+            .await
+            .map_err(|e| ConfigError::Invalid(format!("sip.auth: {e}")))??;
+    if let Some(auth) = invite_auth {
+        ua.set_invite_auth(auth);
+    }
     let gate = Gate::new(AdmissionSettings::from_config(&config), sip.server().to_string());
     let transactions = TransactionLayer::with_limits(timers, transaction_limits);
     let (endpoint, mut calls) =
         endpoint::spawn_with_gate(transports, inbound_rx, transactions, ua, gate);
+    let registrations = crate::sip::registrations::start(&endpoint, sip, sip_addr).await?;
+    status.set_registrations(Arc::new(registrations.clone()));
     let (low, high) = config.media.rtp_port_range()?;
     let rtp_ports = RtpPorts::new(sip.listen.ip(), sip.advertised_ip(), low, high);
     let (active_tx, active) = watch::channel(0usize);
@@ -305,6 +327,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         calls: registry,
         targets,
         status,
+        registrations,
     })
 }
 

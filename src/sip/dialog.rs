@@ -23,6 +23,7 @@
 
 mod call;
 mod inbound;
+mod invite_auth;
 mod outbound;
 mod outgoing_call;
 mod probe;
@@ -30,6 +31,7 @@ mod state;
 mod transferee;
 mod types;
 
+pub use invite_auth::InviteAuth;
 pub use outgoing_call::DialRoute;
 pub use probe::ProbeId;
 pub use types::{CallEvent, CallHandle, EndReason, UaAction, UaConfig, UaError};
@@ -79,6 +81,8 @@ pub struct Ua {
     next_handle: u64,
     draining: bool,
     rng: StdRng,
+    /// Digest authentication of new INVITEs, when configured.
+    invite_auth: Option<InviteAuth>,
 }
 
 impl Ua {
@@ -97,6 +101,7 @@ impl Ua {
             next_handle: 1,
             draining: false,
             rng: StdRng::from_os_rng(),
+            invite_auth: None,
         }
     }
 

@@ -20,6 +20,7 @@ use crate::sip::dialog::{CallEvent, CallHandle, DialRoute, ProbeId, Ua, UaAction
 use crate::sip::gate::Gate;
 use crate::sip::header_text;
 use crate::sip::message::Transport;
+use crate::sip::registrations::{RegistrationStart, Registrations};
 use crate::sip::transaction::{Peer, TransactionLayer};
 use crate::sip::transport::{Inbound, Transports};
 
@@ -80,6 +81,10 @@ pub enum Command {
         resolved: Option<SocketAddr>,
         reply: oneshot::Sender<Result<u16, UaError>>,
     },
+    /// Starts registrations to trunks (see [`crate::sip::registrations::start`]).
+    Register(RegistrationStart),
+    /// Un-registers every registration; the sender is told when all have ended.
+    Unregister(oneshot::Sender<()>),
 }
 
 /// A new call for the server to take on: its first event and the stream of later ones.
@@ -108,7 +113,7 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The address a target's host name resolves to (an IPv4 one first, as the endpoint's
 /// sockets are), or `None` when the host is an IP literal (the UA reads it itself).
 /// Plain A/AAAA lookup through the system resolver; no SRV or NAPTR (RFC 3263).
-async fn resolve_target(target: &str) -> Result<Option<SocketAddr>, DialError> {
+pub(crate) async fn resolve_target(target: &str) -> Result<Option<SocketAddr>, DialError> {
     let Some((host, port)) = header_text::host_port(target) else { return Ok(None) };
     if header_text::ip_host(target).is_some() {
         return Ok(None);
@@ -243,6 +248,7 @@ pub fn spawn_with_gate(
         calls: HashMap::new(),
         new_calls: calls_tx,
         probes: HashMap::new(),
+        registrations: Registrations::default(),
     };
     tokio::spawn(endpoint.run(inbound, commands_rx));
     (EndpointHandle { commands: commands_tx }, calls_rx)
@@ -256,6 +262,7 @@ struct Endpoint {
     calls: HashMap<CallHandle, CallEventSender>,
     new_calls: mpsc::Sender<IncomingCall>,
     probes: HashMap<ProbeId, oneshot::Sender<Result<u16, UaError>>>,
+    registrations: Registrations,
 }
 
 impl Endpoint {
@@ -266,10 +273,14 @@ impl Endpoint {
     ) {
         loop {
             self.flush().await;
-            let deadline = match (self.transactions.poll_timeout(), self.ua.poll_timeout()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let deadline = [
+                self.transactions.poll_timeout(),
+                self.ua.poll_timeout(),
+                self.registrations.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
@@ -293,6 +304,7 @@ impl Endpoint {
                     let now = Instant::now();
                     self.transactions.handle_timeout(now);
                     self.ua.handle_timeout(now);
+                    self.registrations.handle_timeout(now);
                 }
             }
         }
@@ -351,6 +363,14 @@ impl Endpoint {
             }
             Command::Drain(draining) => {
                 self.ua.set_draining(draining);
+                Ok(())
+            }
+            Command::Register(start) => {
+                self.registrations.add(start);
+                Ok(())
+            }
+            Command::Unregister(done) => {
+                self.registrations.unregister_all(now, done);
                 Ok(())
             }
             Command::Probe { target, resolved, reply } => {
@@ -413,8 +433,11 @@ impl Endpoint {
             }
             while let Some(event) = self.transactions.poll_event() {
                 progressed = true;
-                self.ua.handle_event(Instant::now(), event);
+                if let Some(event) = self.registrations.take_event(Instant::now(), event) {
+                    self.ua.handle_event(Instant::now(), event);
+                }
             }
+            progressed |= self.registrations.drive(Instant::now(), &mut self.transactions);
             while let Some(action) = self.ua.poll_action() {
                 progressed = true;
                 self.carry_out(action).await;

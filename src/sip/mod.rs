@@ -2,8 +2,10 @@
 
 pub mod admission;
 pub mod ani;
+pub mod auth_config;
 pub mod call_events;
 pub mod dialog;
+pub mod digest;
 pub mod endpoint;
 mod framer;
 pub mod gate;
@@ -11,6 +13,8 @@ pub mod header_text;
 pub mod message;
 mod normalise;
 pub mod refer;
+pub mod registration;
+pub mod registrations;
 pub mod response;
 pub mod session_timer;
 mod syntax;

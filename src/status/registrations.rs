@@ -48,6 +48,36 @@ impl RegistrationProvider for RegistrationTable {
     }
 }
 
+/// The trunk registrations (`sip.register`) as the status page shows them.
+impl RegistrationProvider for crate::sip::registrations::RegistrationsView {
+    fn registrations(&self) -> Vec<RegistrationStatus> {
+        use crate::sip::registration::RegistrationState as State;
+        let now = std::time::Instant::now();
+        let secs = |at: std::time::Instant| at.saturating_duration_since(now).as_secs();
+        self.snapshot()
+            .into_iter()
+            .map(|entry| {
+                let state = match entry.state {
+                    State::Registering => "registering".to_string(),
+                    State::Registered { expires } => {
+                        format!("registered, expires in {} s", secs(expires))
+                    }
+                    State::Failed { retry_at } => {
+                        format!("failed, retrying in {} s", secs(retry_at))
+                    }
+                    State::Unregistering => "unregistering".to_string(),
+                    State::Unregistered => "unregistered".to_string(),
+                };
+                RegistrationStatus {
+                    name: entry.name,
+                    registered: entry.state.is_up(),
+                    detail: format!("{state} at {}", entry.registrar),
+                }
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

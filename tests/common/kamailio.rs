@@ -1,4 +1,5 @@
-//! Kamailio as the dispatcher in front of endpoint replicas (config/kamailio/kamailio.cfg).
+//! Kamailio as the dispatcher in front of endpoint replicas (config/kamailio/kamailio.cfg),
+//! or as a registrar with digest authentication (tests/kamailio/registrar.cfg).
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -35,17 +36,33 @@ impl Kamailio {
         let list = dir.path().join("dispatcher.list");
         let lines: String = replicas.iter().map(|r| format!("1 sip:{r}\n")).collect();
         std::fs::write(&list, lines).expect("dispatcher list");
+        let mut all = vec![format!("DSLIST=\"{}\"", list.display())];
+        all.extend(defines.iter().map(|(k, v)| format!("{k}={v}")));
+        Self::spawn("config/kamailio/kamailio.cfg", &all, dir).await
+    }
+
+    /// Starts Kamailio on a free port as a registrar that challenges with SHA-256 digest
+    /// (user `ivr`, password `trunk-secret`, at most 2 s per registration).
+    pub async fn start_registrar() -> Kamailio {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::spawn("tests/kamailio/registrar.cfg", &[], dir).await
+    }
+
+    /// Runs `config` (relative to the crate) with `-A` `defines`, on a free port.
+    async fn spawn(config: &str, defines: &[String], dir: tempfile::TempDir) -> Kamailio {
         let port = free_port_pair();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let child = Command::new("kamailio")
+        let mut command = Command::new("kamailio");
+        command
             .arg("-f")
-            .arg(manifest_dir().join("config/kamailio/kamailio.cfg"))
+            .arg(manifest_dir().join(config))
             .args(["-DD", "-E", "-m", "64", "-M", "8"])
             .arg("-A")
-            .arg(format!("LISTEN=udp:{addr}"))
-            .arg("-A")
-            .arg(format!("DSLIST=\"{}\"", list.display()))
-            .args(defines.iter().flat_map(|(k, v)| ["-A".to_string(), format!("{k}={v}")]))
+            .arg(format!("LISTEN=udp:{addr}"));
+        for define in defines {
+            command.arg("-A").arg(define);
+        }
+        let child = command
             .arg("-Y")
             .arg(dir.path())
             .arg("-P")
@@ -99,7 +116,16 @@ impl Kamailio {
         self.log.iter().filter(|l| l.contains(needle)).cloned().collect()
     }
 
+    /// SIGTERM, so that Kamailio's main process ends its worker processes too (SIGKILL
+    /// would leave them running); SIGKILL only if it has not exited within 5 s.
     pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: signalling our own child process.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            if tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await.is_ok() {
+                return;
+            }
+        }
         let _ = self.child.kill().await;
     }
 }

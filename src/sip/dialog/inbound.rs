@@ -96,7 +96,7 @@ fn body_status(problem: BodyProblem) -> u16 {
 
 impl Ua {
     /// Answer a request outside any call (no To tag added unless `tag`).
-    fn reply(
+    pub(super) fn reply(
         &mut self,
         id: TransactionId,
         request: &rsip::Request,
@@ -173,7 +173,11 @@ impl Ua {
         match b.to_tag.clone() {
             Some(to_tag) => self.in_dialog(now, id, request, b, &to_tag),
             None => match method {
-                Method::Invite => self.new_invite(id, request, source, b),
+                Method::Invite => {
+                    if self.authorize_invite(now, &id, &request, source) {
+                        self.new_invite(id, request, source, b)
+                    }
+                }
                 Method::Options => self.options(id, &request, None),
                 Method::Register | Method::Subscribe | Method::Publish | Method::Message => {
                     self.reply_explained(id, &request, 405)

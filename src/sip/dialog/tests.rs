@@ -5,6 +5,7 @@ mod harness;
 mod basic;
 mod contacts;
 mod errors;
+mod invite_auth;
 mod midcall;
 mod outgoing;
 mod probe;
