@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""One Markdown table row of bench/run.sh from what a phase left behind.
+
+Usage: run_row.py header
+       run_row.py row KIND CALLS RATE WORK NAME CPU_TICKS CLK_TCK RSS0_KIB RSS_PEAK_KIB LOAD
+WORK/NAME-stat.csv and WORK/NAME-counts.csv are SIPp's -trace_stat and -trace_counts
+files (last line: totals), WORK/NAME-setup.txt the output of analyze_first_rtp.py and
+WORK/NAME-pacing.txt that of analyze_pacing.py. CPU and memory are per answered call."""
+import csv
+import re
+import sys
+
+COLUMNS = ["target", "calls", "new/s", "failed", "retrans", "503 (Retry-After)",
+           "mean length", "INVITE→200 p50 / p99", "INVITE→RTP p50 / p99",
+           "pacing p50 / p99 / max", "CPU ms/call", "RSS KiB/call", "load"]
+
+
+def last_row(path):
+    with open(path, newline="") as f:
+        rows = [r for r in csv.reader(f, delimiter=";") if r]
+    return dict(zip(rows[0], rows[-1])) if len(rows) > 1 else {}
+
+
+def seconds(sipp_time):
+    """SIPp's HH:MM:SS:micros."""
+    h, m, s, us = (int(x) for x in sipp_time.split(":"))
+    return h * 3600 + m * 60 + s + us / 1e6
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def ms_pair(text, name):
+    m = re.search(re.escape(name) + r": p50 ([\d.]+) ms\s+p99 ([\d.]+) ms", text)
+    return f"{m.group(1)} / {m.group(2)} ms" if m else "–"
+
+
+def main():
+    if sys.argv[1] == "header":
+        print("| " + " | ".join(COLUMNS) + " |")
+        print("|" + "|".join("---" for _ in COLUMNS) + "|")
+        return
+    kind, calls, rate, work, name, ticks, clk, rss0, rss_peak, load = sys.argv[2:12]
+    stat = last_row(f"{work}/{name}-stat.csv")
+    counts = last_row(f"{work}/{name}-counts.csv")
+    # The first 200 received is the INVITE's; the 503s are the refusals past capacity.
+    answered = next((int(v) for k, v in counts.items() if re.fullmatch(r"\d+_200_Recv", k)), 0)
+    rejected = sum(int(v) for k, v in counts.items() if re.fullmatch(r"\d+_503_Recv", k))
+    setup = read(f"{work}/{name}-setup.txt")
+    pacing = re.search(r"p50=([\d.]+)ms p99=([\d.]+)ms max=([\d.]+)ms",
+                       read(f"{work}/{name}-pacing.txt"))
+    per_call = max(answered, 1)
+    cpu_ms = int(ticks) * 1000 / int(clk) / per_call
+    rss = (int(rss_peak) - int(rss0)) / per_call
+    cells = [
+        kind, calls, rate, stat.get("FailedCall(C)", "?"), stat.get("Retransmissions(C)", "?"),
+        str(rejected), f"{seconds(stat['CallLength(C)']):.1f} s" if "CallLength(C)" in stat else "?",
+        ms_pair(setup, "INVITE→200"), ms_pair(setup, "INVITE→first RTP"),
+        " / ".join(pacing.groups()) + " ms" if pacing else "–",
+        f"{cpu_ms:.1f}", f"{rss:.1f}", load,
+    ]
+    print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
