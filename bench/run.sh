@@ -23,7 +23,9 @@
 # call up (p50/p99/max: bench/analyze_pacing.py), CPU ms per answered call over the whole
 # run and resident memory per call at the peak (from /proc), and the load average at the
 # start. Needs sipp (3.6, with rtp_stream), dumpcap, sox, python3, and capture rights.
-# KEEP_WORK=1 keeps the work folder (captures, SIPp statistics, logs).
+# KEEP_WORK=1 keeps the work folder (captures, SIPp statistics, logs). PERF=1 also records
+# a profile of the target (perf record -g) during the pacing window and prints its top
+# symbols after the row (the profile costs CPU: leave it out of the measured runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${CARGO_TARGET_DIR:-target}
@@ -93,7 +95,7 @@ start_endpoint() {
     ZENDESK_IVR_MEDIA__RTP_PORTS="$RTP_PORTS" \
     ZENDESK_IVR_MEDIA__WELCOME_PROMPT="${2-audio/welcome.wav}" \
     ZENDESK_IVR_ROUTING__PROBE_INTERVAL_S=0 \
-    ZENDESK_IVR_IVR__NO_INPUT_S=60 \
+    ZENDESK_IVR_IVR__NO_INPUT_S=10 \
     ZENDESK_IVR_ADMIN__LISTEN="127.0.0.1:$(free_port)" \
     ZENDESK_IVR_LOG=warn \
         "$BIN" run >"$WORK/endpoint-$SIP_PORT.log" 2>&1 &
@@ -154,6 +156,9 @@ measure() {
     caller "$name" "$calls" "$limit" "$rate" "$keyat" &
     local callers=$!
     sleep "$window_at"
+    if [ -n "${PERF:-}" ]; then
+        perf record -q -F 499 -g -p "$SERVER" -o "$WORK/$name.perf" -- sleep "$CAPTURE_S" 2>/dev/null &
+    fi
     dumpcap -i lo -q -P -s 64 -f "$filter" -a "duration:$CAPTURE_S" -w "$WORK/$name-rtp.pcap" 2>/dev/null
     wait "$callers"
     cpu1=$(cpu_ticks "$SERVER")
@@ -162,8 +167,12 @@ measure() {
     python3 "$BENCH/analyze_first_rtp.py" "$WORK/$name-setup.pcap" "$SIP_PORT" \
         $([ "$kind" = floor ] && echo --ssrc-order) >"$WORK/$name-setup.txt" 2>&1 || true
     python3 "$BENCH/analyze_pacing.py" "$WORK/$name-rtp.pcap" >"$WORK/$name-pacing.txt" 2>&1 || true
-    python3 "$BENCH/run_row.py" row "$kind" "$calls" "$rate" "$WORK" "$name" \
+    OUTBOX="$WORK/outbox-$SIP_PORT.sqlite" python3 "$BENCH/run_row.py" row "$kind" "$calls" "$rate" "$WORK" "$name" \
         $((cpu1 - cpu0)) "$CLK_TCK" "$rss0" "$(cat "$WORK/$name-rss")" "$load" | tee "$WORK/$name.row"
+    if [ -n "${PERF:-}" ]; then
+        perf report -i "$WORK/$name.perf" --no-children --stdio --sort dso,sym 2>/dev/null \
+            | grep -E '^ +[0-9.]+%' | head -25 | tee "$WORK/$name-perf.txt"
+    fi
 }
 
 # warm_up: one call through the whole flow fills the dip cache and the TTS cache.
@@ -201,8 +210,8 @@ concurrent)
     ;;
 rate)
     for cps in ${@:-100 200 300 400 500 600 800}; do
-        # Short calls (no welcome prompt, the key 2 s in), RATE_S seconds of new calls.
-        run "r$cps" 5000 $((cps * RATE_S)) 5000 "$cps" 2000 $((RATE_S / 2 - CAPTURE_S / 2 > 1 ? RATE_S / 2 - CAPTURE_S / 2 : 1)) ""
+        # Short calls (no welcome prompt, the key 3 s in), RATE_S seconds of new calls.
+        run "r$cps" 5000 $((cps * RATE_S)) 5000 "$cps" 3000 $((RATE_S / 2 - CAPTURE_S / 2 > 1 ? RATE_S / 2 - CAPTURE_S / 2 : 1)) ""
         # Stop after the first rate at which the endpoint failed calls.
         failed=$(awk -F'|' '{ gsub(/ /, "", $5); print $5 }' "$WORK/r$cps-ivr.row")
         [ "$failed" = 0 ] || break

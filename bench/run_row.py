@@ -5,13 +5,17 @@ Usage: run_row.py header
        run_row.py row KIND CALLS RATE WORK NAME CPU_TICKS CLK_TCK RSS0_KIB RSS_PEAK_KIB LOAD
 WORK/NAME-stat.csv and WORK/NAME-counts.csv are SIPp's -trace_stat and -trace_counts
 files (last line: totals), WORK/NAME-setup.txt the output of analyze_first_rtp.py and
-WORK/NAME-pacing.txt that of analyze_pacing.py. CPU and memory are per answered call."""
+WORK/NAME-pacing.txt that of analyze_pacing.py. CPU and memory are per answered call.
+With OUTBOX set (the endpoint's outbox database), "keys heard" counts the calls whose
+post-call comment says a key was pressed: a key lost on the way shows there."""
 import csv
+import os
 import re
+import sqlite3
 import sys
 
 COLUMNS = ["target", "calls", "new/s", "failed", "retrans", "503 (Retry-After)",
-           "mean length", "INVITE→200 p50 / p99", "INVITE→RTP p50 / p99",
+           "keys heard", "mean length", "INVITE→200 p50 / p99", "INVITE→RTP p50 / p99",
            "pacing p50 / p99 / max", "CPU ms/call", "RSS KiB/call", "load"]
 
 
@@ -40,6 +44,16 @@ def ms_pair(text, name):
     return f"{m.group(1)} / {m.group(2)} ms" if m else "–"
 
 
+def keys_heard():
+    path = os.environ.get("OUTBOX", "")
+    if not os.path.exists(path):
+        return "–"
+    db = sqlite3.connect(path)
+    rows = db.execute("SELECT body FROM outbox_entries UNION ALL SELECT body FROM outbox_dead_letters")
+    # The warm-up call is in the outbox too.
+    return str(sum("pressed" in body for (body,) in rows) - 1)
+
+
 def main():
     if sys.argv[1] == "header":
         print("| " + " | ".join(COLUMNS) + " |")
@@ -59,7 +73,7 @@ def main():
     rss = (int(rss_peak) - int(rss0)) / per_call
     cells = [
         kind, calls, rate, stat.get("FailedCall(C)", "?"), stat.get("Retransmissions(C)", "?"),
-        str(rejected), f"{seconds(stat['CallLength(C)']):.1f} s" if "CallLength(C)" in stat else "?",
+        str(rejected), keys_heard(), f"{seconds(stat['CallLength(C)']):.1f} s" if "CallLength(C)" in stat else "?",
         ms_pair(setup, "INVITE→200"), ms_pair(setup, "INVITE→first RTP"),
         " / ".join(pacing.groups()) + " ms" if pacing else "–",
         f"{cpu_ms:.1f}", f"{rss:.1f}", load,
