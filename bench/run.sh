@@ -94,6 +94,7 @@ start_endpoint() {
     ZENDESK_IVR_TTS__CACHE_DIR="$WORK/tts-cache" \
     ZENDESK_IVR_MEDIA__RTP_PORTS="$RTP_PORTS" \
     ZENDESK_IVR_MEDIA__WELCOME_PROMPT="${2-audio/welcome.wav}" \
+    ZENDESK_IVR_ZENDESK__CACHE_TTL_S=3600 \
     ZENDESK_IVR_ROUTING__PROBE_INTERVAL_S=0 \
     ZENDESK_IVR_IVR__NO_INPUT_S=10 \
     ZENDESK_IVR_ADMIN__LISTEN="127.0.0.1:$(free_port)" \
@@ -171,7 +172,7 @@ measure() {
         $((cpu1 - cpu0)) "$CLK_TCK" "$rss0" "$(cat "$WORK/$name-rss")" "$load" | tee "$WORK/$name.row"
     if [ -n "${PERF:-}" ]; then
         perf report -i "$WORK/$name.perf" --no-children --stdio --sort dso,sym 2>/dev/null \
-            | grep -E '^ +[0-9.]+%' | head -25 | tee "$WORK/$name-perf.txt"
+            | grep -E '^ +[0-9.]+%' | head -25 | tee "$WORK/$name-perf.txt" || true
     fi
 }
 
@@ -231,3 +232,5 @@ overload)
     exit 2
     ;;
 esac
+echo
+cat "$WORK"/*-outcomes.txt 2>/dev/null || true

@@ -7,7 +7,8 @@ WORK/NAME-stat.csv and WORK/NAME-counts.csv are SIPp's -trace_stat and -trace_co
 files (last line: totals), WORK/NAME-setup.txt the output of analyze_first_rtp.py and
 WORK/NAME-pacing.txt that of analyze_pacing.py. CPU and memory are per answered call.
 With OUTBOX set (the endpoint's outbox database), "keys heard" counts the calls whose
-post-call comment says a key was pressed: a key lost on the way shows there."""
+post-call comment says a key was pressed (a key lost on the way shows there), and
+WORK/NAME-outcomes.txt gets how the calls ended, as their comments say."""
 import csv
 import os
 import re
@@ -44,14 +45,26 @@ def ms_pair(text, name):
     return f"{m.group(1)} / {m.group(2)} ms" if m else "–"
 
 
-def keys_heard():
+def comments():
+    """The post-call comments in the endpoint's outbox (OUTBOX), the warm-up call's too."""
     path = os.environ.get("OUTBOX", "")
     if not os.path.exists(path):
-        return "–"
+        return []
     db = sqlite3.connect(path)
-    rows = db.execute("SELECT body FROM outbox_entries UNION ALL SELECT body FROM outbox_dead_letters")
-    # The warm-up call is in the outbox too.
-    return str(sum("pressed" in body for (body,) in rows) - 1)
+    sql = "SELECT body FROM outbox_entries UNION ALL SELECT body FROM outbox_dead_letters"
+    return [body for (body,) in db.execute(sql)]
+
+
+def outcomes(bodies):
+    """How the calls ended, as the IVR tells it: "count outcome" lines."""
+    lines = [line for body in bodies for line in body.splitlines()
+             if line.startswith("Outcome: ")]
+    counts = {}
+    for line in lines:
+        # One line per kind of ending: the queue and target are left out.
+        kind = re.sub(r" (to the|queue|\().*", "", line[len("Outcome: "):])
+        counts[kind] = counts.get(kind, 0) + 1
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def main():
@@ -68,12 +81,18 @@ def main():
     setup = read(f"{work}/{name}-setup.txt")
     pacing = re.search(r"p50=([\d.]+)ms p99=([\d.]+)ms max=([\d.]+)ms",
                        read(f"{work}/{name}-pacing.txt"))
+    bodies = comments()
+    # The warm-up call's comment is in the outbox too.
+    keys = str(sum("pressed" in body for body in bodies) - 1) if bodies else "–"
+    if bodies:
+        with open(f"{work}/{name}-outcomes.txt", "w") as f:
+            f.write(f"{name} (warm-up call included): {outcomes(bodies)}\n")
     per_call = max(answered, 1)
     cpu_ms = int(ticks) * 1000 / int(clk) / per_call
     rss = (int(rss_peak) - int(rss0)) / per_call
     cells = [
         kind, calls, rate, stat.get("FailedCall(C)", "?"), stat.get("Retransmissions(C)", "?"),
-        str(rejected), keys_heard(), f"{seconds(stat['CallLength(C)']):.1f} s" if "CallLength(C)" in stat else "?",
+        str(rejected), keys, f"{seconds(stat['CallLength(C)']):.1f} s" if "CallLength(C)" in stat else "?",
         ms_pair(setup, "INVITE→200"), ms_pair(setup, "INVITE→first RTP"),
         " / ".join(pacing.groups()) + " ms" if pacing else "–",
         f"{cpu_ms:.1f}", f"{rss:.1f}", load,
