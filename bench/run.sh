@@ -39,10 +39,13 @@ CAPTURE_S=${CAPTURE_S:-6}
 # How long the IVR takes from the key to its REFER or BYE, so the floor's calls last as
 # long (the goodbye or "connecting" prompt).
 TAIL_MS=${TAIL_MS:-2500}
+# Streams per rtp_stream thread in every SIPp (its default, 20, makes 100 threads that all
+# wake on the same 20 ms ticks at 2,000 calls).
+RTP_THREADTASKS=${RTP_THREADTASKS:-100}
 CLK_TCK=$(getconf CLK_TCK)
 PIDS=()
 cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}" $(cat "$WORK/callers.pid" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
     if [ -n "${KEEP_WORK:-}" ]; then echo "work=$WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -110,7 +113,7 @@ start_floor() {
     SIP_PORT=$(free_port)
     FLOOR_MP=$(free_port)
     (cd "$WORK" && exec sipp -sf "$BENCH/sipp/uas_floor.xml" -t u1 -i 127.0.0.1 -p "$SIP_PORT" \
-        -mp "$FLOOR_MP" -set holdms "$1" -nostdin -max_recv_loops 10000 -max_sched_loops 10000 \
+        -mp "$FLOOR_MP" -set holdms "$1" -rtp_threadtasks "$RTP_THREADTASKS" -nostdin -max_recv_loops 10000 -max_sched_loops 10000 \
         -trace_err -error_file "$WORK/floor-$SIP_PORT-errors.log" >"$WORK/floor-$SIP_PORT.log" 2>&1) &
     SERVER=$!
     PIDS+=("$SERVER")
@@ -121,12 +124,17 @@ start_floor() {
 # WORK/NAME-stat.csv, WORK/NAME-counts.csv and WORK/NAME-errors.log.
 caller() {
     local name=$1 calls=$2 limit=$3 rate=$4 keyat=$5
-    (cd "$WORK" && sipp "127.0.0.1:$SIP_PORT" -sf "$BENCH/sipp/uac_ivr_caller.xml" -t u1 \
+    # A minute past the last call's key; calls still up then count as failed.
+    local timeout=$((calls / rate + keyat / 1000 + 60))
+    (cd "$WORK" && exec sipp "127.0.0.1:$SIP_PORT" -sf "$BENCH/sipp/uac_ivr_caller.xml" -t u1 \
         -i 127.0.0.1 -p "$(free_port)" -mp "$UAC_MP" -set keyat "$keyat" \
-        -m "$calls" -l "$limit" -r "$rate" -nostdin -timeout 300s -timeout_error \
-        -max_recv_loops 10000 -max_sched_loops 10000 \
+        -rtp_threadtasks "$RTP_THREADTASKS" -m "$calls" -l "$limit" -r "$rate" -nostdin \
+        -timeout "${timeout}s" -timeout_error -max_recv_loops 10000 -max_sched_loops 10000 \
         -trace_stat -stf "$WORK/$name-stat.csv" -trace_counts \
-        -trace_err -error_file "$WORK/$name-errors.log" >"$WORK/$name-sipp.log" 2>&1) || true
+        -trace_err -error_file "$WORK/$name-errors.log" >"$WORK/$name-sipp.log" 2>&1) &
+    echo $! >"$WORK/callers.pid"
+    wait $! || true
+    rm -f "$WORK/callers.pid"
     mv "$WORK"/uac_ivr_caller_*_counts.csv "$WORK/$name-counts.csv" 2>/dev/null || true
 }
 
