@@ -179,7 +179,7 @@ measure() {
     OUTBOX="$WORK/outbox-$SIP_PORT.sqlite" python3 "$BENCH/run_row.py" row "$kind" "$calls" "$rate" "$WORK" "$name" \
         $((cpu1 - cpu0)) "$CLK_TCK" "$rss0" "$(cat "$WORK/$name-rss")" "$load" | tee "$WORK/$name.row"
     if [ -n "${PERF:-}" ]; then
-        perf report -i "$WORK/$name.perf" --no-children --stdio --sort dso,sym 2>/dev/null \
+        perf report -i "$WORK/$name.perf" --no-children --stdio --sort comm,dso,sym 2>/dev/null \
             | grep -E '^ +[0-9.]+%' | head -25 | tee "$WORK/$name-perf.txt" || true
     fi
 }

@@ -14,6 +14,7 @@ import os
 import re
 import sqlite3
 import sys
+import time
 
 COLUMNS = ["target", "calls", "new/s", "failed", "retrans", "503 (Retry-After)",
            "keys heard", "mean length", "INVITE→200 p50 / p99", "INVITE→RTP p50 / p99",
@@ -45,14 +46,23 @@ def ms_pair(text, name):
     return f"{m.group(1)} / {m.group(2)} ms" if m else "–"
 
 
-def comments():
-    """The post-call comments in the endpoint's outbox (OUTBOX), the warm-up call's too."""
+def comments(expected):
+    """The post-call comments in the endpoint's outbox (OUTBOX), the warm-up call's too.
+    Waits (up to 20 s) for `expected` of them, or for their number to stop growing."""
     path = os.environ.get("OUTBOX", "")
     if not os.path.exists(path):
         return []
     db = sqlite3.connect(path)
     sql = "SELECT body FROM outbox_entries UNION ALL SELECT body FROM outbox_dead_letters"
-    return [body for (body,) in db.execute(sql)]
+    bodies, still = [], 0
+    for _ in range(40):
+        seen = len(bodies)
+        bodies = [body for (body,) in db.execute(sql)]
+        still = still + 1 if len(bodies) == seen else 0
+        if len(bodies) >= expected or still >= 6:
+            break
+        time.sleep(0.5)
+    return bodies
 
 
 def outcomes(bodies):
@@ -81,7 +91,7 @@ def main():
     setup = read(f"{work}/{name}-setup.txt")
     pacing = re.search(r"p50=([\d.]+)ms p99=([\d.]+)ms max=([\d.]+)ms",
                        read(f"{work}/{name}-pacing.txt"))
-    bodies = comments()
+    bodies = comments(answered + 1)
     # The warm-up call's comment is in the outbox too.
     keys = str(sum("pressed" in body for body in bodies) - 1) if bodies else "–"
     if bodies:
