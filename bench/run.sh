@@ -4,7 +4,7 @@
 # floor), back to back in one run. Not part of the test suite.
 #
 #   bench/run.sh concurrent [CALLS...]   (default 100 500 1000 2000; calls set up at RATE/s)
-#   bench/run.sh rate [CPS...]           (default 100 200 300 400 500 600 800; short calls
+#   bench/run.sh rate [CPS...]           (default 50 100 200 300 500 700; short calls
 #                                         for RATE_S s each, stops after the first rate
 #                                         with failed calls)
 #   bench/run.sh overload [CAPACITY]     (default 1000: sip.max_calls = CAPACITY, twice as
@@ -218,7 +218,7 @@ concurrent)
     done
     ;;
 rate)
-    for cps in ${@:-100 200 300 400 500 600 800}; do
+    for cps in ${@:-50 100 200 300 500 700}; do
         # Short calls (no welcome prompt, the key 3 s in), RATE_S seconds of new calls.
         run "r$cps" 5000 $((cps * RATE_S)) 5000 "$cps" 3000 $((RATE_S / 2 - CAPTURE_S / 2 > 1 ? RATE_S / 2 - CAPTURE_S / 2 : 1)) ""
         # Stop after the first rate at which the endpoint failed calls.

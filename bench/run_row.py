@@ -77,6 +77,18 @@ def outcomes(bodies):
     return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
+def failures(path):
+    """Why SIPp aborted calls, from its -trace_err log: "count reason" items."""
+    reasons = {}
+    for chunk in read(path).replace("\r", "").split("Aborting call on ")[1:]:
+        what = chunk.split(" for ", 1)[0].strip()
+        m = re.match(r"[^:]*: while (.*?) \(index (\d+)\), received '(\S+)", chunk.split(" for ", 1)[-1])
+        if m:
+            what += f" ({m.group(3)} while {m.group(1)}, step {m.group(2)})"
+        reasons[what] = reasons.get(what, 0) + 1
+    return ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+
+
 def main():
     if sys.argv[1] == "header":
         print("| " + " | ".join(COLUMNS) + " |")
@@ -94,9 +106,12 @@ def main():
     bodies = comments(answered + 1)
     # The warm-up call's comment is in the outbox too.
     keys = str(sum("pressed" in body for body in bodies) - 1) if bodies else "–"
-    if bodies:
-        with open(f"{work}/{name}-outcomes.txt", "w") as f:
-            f.write(f"{name} (warm-up call included): {outcomes(bodies)}\n")
+    with open(f"{work}/{name}-outcomes.txt", "w") as f:
+        if bodies:
+            f.write(f"{name}: {len(bodies)} comments (warm-up call included): {outcomes(bodies)}\n")
+        aborted = failures(f"{work}/{name}-errors.log")
+        if aborted:
+            f.write(f"{name}: SIPp aborted: {aborted}\n")
     per_call = max(answered, 1)
     cpu_ms = int(ticks) * 1000 / int(clk) / per_call
     rss = (int(rss_peak) - int(rss0)) / per_call
