@@ -50,6 +50,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# stop PID: ends a target this script started, and forgets it.
+stop() {
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    local left=() pid
+    for pid in "${PIDS[@]}"; do [ "$pid" = "$1" ] || left+=("$pid"); done
+    PIDS=("${left[@]}")
+}
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -197,11 +206,11 @@ run() {
     start_endpoint "$max_calls" "${8-audio/welcome.wav}"
     warm_up
     measure ivr "$name-ivr" "$calls" "$limit" "$rate" "$keyat" "$window_at"
-    kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
+    stop "$SERVER"
     [ "${FLOOR:-1}" = 1 ] || return 0
     start_floor $((keyat + TAIL_MS))
     measure floor "$name-floor" "$calls" "$limit" "$rate" "$keyat" "$window_at"
-    kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
+    stop "$SERVER"
 }
 
 echo "date=$(date -u +%Y-%m-%dT%H:%MZ) cores=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg) $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*')"
