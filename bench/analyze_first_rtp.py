@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """INVITE → 200 OK and INVITE → first RTP, per call, from a loopback capture.
 
-Usage: analyze_first_rtp.py CAPTURE.pcap SIP_PORT
+Usage: analyze_first_rtp.py CAPTURE.pcap SIP_PORT [--ssrc-order]
 Reads a classic pcap (dumpcap -P) of loopback frames holding the endpoint's SIP (UDP on
 SIP_PORT) and its RTP. A call's INVITE is the first one sent to SIP_PORT with its
 Call-ID; its 200 OK carries our SDP, whose m= port is the call's RTP source port; its
-first RTP is the first datagram from that port. Prints the count and p50/p99/max."""
+first RTP is the first datagram from that port. Prints the count and p50/p99/max.
+
+--ssrc-order is for a peer that sends every call's RTP from one port (SIPp's rtp_stream
+engine): its SSRCs are handed out in the order calls arrive (0xCA110000, +1, ...), so the
+n-th INVITE's stream is the n-th SSRC from the lowest one seen."""
 import re
 import sys
 from analyze_pacing import packets
@@ -28,6 +32,7 @@ def pct(values, p):
 
 def main():
     path, sip_port = sys.argv[1], int(sys.argv[2])
+    by_ssrc = "--ssrc-order" in sys.argv[3:]
     invite_at, ok_at, port_of, first_rtp = {}, {}, {}, {}
     for t, frame in packets(path):
         parsed = udp(frame)
@@ -44,8 +49,13 @@ def main():
             if m and media and b"INVITE" in payload.split(b"\r\n\r\n")[0]:
                 ok_at.setdefault(m.group(1), t)
                 port_of[m.group(1)] = int(media.group(1))
-        elif src not in first_rtp and len(payload) >= 12 and payload[0] >> 6 == 2:
-            first_rtp[src] = t
+        elif len(payload) >= 12 and payload[0] >> 6 == 2:
+            stream = int.from_bytes(payload[8:12], "big") if by_ssrc else src
+            first_rtp.setdefault(stream, t)
+    if by_ssrc:
+        base = min(first_rtp, default=0)
+        # Dicts keep insertion order: invite_at is in the order the INVITEs were captured.
+        port_of = {call: base + n for n, call in enumerate(invite_at) if call in ok_at}
     to_ok, to_rtp = [], []
     for call, start in invite_at.items():
         if call in ok_at:
