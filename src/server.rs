@@ -221,6 +221,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         user_agent: sip.user_agent().to_string(),
         server: sip.server().to_string(),
         codecs: config.media.codecs.clone(),
+        offer_telephone_event: true,
         session_expires: sip.session_expires_s,
         min_se: sip.min_se_s,
         send_ringing: sip.send_ringing,

@@ -112,6 +112,26 @@ async fn press_2_by_sip_info_over_tcp_reaches_the_menu() {
     assert_eq!(summary.report.expect("the IVR's report").outcome, CallOutcome::EndedByCaller);
 }
 
+/// `--dtmf-mode inband`: the caller offers no telephone-event, so the IVR listens for tones
+/// and hears the 2 in the audio.
+#[tokio::test(flavor = "multi_thread")]
+async fn press_2_as_tones_reaches_the_menu() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = with_simulator(quick_ivr_config(), &dir, SimState::sample()).await;
+    let server = start(config).await;
+    let mut summaries = server.subscribe();
+    let args = ["--from", "+4798765433", "--dtmf", "2", "--dtmf-at", "2", "--dtmf-mode", "inband"];
+    let (status, json) = call(server.sip_addr(), &args).await;
+
+    assert!(status.success(), "{json:#}");
+    assert_eq!(json["dtmf_mode"], "inband");
+    assert_eq!(json["digits_sent"], "2");
+    assert_eq!(json["hung_up_by"], "far_end", "{json:#}");
+    let summary = next_summary(&mut summaries).await;
+    assert_eq!(summary.digits, "2");
+    assert_eq!(summary.report.expect("the IVR's report").outcome, CallOutcome::EndedByCaller);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn press_1_and_follow_the_refer_to_the_agent() {
     let dir = tempfile::tempdir().expect("temp dir");

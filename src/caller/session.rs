@@ -50,11 +50,13 @@ async fn resolve(target: &str) -> Result<SocketAddr, CallerError> {
 }
 
 /// Starts a SIP endpoint of its own on `ip`, any free port, as `contact_user`, G.711
-/// only. New calls arrive on the receiver; once it is dropped they get 503.
+/// only, offering RFC 4733 telephone-event when `telephone_event`. New calls arrive on the
+/// receiver; once it is dropped they get 503.
 pub async fn local_endpoint(
     ip: IpAddr,
     contact_user: &str,
     max_calls: usize,
+    telephone_event: bool,
 ) -> std::io::Result<(EndpointHandle, mpsc::Receiver<IncomingCall>, SocketAddr)> {
     let (inbound_tx, inbound_rx) = mpsc::channel(256);
     let transports =
@@ -69,6 +71,7 @@ pub async fn local_endpoint(
         user_agent: format!("zendesk-ivr-{contact_user}/{}", env!("CARGO_PKG_VERSION")),
         server: format!("zendesk-ivr-{contact_user}/{}", env!("CARGO_PKG_VERSION")),
         codecs: vec![CodecName::Pcmu, CodecName::Pcma],
+        offer_telephone_event: telephone_event,
         session_expires: 1800,
         min_se: 90,
         send_ringing: false,
@@ -129,8 +132,12 @@ pub async fn place_call(options: CallOptions) -> Result<CallReport, CallerError>
     }
     let target_addr = resolve(&options.target).await?;
     let ip = local_ip_towards(target_addr).map_err(CallerError::Bind)?;
-    // Nobody takes incoming calls: with the receiver dropped, they get 503.
-    let (endpoint, _, _) = local_endpoint(ip, "caller", 4).await.map_err(CallerError::Bind)?;
+    // Nobody takes incoming calls: with the receiver dropped, they get 503. A caller that
+    // sends tones offers no telephone-event, like a phone without RFC 4733, so the far end
+    // listens for tones.
+    let telephone_event = options.dtmf_mode != DtmfMode::Inband;
+    let (endpoint, _, _) =
+        local_endpoint(ip, "caller", 4, telephone_event).await.map_err(CallerError::Bind)?;
     let media = CallerMedia::bind(ip).await.map_err(CallerError::Bind)?;
     let started = Instant::now();
     let script = Script::new(started, &options.digits, options.dtmf_at, options.duration);

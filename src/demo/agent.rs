@@ -32,7 +32,7 @@ pub struct DemoAgent {
 impl DemoAgent {
     /// Starts the agent on `ip` (any free port); `greeting` is the WAV it plays first.
     pub async fn start(ip: IpAddr, greeting: Arc<[u8]>) -> io::Result<DemoAgent> {
-        let (endpoint, incoming, addr) = local_endpoint(ip, "agent", MAX_CALLS).await?;
+        let (endpoint, incoming, addr) = local_endpoint(ip, "agent", MAX_CALLS, true).await?;
         let answered = Arc::new(AtomicUsize::new(0));
         tokio::spawn(serve(endpoint, incoming, ip, greeting, answered.clone()));
         info!(%addr, "demo agent listening");

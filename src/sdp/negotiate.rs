@@ -75,6 +75,7 @@ pub fn offer(
     local_rtp: SocketAddr,
     session: &mut LocalSession,
     direction: Direction,
+    telephone_event: bool,
 ) -> String {
     let mut codecs = Vec::new();
     for name in prefs {
@@ -89,7 +90,7 @@ pub fn offer(
         local_rtp.port(),
         "RTP/AVP",
         &codecs,
-        Some((OFFER_TELEPHONE_EVENT_PT, 8000)),
+        telephone_event.then_some((OFFER_TELEPHONE_EVENT_PT, 8000)),
         direction,
     );
     session.render(local_rtp, &body)

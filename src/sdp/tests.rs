@@ -234,7 +234,7 @@ fn version_steps_only_when_answer_changes() {
 #[test]
 fn offer_and_accept_answer() {
     let mut session = LocalSession::new(3);
-    let ours = offer(&[Pcma, Opus, Pcmu], local(), &mut session, Direction::SendRecv);
+    let ours = offer(&[Pcma, Opus, Pcmu], local(), &mut session, Direction::SendRecv, true);
     assert!(ours.contains("m=audio 30000 RTP/AVP 8 111 0 101\r\n"), "{ours}");
     assert!(ours.contains("a=rtpmap:111 opus/48000/2\r\n"));
     assert!(ours.contains("a=rtpmap:101 telephone-event/8000\r\n"));
@@ -282,4 +282,17 @@ fn fuzz_one_survives_odd_bytes() {
     }
     let (_, neg) = answer_of("m=audio 1 RTP/AVP 0\na=maxptime:5\n", &[Pcmu]);
     assert_eq!(neg.ptime_ms, 20, "maxptime below every size we send");
+}
+
+#[test]
+fn an_offer_can_leave_out_telephone_event() {
+    let mut session = LocalSession::new(4);
+    let ours = offer(&[Pcmu], local(), &mut session, Direction::SendRecv, false);
+    assert!(ours.contains("m=audio 30000 RTP/AVP 0\r\n"), "{ours}");
+    assert!(!ours.contains("telephone-event"), "{ours}");
+    let (their_answer, _) =
+        answer(&parse(&ours).unwrap(), &[Pcmu], "198.51.100.7:4000".parse().unwrap(), &mut session)
+            .unwrap();
+    let neg = accept_answer(&[Pcmu], &parse(&their_answer).unwrap()).unwrap();
+    assert_eq!(neg.telephone_event, None, "nothing to negotiate: tones it is");
 }

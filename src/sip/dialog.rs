@@ -140,7 +140,7 @@ impl Ua {
                 }
             },
             None => {
-                (sdp::offer(&prefs, local_rtp, &mut c.sdp, sdp::Direction::SendRecv), None, true)
+                (sdp::offer(&prefs, local_rtp, &mut c.sdp, sdp::Direction::SendRecv, self.config.offer_telephone_event), None, true)
             }
         };
         c.local_rtp = Some(local_rtp);

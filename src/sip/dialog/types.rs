@@ -22,6 +22,9 @@ pub struct UaConfig {
     pub server: String,
     /// Codecs in preference order.
     pub codecs: Vec<CodecName>,
+    /// Offer RFC 4733 telephone-event in our SDP offers (off only for a test caller that
+    /// sends its keys as tones, like a phone without RFC 4733).
+    pub offer_telephone_event: bool,
     /// RFC 4028 interval we offer, and the least we accept (seconds).
     pub session_expires: u32,
     pub min_se: u32,
@@ -47,6 +50,7 @@ impl UaConfig {
             user_agent: config.sip.user_agent().to_string(),
             server: config.sip.server().to_string(),
             codecs: config.media.codecs.clone(),
+            offer_telephone_event: true,
             session_expires: config.sip.session_expires_s,
             min_se: config.sip.min_se_s,
             send_ringing: config.sip.send_ringing,

@@ -26,6 +26,7 @@ pub fn config() -> UaConfig {
         user_agent: "zendesk-ivr/test".into(),
         server: "zendesk-ivr/test".into(),
         codecs: vec![CodecName::Pcmu, CodecName::Pcma],
+        offer_telephone_event: true,
         session_expires: 1800,
         min_se: 90,
         send_ringing: true,
