@@ -27,6 +27,8 @@
 mod build;
 mod client;
 mod fields;
+#[doc(hidden)]
+pub use fields::fuzz_one as fuzz_fields;
 mod server;
 mod timers;
 
