@@ -58,7 +58,8 @@ fn run(u: &mut Unstructured) -> Result<()> {
             2 => {
                 // Telephone events: few SSRCs and timestamps, so that repeats, long-press
                 // segments and overlapping presses happen.
-                let event: u8 = if u.ratio(7, 8)? { u.int_in_range(0..=16)? } else { u.arbitrary()? };
+                let event: u8 =
+                    if u.ratio(7, 8)? { u.int_in_range(0..=16)? } else { u.arbitrary()? };
                 let end = u.ratio(1, 3)?;
                 let volume: u8 = u.int_in_range(0..=63)?;
                 let duration: u16 = u.arbitrary()?;

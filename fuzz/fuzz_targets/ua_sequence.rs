@@ -75,7 +75,10 @@ impl Harness {
             now: Instant::now(),
             transactions: TransactionLayer::with_max_transactions(timers, MAX_TRANSACTIONS),
             ua: Ua::new(config),
-            peers: [peer("192.0.2.10:5060", Transport::Udp), peer("192.0.2.11:5070", Transport::Tcp)],
+            peers: [
+                peer("192.0.2.10:5060", Transport::Udp),
+                peer("192.0.2.11:5070", Transport::Tcp),
+            ],
             policy: Policy::Accept,
             calls: Vec::new(),
             dials: 0,
@@ -142,7 +145,8 @@ impl Harness {
                     self.ua.refer(now, call, target)
                 }
                 (7, Some(call)) => {
-                    let body = u.bytes(u.int_in_range(0..=64)?.min(u.len()))?.to_vec();
+                    let len = u.int_in_range(0..=64)?.min(u.len());
+                    let body = u.bytes(len)?.to_vec();
                     self.ua.send_info(now, call, "application/dtmf-relay", body)
                 }
                 (8, _) => {
@@ -238,7 +242,9 @@ impl Harness {
                     let probe = (request.method == rsip::Method::Options)
                         .then(|| header_text::first(&request.headers, "Via", Some("v")))
                         .flatten()
-                        .and_then(|via| header_text::header_param(&via, "branch").map(String::from));
+                        .and_then(|via| {
+                            header_text::header_param(&via, "branch").map(String::from)
+                        });
                     if self.transactions.send_request(now, request, dest).is_err()
                         && let Some(branch) = probe
                     {
@@ -277,7 +283,9 @@ impl Harness {
                     self.tag = tag;
                 }
                 let via = first("Via", Some("v"));
-                if let Some(branch) = via.as_deref().and_then(|v| header_text::header_param(v, "branch")) {
+                if let Some(branch) =
+                    via.as_deref().and_then(|v| header_text::header_param(v, "branch"))
+                {
                     self.branch = branch.to_string();
                 }
                 self.call_id = first("Call-ID", Some("i")).unwrap_or_default();
@@ -315,7 +323,8 @@ fuzz_target!(|data: &[u8]| {
             Some(1) => {
                 let _ = harness.commands(&mut Unstructured::new(&segment[1..]));
             }
-            Some(2) => harness.message(&segment[1..], Peer { transport: Transport::Udp, ..harness.peers[1] }),
+            Some(2) => harness
+                .message(&segment[1..], Peer { transport: Transport::Udp, ..harness.peers[1] }),
             Some(3) => harness.message(&segment[1..], harness.peers[1]),
             Some(_) => harness.message(segment, harness.peers[0]),
             None => {}

@@ -149,8 +149,13 @@ mod tests {
 
     #[test]
     fn a_press_from_the_signalled_source_is_one_digit_and_timers_move_on() {
-        let choice =
-            MediaChoice { codec: 0, payload_type: 0, telephone_event: Some(101), remote: Some(0), direction: 0 };
+        let choice = MediaChoice {
+            codec: 0,
+            payload_type: 0,
+            telephone_event: Some(101),
+            remote: Some(0),
+            direction: 0,
+        };
         let mut call = ReceiveHarness::new(choice).expect("receiver");
         call.rtp(0, &event(1, false));
         call.rtp(0, &event(2, true));
