@@ -78,6 +78,11 @@ impl StreamFramer {
             }
             return Ok(None);
         };
+        // A header section past the size bound is too large however the stream was split
+        // (read in pieces, it fails the bound above before its end arrives).
+        if body_start > self.limits.max_message_bytes {
+            return Err(MessageError::TooLarge);
+        }
         let head = &self.buf[..body_start];
         let length = content_length(head, &self.limits)?;
         let total = body_start
@@ -194,5 +199,27 @@ mod tests {
         let mut f = StreamFramer::new(limits);
         f.push(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 4000000000\r\n\r\n");
         assert_eq!(f.next_message(), Some(Err(MessageError::TooLarge)));
+    }
+
+    /// Found by the `stream_framer` fuzz target (RFC 4475 `longreq` under small limits):
+    /// a header section longer than the size bound, with a line longer than the line
+    /// bound, gave `LineTooLong` when it arrived whole but `TooLarge` in pieces.
+    #[test]
+    fn an_oversized_header_section_fails_the_same_whole_or_in_pieces() {
+        let limits = Limits { max_message_bytes: 100, max_line_len: 40, ..Limits::default() };
+        let message = format!("OPTIONS sip:a@b SIP/2.0\r\nX: {}\r\nl: 0\r\n\r\n", "y".repeat(90));
+        let mut whole = StreamFramer::new(limits);
+        whole.push(message.as_bytes());
+        assert_eq!(whole.next_message(), Some(Err(MessageError::TooLarge)));
+        let mut pieces = StreamFramer::new(limits);
+        let mut got = None;
+        for chunk in message.as_bytes().chunks(7) {
+            pieces.push(chunk);
+            if let Some(next) = pieces.next_message() {
+                got = Some(next);
+                break;
+            }
+        }
+        assert_eq!(got, Some(Err(MessageError::TooLarge)));
     }
 }
