@@ -215,6 +215,11 @@ pub(super) fn stamp_top_via(
         stamped.push_str(&format!(";received={source_ip}"));
     }
     stamped.push_str(rest);
+    // An unterminated quoted string would swallow the added parameters: refuse the Via.
+    let matched = |v: &str| parse_top_via(v).ok().map(|t| (t.branch, t.sent_by));
+    if matched(&stamped) != matched(&value) {
+        return Err(FieldError::Malformed("Via"));
+    }
     via.replace(stamped);
     Ok(())
 }
@@ -382,6 +387,22 @@ mod tests {
         assert_eq!(
             value,
             "SIP/2.0/UDP a.example;branch=z9hG4bK1;received=10.0.0.1, SIP/2.0/UDP b.example;branch=z9hG4bK2"
+        );
+    }
+
+    /// Found by the `sip_fields` fuzz target: a branch with an unterminated quote took
+    /// the added `received=` into itself.
+    #[test]
+    fn a_via_with_an_unterminated_quote_is_not_stamped() {
+        let mut h = headers(
+            "SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3\"",
+            "<sip:a@b>;tag=1",
+            "<sip:c@d>",
+            "1 OPTIONS",
+        );
+        assert_eq!(
+            stamp_top_via(&mut h, "192.0.2.1:5060".parse().expect("addr")),
+            Err(FieldError::Malformed("Via"))
         );
     }
 
