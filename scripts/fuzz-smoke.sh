@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Fuzz smoke run: every cargo-fuzz target in fuzz/fuzz_targets under libFuzzer for a short
-# while, seeded with the SIP torture corpus. scripts/test.sh runs it after the tests.
+# while, seeded with the SIP torture corpus where it applies (scripts/fuzz-seeds.sh).
+# scripts/test.sh runs it after the tests. Long sessions: scripts/fuzz-long.sh.
 #
-#   scripts/fuzz-smoke.sh                          15 s per target, debug build
-#   FUZZ_SECONDS=600 FUZZ_PROFILE=release scripts/fuzz-smoke.sh   a real fuzzing session
+#   scripts/fuzz-smoke.sh                          5 s per target, debug build
+#   FUZZ_SECONDS=60 FUZZ_PROFILE=release scripts/fuzz-smoke.sh   longer, release build
 #   FUZZ=0 scripts/fuzz-smoke.sh                   skip
 #
 # The smoke run uses a debug build (`cargo fuzz build --dev`): it builds in about 3 min
@@ -16,9 +17,10 @@
 # seeded mutations.
 #
 # Seeds come from the SIP torture corpus ($ZENDESK_IVR_SHARED/corpus/sip-torture, or
-# ../shared/corpus/sip-torture); fuzz/corpus (what libFuzzer keeps) is not committed.
+# ../shared/corpus/sip-torture), copied into a temporary corpus per run; nothing is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/fuzz-seeds.sh
 
 if [ "${FUZZ:-1}" = "0" ]; then
   echo "fuzz-smoke: skipped (FUZZ=0)"
@@ -30,31 +32,25 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
-shared="${ZENDESK_IVR_SHARED:-$(pwd)/../shared}"
-torture="$shared/corpus/sip-torture"
-if [ ! -d "$torture" ]; then
-  echo "fuzz-smoke: no torture corpus at $torture" >&2
-  exit 1
-fi
+work="$(mktemp -d "${TMPDIR:-/tmp}/fuzz-smoke.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
 
 profile=(--dev)
 [ "${FUZZ_PROFILE:-dev}" = "release" ] && profile=()
-seconds="${FUZZ_SECONDS:-15}"
+seconds="${FUZZ_SECONDS:-5}"
 
 for target_file in fuzz/fuzz_targets/*.rs; do
   target="$(basename "$target_file" .rs)"
-  seeds="fuzz/corpus/$target"
-  mkdir -p "$seeds"
-  case "$target" in
-    sip_*|sdp) find "$torture" -type f ! -name '*.md' -exec cp -n {} "$seeds/" \; ;;
-  esac
+  seeds="$work/$target"
+  seed_corpus "$target" "$seeds"
   echo "fuzz-smoke: $target for ${seconds}s"
-  log="fuzz/corpus/$target.log"
+  log="$work/$target.log"
   # A crash, a leak or a timeout makes cargo fuzz exit non-zero.
-  if ! RUSTC_BOOTSTRAP=1 cargo fuzz run "${profile[@]}" "$target" -- \
+  if ! RUSTC_BOOTSTRAP=1 cargo fuzz run "${profile[@]}" "$target" "$seeds" -- \
       -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
     tail -n 60 "$log" >&2
-    echo "fuzz-smoke: $target FAILED (full log: $log)" >&2
+    mkdir -p fuzz/artifacts && cp "$log" "fuzz/artifacts/$target.smoke.log"
+    echo "fuzz-smoke: $target FAILED (full log: fuzz/artifacts/$target.smoke.log)" >&2
     exit 1
   fi
   grep -E '^(Done|stat::number_of_executed_units)' "$log" || true

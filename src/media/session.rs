@@ -40,6 +40,10 @@ use crate::sdp::Negotiated;
 
 /// Largest RTP datagram read; longer ones are cut (and then fail to parse or are noise).
 const MAX_RTP_BYTES: usize = 2048;
+
+#[doc(hidden)]
+pub mod fuzzing;
+
 /// Digits and timeouts queued for the call before new ones are dropped.
 const EVENT_QUEUE: usize = 256;
 

@@ -139,9 +139,17 @@ impl Ua {
                     return Err(err.into());
                 }
             },
-            None => {
-                (sdp::offer(&prefs, local_rtp, &mut c.sdp, sdp::Direction::SendRecv, self.config.offer_telephone_event), None, true)
-            }
+            None => (
+                sdp::offer(
+                    &prefs,
+                    local_rtp,
+                    &mut c.sdp,
+                    sdp::Direction::SendRecv,
+                    self.config.offer_telephone_event,
+                ),
+                None,
+                true,
+            ),
         };
         c.local_rtp = Some(local_rtp);
         c.media = media;

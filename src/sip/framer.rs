@@ -152,6 +152,11 @@ impl StreamFramer {
             }
             return Ok(None);
         };
+        // A header section past the size bound is too large however the stream was split
+        // (read in pieces, it fails the bound before its end arrives).
+        if body_start > self.limits.max_message_bytes {
+            return Err(MessageError::TooLarge);
+        }
         let length = content_length(&self.pending()[..body_start], &self.limits)?;
         let total = body_start
             .checked_add(length)
@@ -407,5 +412,27 @@ mod tests {
             assert_eq!(got, units);
             assert_eq!(f.buffered(), 0);
         }
+    }
+
+    /// Found by the `stream_framer` fuzz target (RFC 4475 `longreq` under small limits):
+    /// a header section longer than the size bound, with a line longer than the line
+    /// bound, gave `LineTooLong` when it arrived whole but `TooLarge` in pieces.
+    #[test]
+    fn an_oversized_header_section_fails_the_same_whole_or_in_pieces() {
+        let limits = Limits { max_message_bytes: 100, max_line_len: 40, ..Limits::default() };
+        let message = format!("OPTIONS sip:a@b SIP/2.0\r\nX: {}\r\nl: 0\r\n\r\n", "y".repeat(90));
+        let mut whole = StreamFramer::new(limits);
+        whole.push(message.as_bytes());
+        assert_eq!(whole.next_message(), Some(Err(MessageError::TooLarge)));
+        let mut pieces = StreamFramer::new(limits);
+        let mut got = None;
+        for chunk in message.as_bytes().chunks(7) {
+            pieces.push(chunk);
+            if let Some(next) = pieces.next_message() {
+                got = Some(next);
+                break;
+            }
+        }
+        assert_eq!(got, Some(Err(MessageError::TooLarge)));
     }
 }

@@ -541,7 +541,14 @@ impl Ua {
                 }
                 None => {
                     let direction = c.media.map_or(sdp::Direction::SendRecv, |m| m.direction);
-                    body = sdp::offer(&prefs, local_rtp, &mut c.sdp, direction, self.config.offer_telephone_event).into_bytes();
+                    body = sdp::offer(
+                        &prefs,
+                        local_rtp,
+                        &mut c.sdp,
+                        direction,
+                        self.config.offer_telephone_event,
+                    )
+                    .into_bytes();
                 }
             }
         }

@@ -225,7 +225,14 @@ impl Ua {
             let direction = c.media.map_or(sdp::Direction::SendRecv, |m| m.direction);
             // Offer what is in use, so that the refresh changes nothing.
             let codecs = c.codecs_in_use(&self.config.codecs);
-            let body = sdp::offer(&codecs, local_rtp, &mut c.sdp, direction, self.config.offer_telephone_event).into_bytes();
+            let body = sdp::offer(
+                &codecs,
+                local_rtp,
+                &mut c.sdp,
+                direction,
+                self.config.offer_telephone_event,
+            )
+            .into_bytes();
             self.send_tracked(
                 now,
                 call,

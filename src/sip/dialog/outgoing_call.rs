@@ -178,7 +178,13 @@ impl Ua {
         dialog.source.transport = dest.transport;
 
         let mut session = LocalSession::new(self.rng.random());
-        let offer = sdp::offer(&self.config.codecs, local_rtp, &mut session, Direction::SendRecv, self.config.offer_telephone_event);
+        let offer = sdp::offer(
+            &self.config.codecs,
+            local_rtp,
+            &mut session,
+            Direction::SendRecv,
+            self.config.offer_telephone_event,
+        );
         let branch = self.new_branch();
         let contact = self.contact(dest.transport);
         let (local_host, user_agent) = self.local();

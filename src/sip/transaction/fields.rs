@@ -215,8 +215,56 @@ pub(super) fn stamp_top_via(
         stamped.push_str(&format!(";received={source_ip}"));
     }
     stamped.push_str(rest);
+    // An unterminated quoted string would swallow the added parameters: refuse the Via.
+    let matched = |v: &str| parse_top_via(v).ok().map(|t| (t.branch, t.sent_by));
+    if matched(&stamped) != matched(&value) {
+        return Err(FieldError::Malformed("Via"));
+    }
     via.replace(stamped);
     Ok(())
+}
+
+/// The body of the `sip_fields` fuzz target: reads the fields of a message's headers (as
+/// parsed, or built raw from its `Name: value` lines so that values the parser refuses
+/// reach the scanners too), stamps the top Via, and checks that the stamp keeps what
+/// matching reads. Panics only when that check fails.
+#[doc(hidden)]
+pub fn fuzz_one(data: &[u8]) {
+    let limits = crate::sip::message::Limits::default();
+    let mut headers = match crate::sip::message::parse(data, &limits) {
+        Ok(message) => rsip::message::HasHeaders::headers(&message).clone(),
+        Err(_) => raw_headers(&String::from_utf8_lossy(data)),
+    };
+    let before = Fields::read(&headers);
+    let _ = to_tag(&headers);
+    let source = SocketAddr::from(([192, 0, 2, 1], 5062));
+    if stamp_top_via(&mut headers, source).is_ok()
+        && let Ok(before) = before
+    {
+        let after = Fields::read(&headers).expect("a stamped Via still reads");
+        assert_eq!(after.via.branch, before.via.branch, "the stamp changed the branch");
+        assert_eq!(after.via.sent_by, before.via.sent_by, "the stamp changed the sent-by");
+        assert_eq!((after.cseq, after.from_tag), (before.cseq, before.from_tag));
+    }
+}
+
+/// Via, From, To, Call-ID and CSeq headers from `Name: value` lines, unchecked.
+fn raw_headers(text: &str) -> rsip::Headers {
+    use rsip::headers::{CSeq, CallId, From, To, Via};
+    let mut headers = Vec::new();
+    for line in text.split('\n').skip(1).take(100) {
+        let Some((name, value)) = line.split_once(':') else { continue };
+        let value = value.trim_end_matches('\r');
+        headers.push(match name.trim().to_ascii_lowercase().as_str() {
+            "via" | "v" => Header::Via(Via::new(value)),
+            "from" | "f" => Header::From(From::new(value)),
+            "to" | "t" => Header::To(To::new(value)),
+            "call-id" | "i" => Header::CallId(CallId::new(value)),
+            "cseq" => Header::CSeq(CSeq::new(value)),
+            _ => continue,
+        });
+    }
+    headers.into()
 }
 
 #[cfg(test)]
@@ -340,5 +388,33 @@ mod tests {
             value,
             "SIP/2.0/UDP a.example;branch=z9hG4bK1;received=10.0.0.1, SIP/2.0/UDP b.example;branch=z9hG4bK2"
         );
+    }
+
+    /// Found by the `sip_fields` fuzz target: a branch with an unterminated quote took
+    /// the added `received=` into itself.
+    #[test]
+    fn a_via_with_an_unterminated_quote_is_not_stamped() {
+        let mut h = headers(
+            "SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3\"",
+            "<sip:a@b>;tag=1",
+            "<sip:c@d>",
+            "1 OPTIONS",
+        );
+        assert_eq!(
+            stamp_top_via(&mut h, "192.0.2.1:5060".parse().expect("addr")),
+            Err(FieldError::Malformed("Via"))
+        );
+    }
+
+    #[test]
+    fn fuzz_body_keeps_matching_fields_when_stamping() {
+        for input in [
+            &b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1;rport\r\n"[..],
+            b"X\nv: SIP/2.0/UDP h;received=\"a;b\";branch=z9hG4bKq\nf: <sip:a>;tag=1\nt: x\ni: c\ncseq: 1 A",
+            b"X\nVia: SIP/2.0/UDP [::1]:5060;rport=;branch=\nFrom: \"<\" <sip:a;tag=2>;tag=3\n",
+            b"",
+        ] {
+            fuzz_one(input);
+        }
     }
 }

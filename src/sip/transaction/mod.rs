@@ -28,6 +28,8 @@ mod build;
 mod client;
 mod fields;
 mod memory;
+#[doc(hidden)]
+pub use fields::fuzz_one as fuzz_fields;
 mod server;
 mod timers;
 
