@@ -2,12 +2,11 @@
 //! `ZENDESK_IVR_*` variables, with its log lines to wait on (what fail2ban would read).
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::{free_sip_port, output_lines, test_config, wait_for_line};
+use super::{free_sip_port, output_lines, run_command, test_config, wait_for_line};
 
 pub struct IvrProcess {
     child: tokio::process::Child,
@@ -25,29 +24,15 @@ impl IvrProcess {
         let config = test_config();
         let sip = SocketAddr::from(([127, 0, 0, 1], free_sip_port()));
         let admin = SocketAddr::from(([127, 0, 0, 1], free_sip_port()));
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_zendesk-ivr"));
+        let mut command = run_command(&config, sip.port());
         command
-            .args(["run", "--drain", "1s"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("ZENDESK_IVR_SIP__LISTEN", sip.to_string())
-            .env("ZENDESK_IVR_SIP__DEFAULT_REGION", "NO")
-            .env("ZENDESK_IVR_SIP__MAX_CALLS", config.sip.max_calls.to_string())
-            .env("ZENDESK_IVR_MEDIA__RTP_PORTS", &config.media.rtp_ports)
+            .args(["--drain", "1s"])
             .env("ZENDESK_IVR_MEDIA__WELCOME_PROMPT", "")
-            .env("ZENDESK_IVR_ZENDESK__ENABLED", "false")
-            .env("ZENDESK_IVR_ADMIN__LISTEN", admin.to_string())
-            .env("ZENDESK_IVR_ROUTING__PROBE_INTERVAL_S", "0")
-            .env("ZENDESK_IVR_TTS__CACHE_DIR", config.tts.cache_dir.clone().unwrap_or_default())
-            .env("ZENDESK_IVR_LOG", "info");
+            .env("ZENDESK_IVR_ADMIN__LISTEN", admin.to_string());
         for (name, value) in env {
             command.env(name, value);
         }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("zendesk-ivr runs");
+        let mut child = command.spawn().expect("zendesk-ivr runs");
         let lines = output_lines(&mut child);
         let mut ivr = IvrProcess { child, lines, log: Vec::new(), sip, admin };
         ivr.wait_for("SIP endpoint listening", Duration::from_secs(60)).await;
