@@ -9,6 +9,11 @@
 #                                         with failed calls)
 #   bench/run.sh overload [CAPACITY]     (default 1000: sip.max_calls = CAPACITY, twice as
 #                                         many calls offered at once)
+#   bench/run.sh overload-cps [CPS]      (default 100: sip.max_cps = CPS, twice that rate
+#                                         offered for RATE_S s)
+#
+# The per-source rate limits are off (one SIPp source sends every call); sip.max_cps is
+# off unless MAX_CPS is set (overload-cps sets it).
 #
 # Run from the repository root. Each call (bench/sipp/uac_ivr_caller.xml): INVITE; the
 # caller streams A-law with SIPp's shared rtp_stream engine; it hears the greeting; it
@@ -101,6 +106,9 @@ start_endpoint() {
     SIP_PORT=$(free_port)
     ZENDESK_IVR_SIP__LISTEN="127.0.0.1:$SIP_PORT" \
     ZENDESK_IVR_SIP__MAX_CALLS="$1" \
+    ZENDESK_IVR_SIP__MAX_CPS="${MAX_CPS:-0}" \
+    ZENDESK_IVR_SIP__RATE_LIMIT_REQUESTS_PER_S=0 \
+    ZENDESK_IVR_SIP__RATE_LIMIT_INVITES_PER_S=0 \
     ZENDESK_IVR_ZENDESK__URL="http://127.0.0.1:$SIM_PORT" \
     ZENDESK_IVR_OUTBOX__PATH="$WORK/outbox-$SIP_PORT.sqlite" \
     ZENDESK_IVR_TTS__CACHE_DIR="$WORK/tts-cache" \
@@ -235,6 +243,13 @@ rate)
         [ "$failed" = 0 ] || break
     done
     ;;
+overload-cps)
+    # sip.max_cps = CPS and twice that offered for RATE_S seconds: the excess gets 503 with
+    # Retry-After, the admitted calls go through the whole flow. No floor.
+    cps=${1:-100}
+    MAX_CPS=$cps FLOOR=0 run "q$cps" 5000 $((cps * 2 * RATE_S)) 5000 $((cps * 2)) 3000 \
+        $((RATE_S / 2 > 1 ? RATE_S / 2 : 1)) ""
+    ;;
 overload)
     capacity=${1:-1000}
     offered=$((capacity * 2))
@@ -245,7 +260,7 @@ overload)
         $(( capacity / RATE + 1 ))
     ;;
 *)
-    echo "usage: bench/run.sh concurrent|rate|overload [N...]" >&2
+    echo "usage: bench/run.sh concurrent|rate|overload|overload-cps [N...]" >&2
     exit 2
     ;;
 esac
