@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
 use crate::secret::Secret;
+use crate::sip::admission::SourceNet;
 use crate::sip::digest::Algorithm;
 
 /// Largest password file read, in bytes.
@@ -28,7 +29,7 @@ pub struct SipAuthConfig {
     /// How long a nonce may be used before the answer is `stale=true`.
     pub nonce_lifetime_s: u64,
     /// Sources (addresses or CIDRs) whose INVITEs are not challenged, e.g. a trunk.
-    pub exempt_sources: Vec<String>,
+    pub exempt_sources: Vec<SourceNet>,
     /// Most nonces whose nonce count is remembered for replay protection.
     pub max_tracked_nonces: usize,
     pub users: Vec<AuthUserConfig>,
@@ -105,25 +106,9 @@ impl SipAuthConfig {
         }
     }
 
-    /// The exempt sources as networks, checked.
-    pub fn exempt_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
-        self.exempt_sources.iter().map(|s| parse_net(s, "sip.auth.exempt_sources")).collect()
-    }
-
     pub fn nonce_lifetime(&self) -> Duration {
         Duration::from_secs(self.nonce_lifetime_s)
     }
-}
-
-/// An address (`192.0.2.1`) or a network (`192.0.2.0/24`).
-fn parse_net(text: &str, key: &'static str) -> Result<ipnet::IpNet, ConfigError> {
-    let text = text.trim();
-    text.parse::<ipnet::IpNet>()
-        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-        .map_err(|_| ConfigError::Key {
-            key,
-            reason: format!("{text:?} is not an address or CIDR"),
-        })
 }
 
 /// Reads a password from `env` (a variable's name) or `file`; exactly one must be set.
@@ -205,7 +190,7 @@ impl SipAuthConfig {
         let key: [u8; 32] = rng.random();
         let decoy = Alphanumeric.sample_string(&mut rng, 24);
         let verifier = Verifier::new(now, config, &users, key, &decoy);
-        Ok(Some(crate::sip::dialog::InviteAuth { verifier, exempt: self.exempt_networks()? }))
+        Ok(Some(crate::sip::dialog::InviteAuth { verifier, exempt: self.exempt_sources.clone() }))
     }
 }
 
@@ -303,7 +288,6 @@ mod tests {
         assert!(err.contains("ZENDESK_IVR_TEST_SURELY_UNSET_PASSWORD"), "{err}");
         auth.algorithms = vec!["SHA-1".into()];
         assert!(auth.algorithm_list().unwrap_err().to_string().contains("sip.auth.algorithms"));
-        auth.exempt_sources = vec!["not-a-net".into()];
-        assert!(auth.exempt_networks().is_err());
+        assert!("not-a-net".parse::<SourceNet>().is_err(), "config loading refuses it");
     }
 }

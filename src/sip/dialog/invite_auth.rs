@@ -13,6 +13,7 @@ use rsip::Header;
 
 use super::Ua;
 use crate::security_event::{self, SecurityEvent};
+use crate::sip::admission::{SourceNet, any_contains};
 use crate::sip::digest::{RequestLine, Verdict, Verifier};
 use crate::sip::header_text as ht;
 use crate::sip::response;
@@ -23,12 +24,12 @@ use crate::sip::transaction::{Peer, TransactionId};
 pub struct InviteAuth {
     pub verifier: Verifier,
     /// Sources never challenged (trusted trunks).
-    pub exempt: Vec<ipnet::IpNet>,
+    pub exempt: Vec<SourceNet>,
 }
 
 impl InviteAuth {
     fn exempts(&self, ip: IpAddr) -> bool {
-        self.exempt.iter().any(|net| net.contains(&ip))
+        any_contains(&self.exempt, ip)
     }
 }
 
