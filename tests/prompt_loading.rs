@@ -171,9 +171,17 @@ fn cache_shares_one_encoding() {
     assert!(Arc::ptr_eq(&d, &e), "same content, same frames");
     assert_eq!(cache.len(), 3);
 
+    // A rendering known by its key is encoded once; a hit does not even decode the bytes.
+    let f = cache.rendered([7; 32], &wav, CodecName::Pcma).unwrap();
+    let g = cache.rendered([7; 32], b"never decoded on a hit", CodecName::Pcma).unwrap();
+    assert!(Arc::ptr_eq(&f, &g), "same key, same frames");
+    assert_eq!(cache.len(), 4);
+    assert!(cache.rendered([8; 32], b"not a wav", CodecName::Pcma).is_err());
+    assert_eq!(cache.len(), 4);
+
     // Errors are not cached; the bad entry does not linger.
     assert!(cache.wav_bytes(b"not a wav", CodecName::Pcmu).is_err());
-    assert_eq!(cache.len(), 3);
+    assert_eq!(cache.len(), 4);
 
     // Capacity bounds the cache; the oldest entry goes first.
     let small = PromptCache::new(Limits::default(), 2);

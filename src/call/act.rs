@@ -224,8 +224,8 @@ async fn prompts_for(
     for item in items {
         match item {
             Say::File(path) => sources.push(Source::File(path)),
-            Say::Sentence(s) => match tts.render(&s.text, s.lang.as_str()).await {
-                Ok(wav) => sources.push(Source::Wav(wav)),
+            Say::Sentence(s) => match tts.render_detailed(&s.text, s.lang.as_str()).await {
+                Ok(rendered) => sources.push(Source::Rendered(rendered.key.bytes(), rendered.wav)),
                 Err(err) => warn!(%err, text = %s.text, "sentence left out: no audio"),
             },
         }
@@ -236,7 +236,7 @@ async fn prompts_for(
         for source in sources {
             let prompt = match &source {
                 Source::File(path) => engine.prompt(path, codec),
-                Source::Wav(wav) => engine.prompt_cache().wav_bytes(wav, codec),
+                Source::Rendered(key, wav) => engine.prompt_cache().rendered(*key, wav, codec),
             };
             match prompt {
                 Ok(prompt) => prompts.push(prompt),
@@ -264,5 +264,6 @@ async fn music(engine: &MediaEngine, codec: CodecName) -> Vec<Prompt> {
 
 enum Source {
     File(std::path::PathBuf),
-    Wav(Arc<[u8]>),
+    /// TTS audio with its cache key, so the prompt cache never hashes it per call.
+    Rendered([u8; 32], Arc<[u8]>),
 }

@@ -262,6 +262,9 @@ pub enum PromptSource {
     Path(PathBuf),
     /// SHA-256 of the WAV bytes.
     Content([u8; 32]),
+    /// A rendering's own key (the TTS cache key: engine, voice and text), which names the
+    /// same audio every time.
+    Rendered([u8; 32]),
 }
 
 /// A cached prompt, or (for files) why it could not be made.
@@ -303,6 +306,20 @@ impl PromptCache {
         key.copy_from_slice(digest.as_ref());
         let limits = self.limits;
         self.get_or_make(PromptSource::Content(key), codec, || {
+            encode(&decode_wav(wav, limits)?, codec)
+        })
+    }
+
+    /// The prompt of a rendering known by `key` (the TTS cache key), encoded for `codec`
+    /// at most once per key: a hit neither hashes nor decodes `wav` again.
+    pub fn rendered(
+        &self,
+        key: [u8; 32],
+        wav: &[u8],
+        codec: CodecName,
+    ) -> Result<Prompt, PromptError> {
+        let limits = self.limits;
+        self.get_or_make(PromptSource::Rendered(key), codec, || {
             encode(&decode_wav(wav, limits)?, codec)
         })
     }

@@ -18,6 +18,12 @@ pub const MAX_MEMORY_BYTES: usize = 256 * 1024 * 1024;
 pub struct CacheKey([u8; 32]);
 
 impl CacheKey {
+    /// The key's bytes: a render's identity for caches downstream (the prompt cache), so
+    /// nothing hashes the audio again.
+    pub fn bytes(&self) -> [u8; 32] {
+        self.0
+    }
+
     /// Lower-case hex: the disk file's name.
     pub fn hex(&self) -> String {
         self.0.iter().map(|byte| format!("{byte:02x}")).collect()
