@@ -39,13 +39,7 @@ async fn flood(scenario: &str, target: SocketAddr, calls: u32, rate: u32) -> Sip
         .await
         .expect("the flood ends within 40 s")
         .expect("sipp runs (is sip-tester installed? scripts/setup.sh installs it)");
-    SippRun {
-        success: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        messages: std::fs::read_to_string(&messages).unwrap_or_default(),
-        errors: std::fs::read_to_string(&errors).unwrap_or_default(),
-    }
+    SippRun::from_output(&output, &messages, &errors)
 }
 
 fn sent(run: &SippRun, method: &str) -> usize {

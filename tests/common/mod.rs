@@ -284,12 +284,23 @@ async fn sipp_once(scenario: &str, target: SocketAddr, transport: &str, extra: &
         .await
         .expect("sipp finished within 60 s")
         .expect("sipp runs (is sip-tester installed? scripts/setup.sh installs it)");
-    SippRun {
-        success: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        messages: std::fs::read_to_string(&messages).unwrap_or_default(),
-        errors: std::fs::read_to_string(&errors).unwrap_or_default(),
+    SippRun::from_output(&output, &messages, &errors)
+}
+
+impl SippRun {
+    /// What a finished SIPp left: its output, and its `-message_file` and `-error_file`.
+    pub fn from_output(
+        output: &std::process::Output,
+        messages: &std::path::Path,
+        errors: &std::path::Path,
+    ) -> SippRun {
+        SippRun {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            messages: std::fs::read_to_string(messages).unwrap_or_default(),
+            errors: std::fs::read_to_string(errors).unwrap_or_default(),
+        }
     }
 }
 
