@@ -77,9 +77,10 @@ pub struct SipConfig {
     /// RFC 4028 session timer: interval we ask for, and the least we accept.
     pub session_expires_s: u32,
     pub min_se_s: u32,
-    /// Send 180 Ringing before answering.
+    /// Send 180 Ringing while the answer is delayed by `answer_delay_ms` (see
+    /// [`SipConfig::rings_before_answer`]).
     pub send_ringing: bool,
-    /// Ring this long before answering (0 answers at once).
+    /// Ring this long before answering (0 answers at once, with no 180).
     pub answer_delay_ms: u64,
     /// Hang up calls that last longer than this (0: no limit).
     pub max_call_s: u64,
@@ -167,6 +168,15 @@ impl Default for SipConfig {
 }
 
 impl SipConfig {
+    /// Whether a new call gets 180 Ringing: only when `send_ringing` and the answer waits
+    /// for `answer_delay_ms`. An answer at once goes out as 100 then 200, as Asterisk's
+    /// `Answer()` and FreeSWITCH's `answer` do: a 180 just before the 200 tells a caller
+    /// nothing, and a scanner that CANCELs on 180 (SIPVicious `svwar`) would race the
+    /// answer and read 487 or 200 by timing. With a delay, a CANCEL that arrives while the
+    /// call rings always wins (487), whatever the user.
+    pub fn rings_before_answer(&self) -> bool {
+        self.send_ringing && self.answer_delay_ms > 0
+    }
     /// The IP that peers reach us on: `public_ip`, else the listen address.
     pub fn advertised_ip(&self) -> IpAddr {
         self.public_ip.unwrap_or(self.listen.ip())
@@ -600,6 +610,16 @@ mod tests {
         let config = Config::load_with_env(None, []).unwrap();
         assert_eq!(config, Config::default());
         assert_eq!(config.zendesk.deadline_ms, 1500);
+    }
+
+    #[test]
+    fn only_a_delayed_answer_rings() {
+        let mut sip = SipConfig::default();
+        assert!(!sip.rings_before_answer(), "an answer at once sends no 180");
+        sip.answer_delay_ms = 2000;
+        assert!(sip.rings_before_answer());
+        sip.send_ringing = false;
+        assert!(!sip.rings_before_answer());
     }
 
     #[test]

@@ -160,6 +160,13 @@ pub const METRICS: &[MetricInfo] = &[
         "TLS handshakes that failed or timed out (`in`: accepted, `out`: dialled).",
     ),
     metric(
+        "sip_transport_errors_total",
+        Counter,
+        &["transport"],
+        "Requests of client transactions the transport could not deliver (connection refused \
+         or lost, TLS handshake failed); each fails at once as a 503.",
+    ),
+    metric(
         "sip_tls_reloads_total",
         Counter,
         &["result"],

@@ -224,7 +224,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         offer_telephone_event: true,
         session_expires: sip.session_expires_s,
         min_se: sip.min_se_s,
-        send_ringing: sip.send_ringing,
+        send_ringing: sip.rings_before_answer(),
         max_calls: sip.max_calls,
         timers,
     });

@@ -1,17 +1,23 @@
 //! Scanners: SIPVicious (installed by scripts/setup.sh into target/sipvicious) against the
 //! endpoint on loopback. With scanner detection off, `svmap` finds a SIP service and no
 //! more, and `svwar` finds no extension, in dictionary and numeric scans, by REGISTER,
-//! OPTIONS and INVITE; with it on (the default), scans get nothing and are logged.
+//! OPTIONS and INVITE (with its CANCEL, whether the endpoint answers at once or rings
+//! first); with it on (the default), scans get nothing and are logged.
 
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::ivr_process::IvrProcess;
 use common::sip_phone::{Phone, rand_u64};
 use common::{free_sip_port, manifest_dir, start, test_config};
+use tokio::sync::broadcast::Receiver;
+use zendesk_ivr::call::CallSummary;
+use zendesk_ivr::config::Config;
+use zendesk_ivr::server::RunningServer;
+use zendesk_ivr::sip::dialog::EndReason;
 
 /// A SIPVicious tool (`svmap`, `svwar`), failing when setup has not installed it.
 fn tool(name: &str) -> PathBuf {
@@ -49,40 +55,97 @@ fn assert_found_nothing(scan: &str, (code, text): &(i32, String)) {
     assert!(text.contains("found nothing"), "{scan}:\n{text}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn svmap_sees_a_sip_service_and_svwar_learns_no_extension() {
+/// A config that lets a scanner in, without limits, so it sees every answer the endpoint
+/// gives; room for an INVITE scan's calls (svwar keeps up to 32 INVITEs open, our
+/// dictionary has 9 names).
+fn open_config() -> Config {
     let mut config = test_config();
-    // Let the scanner in, without limits, so it sees every answer the endpoint gives.
     config.sip.scanner_user_agents = Vec::new();
     config.sip.rate_limit_requests_per_s = 0;
     config.sip.rate_limit_invites_per_s = 0;
     config.sip.max_cps = 0;
+    config.sip.max_calls = 16;
     config.sip.server_header = Some(String::new());
     config.sip.user_agent_header = Some(String::new());
-    let server = start(config).await;
+    config
+}
+
+/// A dictionary of likely extension names, in `dir`.
+fn dictionary(dir: &Path) -> String {
+    let path = dir.join("names.txt");
+    std::fs::write(&path, DICTIONARY.join("\n")).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+const DICTIONARY: [&str; 9] =
+    ["100", "101", "ivr", "admin", "support", "alice", "bob", "operator", "1000"];
+
+/// svwar's INVITE scans (numeric, then dictionary), with its CANCEL on 180 as it comes;
+/// asserts each learnt nothing.
+async fn invite_scans_learn_nothing(target: SocketAddr) {
+    let dir = tempfile::tempdir().unwrap();
+    let words = dictionary(dir.path());
+    let numeric = run("svwar", target, &["-m", "INVITE", "-e100-104"]).await;
+    assert_found_nothing("INVITE -e100-104", &numeric);
+    assert!(numeric.1.contains("Ok SIP device found"), "svwar got answers:\n{}", numeric.1);
+    let named = run("svwar", target, &["-m", "INVITE", "-d", &words]).await;
+    assert_found_nothing("INVITE -d", &named);
+}
+
+/// The summaries of every call the scans made, once all have ended.
+async fn scan_calls(server: &RunningServer, ended: &mut Receiver<CallSummary>) -> Vec<CallSummary> {
+    assert_eq!(server.drain(Duration::from_secs(30)).await, 0, "the scans' calls ended");
+    std::iter::from_fn(|| ended.try_recv().ok()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn svmap_sees_a_sip_service_and_svwar_learns_no_extension() {
+    let server = start(open_config()).await;
     let target = server.sip_addr();
+    let mut ended = server.subscribe();
 
     let (_, map) = run("svmap", target, &[]).await;
     assert!(map.contains(&target.to_string()), "svmap finds the service:\n{map}");
     assert!(!map.to_lowercase().contains("zendesk"), "no product name given away:\n{map}");
 
     let dir = tempfile::tempdir().unwrap();
-    let dictionary = dir.path().join("names.txt");
-    std::fs::write(&dictionary, "100\n101\nivr\nadmin\nsupport\nalice\nbob\noperator\n1000\n")
-        .unwrap();
-    let dictionary = dictionary.to_str().unwrap();
+    let words = dictionary(dir.path());
     for method in ["REGISTER", "OPTIONS"] {
         let numeric = run("svwar", target, &["-m", method, "-e100-200"]).await;
         assert_found_nothing(&format!("{method} -e100-200"), &numeric);
         assert!(numeric.1.contains("Ok SIP device found"), "svwar got answers:\n{}", numeric.1);
-        let words = run("svwar", target, &["-m", method, "-d", dictionary]).await;
-        assert_found_nothing(&format!("{method} -d"), &words);
+        let named = run("svwar", target, &["-m", method, "-d", &words]).await;
+        assert_found_nothing(&format!("{method} -d"), &named);
     }
-    // INVITE scans ring real calls: a short range, within sip.max_calls. Every user's
-    // call is answered the same way; svwar's CANCEL after 180 would only race the answer
-    // (487 or 200 by timing, whatever the user), so it is left out.
-    let invites = run("svwar", target, &["-m", "INVITE", "--disablecancel", "-e100-104"]).await;
-    assert_found_nothing("INVITE -e100-104", &invites);
+    // INVITE scans ring real calls (short ones, within sip.max_calls). Answered at once,
+    // with no 180, every call is answered, whatever the user: svwar's CANCEL (sent on
+    // 180) never races the answer. svwar ACKs and BYEs each 200.
+    invite_scans_learn_nothing(target).await;
+    let calls = scan_calls(&server, &mut ended).await;
+    // Its bad-user probe and each user, in both scans.
+    assert_eq!(calls.len(), (1 + 5) + (1 + DICTIONARY.len()), "{calls:?}");
+    for summary in calls {
+        assert!(summary.answered, "every scan call is answered: {summary:?}");
+    }
+}
+
+/// With a ringing time (`sip.answer_delay_ms`), the endpoint sends 180; svwar CANCELs on
+/// it, and the CANCEL, in well before the answer, wins every time: 487 for every user.
+/// (svwar has no verdict for a user answered 487 like its bad-user probe: it calls that
+/// "an unknown response" and ends the scan, having found nothing.)
+#[tokio::test(flavor = "multi_thread")]
+async fn svwar_invite_scans_cancelling_a_ringing_call_learn_nothing() {
+    let mut config = open_config();
+    config.sip.answer_delay_ms = 1_000;
+    let server = start(config).await;
+    let mut ended = server.subscribe();
+    invite_scans_learn_nothing(server.sip_addr()).await;
+    let calls = scan_calls(&server, &mut ended).await;
+    assert!(calls.len() >= 2 * 2, "a probe and a user at least, in both scans: {calls:?}");
+    for summary in calls {
+        assert!(!summary.answered, "no scan call is answered: {summary:?}");
+        assert_eq!(summary.end, Some(EndReason::Cancelled), "{summary:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

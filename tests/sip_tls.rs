@@ -310,7 +310,8 @@ async fn dial_over_tls(
 
 /// An outgoing call to a `;transport=tls` target verifies the target's certificate
 /// against `sip.tls_ca_file`: with the right CA it is answered, with another it never
-/// leaves (Timer B ends it).
+/// leaves, and fails at once as a 503 (RFC 3261 §8.1.3.1), long before Timer B (32 s; the
+/// event wait is 20 s).
 #[tokio::test(flavor = "multi_thread")]
 async fn an_outgoing_call_over_tls_verifies_the_target() {
     let ca = TestCa::new("zendesk-ivr test CA");
@@ -329,9 +330,8 @@ async fn an_outgoing_call_over_tls_verifies_the_target() {
 
     let (mut wary, _) = tls_config(&ca.issue("wary", 4103));
     wary.sip.tls_ca_file = Some(other.cert());
-    wary.sip.t1_ms = 50;
     let dialer = start(wary).await;
-    assert_eq!(dial_over_tls(&dialer, &uri).await, Some(EndReason::Timeout));
+    assert_eq!(dial_over_tls(&dialer, &uri).await, Some(EndReason::Failed(503)));
     assert_eq!(target.active_calls(), 0, "nothing reached the target");
 }
 
@@ -346,12 +346,11 @@ async fn a_target_dialled_by_name_is_verified_for_that_name() {
     let mut answered = target.subscribe();
     let (mut config, _) = tls_config(&ca.issue("dialer", 4105));
     config.sip.tls_ca_file = Some(ca.cert());
-    config.sip.t1_ms = 50;
     let dialer = start(config).await;
 
     // By address first: an open connection to the address would be reused.
     let by_address = format!("sip:ivr@{target_tls};transport=tls");
-    assert_eq!(dial_over_tls(&dialer, &by_address).await, Some(EndReason::Timeout));
+    assert_eq!(dial_over_tls(&dialer, &by_address).await, Some(EndReason::Failed(503)));
     assert_eq!(target.active_calls(), 0, "nothing reached the target");
 
     let by_name = format!("sip:ivr@localhost:{};transport=tls", target_tls.port());

@@ -22,7 +22,7 @@ use crate::sip::header_text;
 use crate::sip::message::Transport;
 use crate::sip::registrations::{RegistrationStart, Registrations};
 use crate::sip::transaction::{Peer, TransactionLayer};
-use crate::sip::transport::{Inbound, Transports};
+use crate::sip::transport::{Inbound, SendFailure, SendReport, Transports};
 
 /// An outgoing call placed through the endpoint: its handle and its events (`Progress`,
 /// then `Established` or `Terminated`, and every later event of the call).
@@ -240,8 +240,11 @@ pub fn spawn_with_gate(
 ) -> (EndpointHandle, mpsc::Receiver<IncomingCall>) {
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let (calls_tx, calls_rx) = mpsc::channel(1024);
+    // At most one report per request sent, read as they come.
+    let (failures_tx, failures_rx) = mpsc::unbounded_channel();
     let endpoint = Endpoint {
         transports,
+        send_failures: failures_tx,
         gate,
         transactions,
         ua,
@@ -250,12 +253,14 @@ pub fn spawn_with_gate(
         probes: HashMap::new(),
         registrations: Registrations::default(),
     };
-    tokio::spawn(endpoint.run(inbound, commands_rx));
+    tokio::spawn(endpoint.run(inbound, commands_rx, failures_rx));
     (EndpointHandle { commands: commands_tx }, calls_rx)
 }
 
 struct Endpoint {
     transports: Transports,
+    /// Where the transport reports requests it could not deliver.
+    send_failures: mpsc::UnboundedSender<SendFailure>,
     gate: Gate,
     transactions: TransactionLayer,
     ua: Ua,
@@ -270,6 +275,7 @@ impl Endpoint {
         mut self,
         mut inbound: mpsc::Receiver<Inbound>,
         mut commands: mpsc::UnboundedReceiver<Command>,
+        mut send_failures: mpsc::UnboundedReceiver<SendFailure>,
     ) {
         loop {
             self.flush().await;
@@ -300,6 +306,10 @@ impl Endpoint {
                     Some(command) => self.handle_command(command),
                     None => return,
                 },
+                Some(failure) = send_failures.recv() => {
+                    // RFC 3261 §8.1.3.1: the transaction fails at once, as a 503.
+                    self.transactions.handle_transport_error(&failure.transaction);
+                }
                 () = sleep => {
                     let now = Instant::now();
                     self.transactions.handle_timeout(now);
@@ -428,8 +438,10 @@ impl Endpoint {
             let mut progressed = false;
             while let Some(transmit) = self.transactions.poll_transmit() {
                 progressed = true;
+                let report =
+                    transmit.transaction.map(|id| SendReport::new(id, self.send_failures.clone()));
                 let bytes: Vec<u8> = transmit.message.into();
-                self.transports.send(transmit.peer, Bytes::from(bytes)).await;
+                self.transports.send_reporting(transmit.peer, Bytes::from(bytes), report).await;
             }
             while let Some(event) = self.transactions.poll_event() {
                 progressed = true;

@@ -25,7 +25,9 @@ use crate::sip::tcp_guard::{
 };
 use crate::sip::transaction::Peer;
 
+mod failure;
 mod tls;
+pub use failure::{SendFailure, SendReport};
 pub use tls::{SipTls, TlsError, TlsSettings, reload_on_sighup};
 
 /// How long an outbound TCP connect may take.
@@ -42,8 +44,14 @@ pub struct Inbound {
     pub peer: Peer,
 }
 
+/// A message queued for a TCP or TLS connection, with whom to tell if it is lost.
+struct Outgoing {
+    bytes: Bytes,
+    report: Option<SendReport>,
+}
+
 /// Open TCP and TLS connections by peer (address and transport).
-type ConnectionMap = Arc<Mutex<HashMap<Peer, mpsc::Sender<Bytes>>>>;
+type ConnectionMap = Arc<Mutex<HashMap<Peer, mpsc::Sender<Outgoing>>>>;
 
 /// The SIP sockets: one UDP socket and one TCP listener on the same address, and a TLS
 /// listener when configured.
@@ -116,44 +124,72 @@ impl Transports {
     /// Sends one message. UDP goes out at once; TCP and TLS go over the existing
     /// connection to the peer, or a new one.
     pub async fn send(&self, peer: Peer, bytes: Bytes) {
+        self.send_reporting(peer, bytes, None).await;
+    }
+
+    /// [`Transports::send`], telling `report` (a client transaction's request) when the
+    /// message cannot be delivered: the UDP send fails, the TCP connect is refused or
+    /// times out, the TLS handshake or certificate check fails, or the connection's queue
+    /// is full or closed or its write fails.
+    pub async fn send_reporting(&self, peer: Peer, bytes: Bytes, report: Option<SendReport>) {
         match peer.transport {
             Transport::Udp => {
                 if let Err(err) = self.udp.send_to(&bytes, peer.addr).await {
                     debug!(%err, dest = %peer.addr, "UDP send failed");
+                    // Only errors that a retransmission would meet again: a full buffer
+                    // (ENOBUFS) is left to the retransmissions, as a lost datagram is.
+                    if failure::is_fatal_udp(&err) {
+                        failure::report(report, peer, format!("UDP send failed: {err}"));
+                    }
                 }
             }
-            Transport::Tcp | Transport::Tls => self.send_stream(peer, bytes),
+            Transport::Tcp | Transport::Tls => self.send_stream(peer, Outgoing { bytes, report }),
         }
     }
 
-    fn send_stream(&self, peer: Peer, bytes: Bytes) {
+    fn send_stream(&self, peer: Peer, message: Outgoing) {
         let addr = peer.addr;
         let existing = self.tcp.lock().ok().and_then(|map| map.get(&peer).cloned());
         if let Some(tx) = existing {
-            if tx.try_send(bytes).is_err() {
-                warn!(dest = %addr, transport = %peer.transport, "connection queue full or closed; message dropped");
+            if let Err(err) = tx.try_send(message) {
+                let reason = "connection queue full or closed; message dropped";
+                warn!(dest = %addr, transport = %peer.transport, "{reason}");
+                failure::report(err.into_inner().report, peer, reason);
             }
             return;
         }
         if peer.transport == Transport::Tls && self.tls.is_none() {
-            return warn!(dest = %addr, "SIP over TLS is not configured (sip.tls_listen); message dropped");
+            let reason = "SIP over TLS is not configured (sip.tls_listen); message dropped";
+            warn!(dest = %addr, "{reason}");
+            return failure::report(message.report, peer, reason);
         }
         let this = self.clone();
         tokio::spawn(async move {
             let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
                 Ok(Ok(stream)) => stream,
-                Ok(Err(err)) => return debug!(%err, dest = %addr, "TCP connect failed"),
-                Err(_) => return debug!(dest = %addr, "TCP connect timed out"),
+                Ok(Err(err)) => {
+                    debug!(%err, dest = %addr, "TCP connect failed");
+                    return failure::report(message.report, peer, format!("TCP connect: {err}"));
+                }
+                Err(_) => {
+                    debug!(dest = %addr, "TCP connect timed out");
+                    return failure::report(message.report, peer, "TCP connect timed out");
+                }
             };
             let _ = tcp.set_nodelay(true);
             let tx = match peer.transport {
                 Transport::Tls => match this.connect_tls(tcp).await {
                     Ok(stream) => this.register(stream, peer, None),
-                    Err(err) => return warn!(%err, dest = %addr, "TLS connection failed"),
+                    Err(err) => {
+                        warn!(%err, dest = %addr, "TLS connection failed");
+                        return failure::report(message.report, peer, format!("TLS: {err}"));
+                    }
                 },
                 _ => this.register(tcp, peer, None),
             };
-            let _ = tx.try_send(bytes);
+            if let Err(err) = tx.try_send(message) {
+                failure::report(err.into_inner().report, peer, "connection closed at once");
+            }
         });
     }
 
@@ -244,7 +280,7 @@ impl Transports {
         stream: S,
         peer: Peer,
         permit: Option<ConnectionPermit>,
-    ) -> mpsc::Sender<Bytes>
+    ) -> mpsc::Sender<Outgoing>
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
@@ -253,7 +289,7 @@ impl Transports {
             map.insert(peer, tx.clone());
         }
         let (reader, writer) = tokio::io::split(stream);
-        tokio::spawn(write_loop(writer, rx));
+        tokio::spawn(write_loop(writer, rx, peer));
         let this = self.clone();
         let pong = tx.clone();
         tokio::spawn(async move {
@@ -273,7 +309,7 @@ impl Transports {
         &self,
         mut reader: R,
         peer: Peer,
-        pong: mpsc::Sender<Bytes>,
+        pong: mpsc::Sender<Outgoing>,
     ) {
         let addr = peer.addr;
         let mut framer = StreamFramer::new(self.limits);
@@ -304,7 +340,8 @@ impl Transports {
             while let Some(framed) = framer.next_message() {
                 match framed {
                     Ok(Framed::Ping) => {
-                        let _ = pong.try_send(Bytes::from_static(b"\r\n"));
+                        let pong_bytes = Bytes::from_static(b"\r\n");
+                        let _ = pong.try_send(Outgoing { bytes: pong_bytes, report: None });
                     }
                     Ok(Framed::Message(bytes)) => {
                         completed = true;
@@ -323,17 +360,29 @@ impl Transports {
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<Bytes>) {
-    while let Some(bytes) = rx.recv().await {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut rx: mpsc::Receiver<Outgoing>,
+    peer: Peer,
+) {
+    while let Some(message) = rx.recv().await {
         // A peer that stops reading must not hold the task and its queue for ever.
-        match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&bytes)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return,
-            Err(_) => {
-                debug!("TCP peer not reading; writer stopped");
-                return;
-            }
+        let reason =
+            match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&message.bytes)).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(err)) => format!("write failed: {err}"),
+                Err(_) => {
+                    debug!("TCP peer not reading; writer stopped");
+                    "peer not reading".to_string()
+                }
+            };
+        // This message and every one queued behind it are lost: say so.
+        rx.close();
+        failure::report(message.report, peer, reason.clone());
+        while let Ok(queued) = rx.try_recv() {
+            failure::report(queued.report, peer, reason.clone());
         }
+        return;
     }
     let _ = writer.shutdown().await;
 }

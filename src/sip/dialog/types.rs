@@ -53,7 +53,7 @@ impl UaConfig {
             offer_telephone_event: true,
             session_expires: config.sip.session_expires_s,
             min_se: config.sip.min_se_s,
-            send_ringing: config.sip.send_ringing,
+            send_ringing: config.sip.rings_before_answer(),
             max_calls: config.sip.max_calls,
             timers: TimerConfig { t1: config.sip.t1(), t2: config.sip.t2(), t4: config.sip.t4() },
         }

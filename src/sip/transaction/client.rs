@@ -5,7 +5,7 @@ use std::time::Instant;
 use rsip::{Header, Method};
 use tracing::debug;
 
-use super::build::ack_for;
+use super::build::{ack_for, response_to};
 use super::fields::{self, Fields};
 use super::memory::Bound;
 use super::timers::Timer;
@@ -60,7 +60,7 @@ impl TransactionLayer {
         let txn = Transaction::new(role, dest, &request, fields.cseq, self.config.t1, index);
         self.transactions.insert(id.clone(), txn);
         self.recharge(&id);
-        self.transmit(dest, request);
+        self.transmit_request(&id, dest, request);
         let (retransmit, timeout) =
             if invite { (Timer::A, Timer::B) } else { (Timer::E, Timer::F) };
         if !dest.transport.is_reliable() {
@@ -191,6 +191,32 @@ impl TransactionLayer {
         }
     }
 
+    /// The transport could not deliver the request of client transaction `id`
+    /// (connection refused or lost, TLS handshake or certificate failure). RFC 3261
+    /// §17.1.1.2 and §17.1.2.2: the transaction tells its user at once and ends; §8.1.3.1:
+    /// the user treats it as a 503, so the layer passes up a 503 made from the request
+    /// (no To tag, no ACK sent), as if the far end had sent it. Ignored once the
+    /// transaction has its final response, and for server transactions (a response that
+    /// cannot be sent is lost; Timers H and J end those).
+    pub fn handle_transport_error(&mut self, id: &TransactionId) {
+        let Some(txn) = self.transactions.get(id) else {
+            return;
+        };
+        let pending = matches!(
+            (txn.role, txn.state),
+            (Role::InviteClient, State::Calling | State::Proceeding)
+                | (Role::NonInviteClient, State::Trying | State::Proceeding)
+        );
+        if !pending {
+            debug!(id = id.as_str(), state = ?txn.state, "transport error ignored");
+            return;
+        }
+        let response = response_to(&txn.request, 503, None);
+        debug!(id = id.as_str(), "transport error: the request fails as 503");
+        self.terminate(id);
+        self.pass_up(id, response);
+    }
+
     /// Passes a provisional response up unless it repeats the last one passed.
     fn pass_provisional(&mut self, id: &TransactionId, response: rsip::Response) {
         let rseq = response.headers.iter().find_map(|h| match h {
@@ -224,7 +250,7 @@ impl TransactionLayer {
                 txn.interval = txn.interval.saturating_mul(2);
                 let interval = txn.interval;
                 let (peer, request) = (txn.peer, txn.request.clone());
-                self.transmit(peer, request);
+                self.transmit_request(id, peer, request);
                 self.arm(id, Timer::A, now, interval);
             }
             (Timer::E, State::Trying | State::Proceeding) => {
@@ -235,7 +261,7 @@ impl TransactionLayer {
                 };
                 let interval = txn.interval;
                 let (peer, request) = (txn.peer, txn.request.clone());
-                self.transmit(peer, request);
+                self.transmit_request(id, peer, request);
                 self.arm(id, Timer::E, now, interval);
             }
             (Timer::B, State::Calling | State::Proceeding)

@@ -18,6 +18,9 @@
 //!   CANCEL re-arms it, so a cancelled INVITE that never gets its 487 still ends (§9.1).
 //! - Zero-length waits (I, J, K, D over TCP) end the transaction at once instead of arming
 //!   a timer.
+//! - A transport error on a client transaction's request (reported by the runtime, see
+//!   [`TransactionLayer::handle_transport_error`]) ends it at once with a 503 made here,
+//!   as RFC 3261 §8.1.3.1 asks, instead of waiting for Timer B or F.
 //! - The 200 to a CANCEL carries the To tag of the INVITE's latest response when there is
 //!   one (§9.2); otherwise, like the 481 and the overload 503, a fresh tag.
 //! - Matching keys: branch + sent-by + method (ACK as INVITE) for RFC 3261 branches;
@@ -99,6 +102,10 @@ impl TransactionId {
 pub struct Transmit {
     pub peer: Peer,
     pub message: rsip::SipMessage,
+    /// The client transaction whose request this is: if the transport cannot deliver it
+    /// (connection refused, TLS handshake failed, connection lost), the runtime reports it
+    /// with [`TransactionLayer::handle_transport_error`].
+    pub transaction: Option<TransactionId>,
 }
 
 /// What the transaction layer tells the transaction user (the dialog layer).
@@ -114,7 +121,9 @@ pub enum TransactionEvent {
     /// A response to a client transaction (provisional or final; retransmissions absorbed).
     Response { id: TransactionId, response: rsip::Response },
     /// A client transaction got no final response (Timer B or F), or an INVITE server
-    /// transaction got no ACK for its final response (Timer H, also for 2xx).
+    /// transaction got no ACK for its final response (Timer H, also for 2xx). (A transport
+    /// error is no Timeout: the client transaction passes up a 503 made here, see
+    /// [`TransactionLayer::handle_transport_error`].)
     Timeout { id: TransactionId },
 }
 
@@ -516,7 +525,13 @@ impl TransactionLayer {
     }
 
     fn transmit(&mut self, peer: Peer, message: impl Into<rsip::SipMessage>) {
-        self.transmits.push_back(Transmit { peer, message: message.into() });
+        self.transmits.push_back(Transmit { peer, message: message.into(), transaction: None });
+    }
+
+    /// Queues the request of client transaction `id` (its first send or a retransmission).
+    fn transmit_request(&mut self, id: &TransactionId, peer: Peer, request: rsip::Request) {
+        let transaction = Some(id.clone());
+        self.transmits.push_back(Transmit { peer, message: request.into(), transaction });
     }
 
     fn sixty_four_t1(&self) -> Duration {

@@ -5,6 +5,7 @@ mod memory;
 mod pair;
 mod server;
 mod server_non_invite;
+mod transport_error;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
