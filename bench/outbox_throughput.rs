@@ -10,8 +10,10 @@
 //!     IN_FLIGHT  outbox.max_in_flight (default: the config default)
 //! ```
 //!
-//! Three phases, each on a fresh database in a temporary folder (the disk the system
+//! Four phases, each on a fresh database in a temporary folder (the disk the system
 //! temporary folder is on):
+//! 0. one at a time: 100 enqueues, each awaited before the next (the latency of one
+//!    synced commit, with nothing to share it with);
 //! 1. enqueue: ENTRIES hang-ups at once, each `Outbox::enqueue` awaited (on disk when it
 //!    returns); no sender running.
 //! 2. deliver: the sender starts on that backlog; time until the simulator holds them all.
@@ -169,6 +171,19 @@ async fn main() -> anyhow::Result<()> {
     let sim = SimState::sample();
     let (addr, _server) = sim::spawn("127.0.0.1:0".parse()?, sim.clone()).await?;
     let url = format!("http://{addr}");
+
+    // 0: one at a time.
+    let outbox = open("serial.sqlite")?;
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    for n in 0..100 {
+        let began = Instant::now();
+        if !outbox.enqueue(entry("s", n, queues)).await? {
+            bail!("an entry was not added");
+        }
+        latencies.push(began.elapsed());
+    }
+    report_enqueue("enqueue (one at a time)", 100, started.elapsed(), latencies);
 
     // 1 and 2: a backlog, then the sender.
     let outbox = open("backlog.sqlite")?;

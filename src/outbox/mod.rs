@@ -433,6 +433,8 @@ impl Outbox {
 }
 
 #[cfg(test)]
+mod batching_tests;
+#[cfg(test)]
 mod test_sink;
 #[cfg(test)]
 mod tests;

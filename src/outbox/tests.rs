@@ -11,7 +11,7 @@ use super::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn entry(call_id: &str, ticket_id: u64) -> Entry {
+pub(super) fn entry(call_id: &str, ticket_id: u64) -> Entry {
     Entry {
         call_id: call_id.into(),
         ticket_id,
@@ -37,7 +37,7 @@ fn for_caller(call_id: &str, phone: &str, open_if_none: bool) -> Entry {
     }
 }
 
-fn fast_policy() -> SendPolicy {
+pub(super) fn fast_policy() -> SendPolicy {
     SendPolicy {
         max_attempts: 5,
         backoff_base: Duration::from_millis(5),
@@ -49,18 +49,18 @@ fn fast_policy() -> SendPolicy {
     }
 }
 
-fn temp_outbox(policy: SendPolicy) -> (tempfile::TempDir, Outbox) {
+pub(super) fn temp_outbox(policy: SendPolicy) -> (tempfile::TempDir, Outbox) {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open_with_policy(dir.path().join("outbox.sqlite"), policy).unwrap();
     (dir, outbox)
 }
 
-struct Running {
+pub(super) struct Running {
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), OutboxError>>,
 }
 
-fn start_sender(outbox: &Outbox, sink: &FakeSink) -> Running {
+pub(super) fn start_sender(outbox: &Outbox, sink: &FakeSink) -> Running {
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(run_sender(outbox.clone(), sink.clone(), async move {
         let _ = stopped.await;
@@ -70,7 +70,7 @@ fn start_sender(outbox: &Outbox, sink: &FakeSink) -> Running {
 
 impl Running {
     /// Stops the sender; every finished attempt is recorded when this returns.
-    async fn stop(self) {
+    pub(super) async fn stop(self) {
         let _ = self.stop.send(());
         let joined = tokio::time::timeout(WAIT, self.task).await;
         assert!(matches!(joined, Ok(Ok(Ok(())))), "sender did not stop cleanly: {joined:?}");
