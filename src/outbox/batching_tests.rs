@@ -163,3 +163,24 @@ async fn the_sender_records_an_outcome_and_the_next_start_in_one_commit() {
         assert!(body.contains(&format!("[call-id: call-{i:03}]")), "in order: {i}: {body}");
     }
 }
+
+#[tokio::test]
+async fn a_committer_that_never_runs_answers_its_waiting_enqueues_with_an_error() {
+    let (_dir, outbox) = temp_outbox(fast_policy());
+    let group = group_commit::EnqueueGroup::default();
+    let (durable, committer) = group.join(entry("call-1", 7), 1);
+    let committer = committer.expect("the first to wait starts the committer");
+    let (second, none) = group.join(entry("call-2", 7), 1);
+    assert!(none.is_none(), "one committer at a time");
+    // As when the runtime shuts down before the blocking task runs.
+    drop(committer);
+    for answer in [durable.await, second.await] {
+        assert!(matches!(answer, Ok(Err(OutboxError::Worker(_)))), "{answer:?}");
+    }
+    // The next enqueue starts a committer again.
+    let (third, committer) = group.join(entry("call-3", 7), 1);
+    let inner = Arc::clone(&outbox.inner);
+    let committer = committer.expect("a new committer");
+    tokio::task::spawn_blocking(move || committer.run(&inner.store));
+    assert!(matches!(third.await, Ok(Ok(true))));
+}

@@ -65,8 +65,9 @@ impl EnqueueGroup {
 }
 
 /// The one committer of an [`EnqueueGroup`]. Dropped without having finished (it
-/// panicked, or the runtime shut down before it ran), it lets the next enqueue start
-/// another.
+/// panicked, or the runtime shut down before it ran), it answers the entries still
+/// waiting with an error, so that no caller waits for ever, and lets the next enqueue
+/// start another.
 pub(crate) struct Committer {
     group: EnqueueGroup,
     /// Until it saw the queue empty.
@@ -94,8 +95,17 @@ impl Committer {
 
 impl Drop for Committer {
     fn drop(&mut self) {
-        if self.running {
-            lock(&self.group.queue).committer = false;
+        if !self.running {
+            return;
+        }
+        let stranded = {
+            let mut queue = lock(&self.group.queue);
+            queue.committer = false;
+            std::mem::take(&mut queue.waiting)
+        };
+        for waiting in stranded {
+            let stopped = OutboxError::Worker("the outbox's committer stopped".into());
+            let _ = waiting.reply.send(Err(stopped));
         }
     }
 }
