@@ -25,8 +25,9 @@ async fn with_zendesk(dir: &tempfile::TempDir, state: SimState) -> (Config, SimS
 }
 
 /// Waits (bounded) until `ticket` has a comment containing `needle`; returns its body.
-/// The outbox delivers after the call, each comment a synced SQLite commit: on a loaded
-/// machine (the suite runs tests side by side) that can take a while.
+/// The outbox delivers after the call, each post after a synced SQLite commit that
+/// records its start: on a loaded machine (the suite runs tests side by side, and other
+/// builds share the cores) that can take a while.
 async fn comment_with(state: &SimState, ticket: u64, needle: &str) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
     loop {

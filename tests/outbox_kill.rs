@@ -492,6 +492,36 @@ async fn zendesk_failing_then_back_delivers_once() {
     assert_eq!(find(&outbox, &sent.call_id).await.attempts, 4);
 }
 
+/// In one process: a burst of hang-ups (500 comments enqueued at once, round the sample's
+/// tickets) while the sender runs: every comment lands once, each ticket's in the order
+/// the outbox committed them.
+async fn burst_is_delivered_once_in_order_per_ticket() {
+    const N: u64 = 500;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let outbox = quick_outbox(&dir.path().join("outbox.sqlite"));
+    let zendesk = Zendesk::start(&[]).await;
+    let sender = start_sender(&outbox, &zendesk.url);
+    let mut enqueues = tokio::task::JoinSet::new();
+    for n in 0..N {
+        let outbox = outbox.clone();
+        enqueues.spawn(async move { outbox.enqueue(entry(n)).await });
+    }
+    while let Some(joined) = enqueues.join_next().await {
+        assert!(joined.expect("enqueue task").expect("enqueue"), "added");
+    }
+    eventually("every entry delivered", || nothing_pending(&outbox)).await;
+    sender.stop().await;
+    let mut committed: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for stored in outbox.list(EntryState::Delivered, 1000).await.expect("list") {
+        committed.entry(stored.ticket_id).or_default().push(stored.call_id);
+    }
+    assert_eq!(committed.values().map(Vec::len).sum::<usize>() as u64, N, "all delivered");
+    assert_eq!(zendesk.call_ids_by_ticket(), committed, "each once, in order per ticket");
+    for n in 0..N {
+        assert_eq!(zendesk.puts_of(&call_id(n)), 1, "entry {n} was PUT exactly once");
+    }
+}
+
 async fn run_case(name: &str, case: impl Future<Output = ()>) {
     let started = Instant::now();
     case.await;
@@ -529,6 +559,11 @@ fn main() {
         run_case(
             "zendesk_failing_then_back_delivers_once",
             zendesk_failing_then_back_delivers_once(),
+        )
+        .await;
+        run_case(
+            "burst_is_delivered_once_in_order_per_ticket",
+            burst_is_delivered_once_in_order_per_ticket(),
         )
         .await;
     });

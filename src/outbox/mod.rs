@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 pub mod cli;
+mod group_commit;
 mod schedule;
 mod sender;
 mod store;
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::OutboxConfig;
 use crate::zendesk::model::NewRequester;
+use group_commit::EnqueueGroup;
 use store::Store;
 
 /// The largest comment body accepted (Zendesk caps a comment at 64 KiB).
@@ -298,6 +300,8 @@ pub struct Outbox {
 
 struct Inner {
     store: Mutex<Store>,
+    /// Enqueues waiting for the next group commit.
+    enqueues: EnqueueGroup,
     policy: SendPolicy,
     path: PathBuf,
     /// Wakes the sender when an entry is enqueued or replayed.
@@ -335,6 +339,7 @@ impl Outbox {
         Ok(Outbox {
             inner: Arc::new(Inner {
                 store: Mutex::new(store),
+                enqueues: EnqueueGroup::default(),
                 policy,
                 path: path.to_path_buf(),
                 wake: tokio::sync::Notify::new(),
@@ -375,11 +380,18 @@ impl Outbox {
 
     /// Stores a comment durably (on disk when this returns `Ok`). Enqueueing a call id
     /// already known (pending, delivered or dead-lettered) changes nothing and returns
-    /// `Ok(false)`.
+    /// `Ok(false)`. Entries enqueued while the store is busy are committed together, in
+    /// the order they arrived, in one transaction (see `group_commit`).
     pub async fn enqueue(&self, entry: Entry) -> Result<bool, OutboxError> {
         entry.validate()?;
-        let now = now_millis();
-        let added = self.with_store(move |store| store.enqueue(&entry, now)).await?;
+        let (durable, committer) = self.inner.enqueues.join(entry, now_millis());
+        if let Some(committer) = committer {
+            let inner = Arc::clone(&self.inner);
+            tokio::task::spawn_blocking(move || committer.run(&inner.store));
+        }
+        let added = durable.await.map_err(|_| {
+            OutboxError::Worker("the enqueue was dropped before it was committed".into())
+        })??;
         if added {
             self.wake_sender();
         }
@@ -420,6 +432,8 @@ impl Outbox {
     }
 }
 
+#[cfg(test)]
+mod batching_tests;
 #[cfg(test)]
 mod test_sink;
 #[cfg(test)]

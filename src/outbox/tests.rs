@@ -11,7 +11,7 @@ use super::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn entry(call_id: &str, ticket_id: u64) -> Entry {
+pub(super) fn entry(call_id: &str, ticket_id: u64) -> Entry {
     Entry {
         call_id: call_id.into(),
         ticket_id,
@@ -37,7 +37,7 @@ fn for_caller(call_id: &str, phone: &str, open_if_none: bool) -> Entry {
     }
 }
 
-fn fast_policy() -> SendPolicy {
+pub(super) fn fast_policy() -> SendPolicy {
     SendPolicy {
         max_attempts: 5,
         backoff_base: Duration::from_millis(5),
@@ -49,18 +49,18 @@ fn fast_policy() -> SendPolicy {
     }
 }
 
-fn temp_outbox(policy: SendPolicy) -> (tempfile::TempDir, Outbox) {
+pub(super) fn temp_outbox(policy: SendPolicy) -> (tempfile::TempDir, Outbox) {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open_with_policy(dir.path().join("outbox.sqlite"), policy).unwrap();
     (dir, outbox)
 }
 
-struct Running {
+pub(super) struct Running {
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), OutboxError>>,
 }
 
-fn start_sender(outbox: &Outbox, sink: &FakeSink) -> Running {
+pub(super) fn start_sender(outbox: &Outbox, sink: &FakeSink) -> Running {
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(run_sender(outbox.clone(), sink.clone(), async move {
         let _ = stopped.await;
@@ -70,7 +70,7 @@ fn start_sender(outbox: &Outbox, sink: &FakeSink) -> Running {
 
 impl Running {
     /// Stops the sender; every finished attempt is recorded when this returns.
-    async fn stop(self) {
+    pub(super) async fn stop(self) {
         let _ = self.stop.send(());
         let joined = tokio::time::timeout(WAIT, self.task).await;
         assert!(matches!(joined, Ok(Ok(Ok(())))), "sender did not stop cleanly: {joined:?}");
@@ -369,9 +369,12 @@ async fn an_attempt_interrupted_by_a_crash_is_checked_on_restart() {
         outbox.enqueue(entry("landed", 31)).await.unwrap();
         outbox.enqueue(entry("lost", 32)).await.unwrap();
         // Both attempts start; the process dies before any result is recorded.
-        let heads = outbox.with_store(|s| s.heads(10)).await.unwrap();
+        let heads = outbox.with_store(|s| s.write(|w| w.heads(10))).await.unwrap();
         for head in heads {
-            let started = outbox.with_store(move |s| s.start_attempt(head.seq, 1)).await.unwrap();
+            let started = outbox
+                .with_store(move |s| s.write(|w| w.start_attempt(head.seq, 1)))
+                .await
+                .unwrap();
             assert!(started.is_some_and(|a| !a.interrupted && !a.check_first));
         }
         assert_eq!(outbox.stats().await.unwrap().in_flight, 2);
@@ -425,8 +428,11 @@ async fn idle_sender_stops_promptly() {
 async fn delivered_entries_are_pruned_after_keep_done() {
     let (_dir, outbox) = temp_outbox(fast_policy());
     outbox.enqueue(entry("call-1", 1)).await.unwrap();
-    let seq = outbox.with_store(|s| s.heads(1)).await.unwrap()[0].seq;
-    outbox.with_store(move |s| s.finish(seq, &Disposition::Done, 1_000)).await.unwrap();
+    let seq = outbox.with_store(|s| s.write(|w| w.heads(1))).await.unwrap()[0].seq;
+    outbox
+        .with_store(move |s| s.write(|w| w.finish(seq, &Disposition::Done, 1_000)))
+        .await
+        .unwrap();
     assert_eq!(outbox.with_store(|s| s.prune_delivered(1_000)).await.unwrap(), 0);
     assert_eq!(outbox.with_store(|s| s.prune_delivered(1_001)).await.unwrap(), 1);
     assert!(outbox.find("call-1").await.unwrap().is_none());
@@ -481,12 +487,12 @@ fn cli_reports_stats_lists_and_replays() {
         let outbox = Outbox::open_config(&config).unwrap();
         outbox.enqueue(entry("call-1", 1)).await.unwrap();
         outbox.enqueue(entry("call-2", 2)).await.unwrap();
-        let seq = outbox.with_store(|s| s.heads(10)).await.unwrap()[0].seq;
+        let seq = outbox.with_store(|s| s.write(|w| w.heads(10))).await.unwrap()[0].seq;
         let dead = Disposition::Dead {
             error: "401 \"Couldn't authenticate you\"".into(),
             check_first: false,
         };
-        outbox.with_store(move |s| s.finish(seq, &dead, 5)).await.unwrap();
+        outbox.with_store(move |s| s.write(|w| w.finish(seq, &dead, 5))).await.unwrap();
     });
     let run = |command: cli::OutboxCommand| {
         let mut out = Vec::new();

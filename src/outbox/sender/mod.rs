@@ -1,5 +1,12 @@
 //! The background sender: a thin loop around [`plan`](super::plan) and
 //! [`dispose`](super::dispose) that touches the store, the clock and the sink.
+//!
+//! It works in rounds. A round writes, in one transaction, the outcomes of the attempts
+//! that finished since the last round and the starts of the attempts that plan picks
+//! next, then starts those (up to `max_in_flight` at once, one per queue). So an entry
+//! costs one synced commit, shared with whatever else the round records, before its
+//! post (the record that the attempt started, which a restart checks for) and none of
+//! its own after it.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions, TryLockError};
@@ -11,12 +18,14 @@ use std::time::{Duration, SystemTime};
 use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
 
-use super::schedule::{Delivered, Disposition, dispose, plan};
-use super::store::{Attempt, millis};
-use super::{
-    CallersTicket, CommentSink, Deferred, Outbox, OutboxError, PostError, Stats, TicketToOpen,
-    now_millis,
-};
+use super::schedule::{Delivered, Disposition, UnixMillis, dispose, plan};
+use super::store::{Attempt, Writes, millis};
+use super::{CommentSink, Outbox, OutboxError, PostError, Stats, now_millis};
+
+mod deliver;
+
+pub(crate) use deliver::Resolution;
+use deliver::{Step, deliver};
 
 /// How many ticket heads are looked at per round.
 const HEADS_PER_ROUND: usize = 1000;
@@ -54,79 +63,27 @@ fn failure_kind(error: &PostError) -> &'static str {
     }
 }
 
-/// What an attempt achieved when it did not fail.
-#[derive(Debug)]
-enum Step {
-    /// The comment is on Zendesk (posted now, or found there).
-    Delivered(Delivered),
-    /// The caller's ticket was looked up: the entry now goes there (see [`Resolution`]).
-    Resolved(Resolution),
-}
-
-/// Where a [`Deferred::CallersTicket`] entry's comment goes, once looked up. It is stored
-/// before anything is posted, so that every later attempt (and its duplicate check) aims
-/// at the same place, and the post waits in that ticket's queue like any comment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Resolution {
-    Ticket(u64),
-    Open(TicketToOpen),
-}
-
-/// One attempt: check Zendesk first if asked (for the comment on the ticket, or for a
-/// ticket opened with the call id as external id), then post or open. An entry whose
-/// call could not ask Zendesk is first only looked up.
-async fn deliver<S: CommentSink>(sink: &S, attempt: &Attempt) -> Result<Step, PostError> {
-    let delivered = match &attempt.deferred {
-        None => comment_on(sink, attempt, attempt.ticket_id).await?,
-        Some(Deferred::OpenTicket(open)) => open_with(sink, attempt, open).await?,
-        Some(Deferred::CallersTicket { phone, open_if_none }) => {
-            let resolution = match sink.find_callers_ticket(phone).await? {
-                CallersTicket::Ticket(ticket_id) => Resolution::Ticket(ticket_id),
-                CallersTicket::UserWithoutTicket(user) if *open_if_none => {
-                    Resolution::Open(TicketToOpen::for_caller(Some(user), None))
-                }
-                CallersTicket::Unknown if *open_if_none => {
-                    Resolution::Open(TicketToOpen::for_caller(None, Some(phone.clone())))
-                }
-                _ => {
-                    return Err(PostError::Permanent(
-                        "the caller has no unsolved ticket to comment on".into(),
-                    ));
-                }
-            };
-            return Ok(Step::Resolved(resolution));
-        }
-    };
-    Ok(Step::Delivered(delivered))
-}
-
-async fn comment_on<S: CommentSink>(
-    sink: &S,
-    attempt: &Attempt,
-    ticket_id: u64,
-) -> Result<Delivered, PostError> {
-    if attempt.check_first && sink.has_comment_containing(ticket_id, &attempt.call_id).await? {
-        return Ok(Delivered::AlreadyPresent);
-    }
-    sink.post_comment(ticket_id, &attempt.body, attempt.public).await?;
-    Ok(Delivered::Posted)
-}
-
-async fn open_with<S: CommentSink>(
-    sink: &S,
-    attempt: &Attempt,
-    open: &TicketToOpen,
-) -> Result<Delivered, PostError> {
-    let marker = &attempt.call_id;
-    if attempt.check_first && sink.has_ticket_with_external_id(marker).await? {
-        return Ok(Delivered::AlreadyPresent);
-    }
-    sink.open_ticket(open, &attempt.body, attempt.public, marker).await?;
-    Ok(Delivered::Posted)
-}
-
 struct InFlight {
     attempt: Attempt,
+}
+
+/// What a round writes about an attempt that finished.
+enum Record {
+    /// Its outcome.
+    Finish { seq: i64, disposition: Disposition },
+    /// Where the looked-up entry goes.
+    Resolve { seq: i64, resolution: Resolution },
+}
+
+/// Writes `records` (in the transaction of `writes`).
+fn apply(writes: &Writes<'_>, records: &[Record], now: UnixMillis) -> Result<(), OutboxError> {
+    for record in records {
+        match record {
+            Record::Finish { seq, disposition } => writes.finish(*seq, disposition, now)?,
+            Record::Resolve { seq, resolution } => writes.resolve(*seq, resolution, now)?,
+        }
+    }
+    Ok(())
 }
 
 /// Posts the outbox's entries through `sink` until `shutdown` completes.
@@ -148,6 +105,7 @@ where
     let sink = Arc::new(sink);
     let mut tasks: JoinSet<Result<Step, PostError>> = JoinSet::new();
     let mut in_flight: HashMap<Id, InFlight> = HashMap::new();
+    let mut records: Vec<Record> = Vec::new();
     let mut paused_until: Option<i64> = None;
     let mut next_prune = Instant::now();
     let mut next_gauges = Instant::now();
@@ -159,19 +117,31 @@ where
             next_prune = Instant::now() + PRUNE_EVERY;
             prune(&outbox).await;
         }
-        let wait = match start_due(&outbox, &sink, &mut tasks, &mut in_flight, paused_until).await {
-            Ok(wait) => wait,
-            Err(err) => {
-                tracing::error!(error = %err, "outbox sender cannot read the database");
-                IDLE_POLL
-            }
-        };
+        let recorded = std::mem::take(&mut records);
+        let wait =
+            match round(&outbox, &sink, &mut tasks, &mut in_flight, recorded, paused_until).await {
+                Ok(wait) => wait,
+                Err(err) => {
+                    // Attempts whose outcome was not recorded still read "started": the next
+                    // attempt at each checks Zendesk for it before posting.
+                    tracing::error!(error = %err, "outbox sender cannot use the database");
+                    IDLE_POLL
+                }
+            };
         tokio::select! {
             biased;
             () = &mut shutdown => break,
             Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                if let Some(pause) = finish(&outbox, &mut in_flight, joined).await {
-                    paused_until = Some(paused_until.map_or(pause, |p| p.max(pause)));
+                // This one, and every other attempt that has finished meanwhile.
+                let mut next = Some(joined);
+                while let Some(joined) = next.take().or_else(|| tasks.try_join_next_with_id()) {
+                    let Some((record, pause)) = outcome(&outbox, &mut in_flight, joined) else {
+                        continue;
+                    };
+                    records.push(record);
+                    if let Some(pause) = pause {
+                        paused_until = Some(paused_until.map_or(pause, |p| p.max(pause)));
+                    }
                 }
             }
             () = outbox.sender_woken() => {}
@@ -192,7 +162,7 @@ where
     while !tasks.is_empty() {
         match tokio::time::timeout_at(grace, tasks.join_next_with_id()).await {
             Ok(Some(joined)) => {
-                finish(&outbox, &mut in_flight, joined).await;
+                records.extend(outcome(&outbox, &mut in_flight, joined).map(|(record, _)| record));
             }
             Ok(None) => break,
             Err(_) => {
@@ -203,6 +173,13 @@ where
                 tasks.abort_all();
                 break;
             }
+        }
+    }
+    if !records.is_empty() {
+        let now = now_millis();
+        let written = outbox.with_store(move |store| store.write(|w| apply(w, &records, now)));
+        if let Err(err) = written.await {
+            tracing::error!(error = %err, "outbox shutdown: cannot record the last attempts");
         }
     }
     Ok(())
@@ -227,26 +204,39 @@ fn lock_for_sending(path: &Path) -> Result<File, OutboxError> {
     }
 }
 
-/// Starts what is due; returns how long to sleep before looking again.
-async fn start_due<S>(
+/// One round: records `records`, then starts what is due, in one transaction; returns
+/// how long to sleep before looking again.
+async fn round<S>(
     outbox: &Outbox,
     sink: &Arc<S>,
     tasks: &mut JoinSet<Result<Step, PostError>>,
     in_flight: &mut HashMap<Id, InFlight>,
+    records: Vec<Record>,
     paused_until: Option<i64>,
 ) -> Result<Duration, OutboxError>
 where
     S: CommentSink + Send + Sync + 'static,
 {
     let policy = outbox.policy();
-    let heads = outbox.with_store(|store| store.heads(HEADS_PER_ROUND)).await?;
     let busy: HashSet<i64> = in_flight.values().map(|f| f.attempt.queue()).collect();
-    let now = now_millis();
     let free = policy.max_in_flight.saturating_sub(in_flight.len());
-    let plan = plan(now, &heads, &busy, paused_until, free);
-    for seq in plan.start {
-        let started = outbox.with_store(move |store| store.start_attempt(seq, now)).await?;
-        let Some(attempt) = started else { continue };
+    let now = now_millis();
+    let (started, wake_at) = outbox
+        .with_store(move |store| {
+            store.write(|w| {
+                apply(w, &records, now)?;
+                let heads = w.heads(HEADS_PER_ROUND)?;
+                let plan = plan(now, &heads, &busy, paused_until, free);
+                let mut started = Vec::with_capacity(plan.start.len());
+                for seq in plan.start {
+                    started.extend(w.start_attempt(seq, now)?);
+                }
+                Ok((started, plan.wake_at))
+            })
+        })
+        .await?;
+    // Started only now that their starts are on disk.
+    for attempt in started {
         if attempt.interrupted {
             tracing::info!(
                 call_id = %attempt.call_id,
@@ -265,8 +255,7 @@ where
         });
         in_flight.insert(handle.id(), InFlight { attempt });
     }
-    let wait = plan
-        .wake_at
+    let wait = wake_at
         .map(|at| {
             Duration::from_millis(u64::try_from(at.saturating_sub(now_millis())).unwrap_or(0))
         })
@@ -274,12 +263,13 @@ where
     Ok(wait.min(IDLE_POLL))
 }
 
-/// Records a finished attempt. Returns a time until which all sending pauses, if any.
-async fn finish(
+/// Decides what a finished attempt leaves to record (logged and counted here), and a time
+/// until which all sending pauses, if any.
+fn outcome(
     outbox: &Outbox,
     in_flight: &mut HashMap<Id, InFlight>,
     joined: Result<(Id, Result<Step, PostError>), tokio::task::JoinError>,
-) -> Option<i64> {
+) -> Option<(Record, Option<i64>)> {
     let (id, outcome) = match joined {
         Ok((id, outcome)) => (id, outcome),
         Err(err) => {
@@ -295,12 +285,7 @@ async fn finish(
     let outcome = match outcome {
         Ok(Step::Resolved(resolution)) => {
             tracing::info!(call_id = %attempt.call_id, ?resolution, "outbox found where the comment goes");
-            let seq = attempt.seq;
-            let stored = outbox.with_store(move |store| store.resolve(seq, &resolution, now)).await;
-            if let Err(err) = stored {
-                tracing::error!(call_id = %attempt.call_id, error = %err, "outbox cannot record a lookup");
-            }
-            return None;
+            return Some((Record::Resolve { seq: attempt.seq, resolution }, None));
         }
         Ok(Step::Delivered(delivered)) => Ok(delivered),
         Err(error) => Err(error),
@@ -351,12 +336,7 @@ async fn finish(
         Disposition::Retry { pause_all_until, .. } => *pause_all_until,
         _ => None,
     };
-    let seq = attempt.seq;
-    if let Err(err) = outbox.with_store(move |store| store.finish(seq, &disposition, now)).await {
-        // The row still says "attempt started": the next attempt checks the ticket first.
-        tracing::error!(call_id = %attempt.call_id, error = %err, "outbox cannot record an attempt");
-    }
-    pause
+    Some((Record::Finish { seq: attempt.seq, disposition }, pause))
 }
 
 async fn prune(outbox: &Outbox) {

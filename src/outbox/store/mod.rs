@@ -5,18 +5,23 @@
 //! their last error, until they are replayed. Both keep the entry's sequence number, so a
 //! replayed entry keeps its place in its ticket's order.
 //!
-//! Durability: WAL with `synchronous=FULL`, so every committed write (an enqueue, the
-//! record that an attempt started) is on disk before the call returns.
+//! Durability: WAL with `synchronous=FULL`, so every committed write transaction (a group
+//! of enqueues, the record that attempts started) is on disk before the call returns.
+//! Writes go through [`Store::write`] (in `writes`), one transaction for as many as the
+//! caller has at hand.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::types::Type;
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior};
 
-use super::schedule::{Disposition, Head, UnixMillis};
-use super::sender::Resolution;
-use super::{DeadLetterFilter, Deferred, Entry, EntryInfo, EntryState, OutboxError, Stats};
+use super::schedule::UnixMillis;
+use super::{Deferred, EntryInfo, EntryState, OutboxError, Stats};
+
+mod writes;
+
+pub(crate) use writes::Writes;
 
 /// 2 added `deferred` (entries whose ticket is found or opened when sent) to both tables.
 const SCHEMA_VERSION: i64 = 2;
@@ -95,6 +100,9 @@ impl Attempt {
 
 pub(crate) struct Store {
     conn: Connection,
+    /// Write transactions committed, for tests.
+    #[cfg(test)]
+    commits: u64,
 }
 
 pub(crate) fn millis(time: SystemTime) -> UnixMillis {
@@ -170,208 +178,17 @@ impl Store {
         tx.execute_batch(SCHEMA).map_err(open_error)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(open_error)?;
         tx.commit().map_err(open_error)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            #[cfg(test)]
+            commits: 0,
+        })
     }
 
-    /// Adds an entry unless its call id is already known (pending, delivered or dead).
-    /// Returns whether it was added.
-    pub fn enqueue(&mut self, entry: &Entry, now: UnixMillis) -> Result<bool, OutboxError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let dead: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM outbox_dead_letters WHERE call_id = ?1)",
-            [&entry.call_id],
-            |row| row.get(0),
-        )?;
-        if dead {
-            return Ok(false);
-        }
-        let added = tx.execute(
-            "INSERT INTO outbox_entries
-                 (call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms,
-                  next_attempt_at_ms, deferred)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
-             ON CONFLICT (call_id) DO NOTHING",
-            params![
-                entry.call_id,
-                i64::try_from(entry.ticket_id)
-                    .map_err(|_| OutboxError::InvalidEntry("ticket id out of range".into()))?,
-                entry.body,
-                entry.public,
-                millis(entry.created_at),
-                now,
-                deferred_json(entry.deferred.as_ref())?,
-            ],
-        )?;
-        tx.commit()?;
-        Ok(added == 1)
-    }
-
-    /// The oldest pending entry of each queue (a ticket's comments, or one entry whose
-    /// ticket is decided when it is sent: queue `-seq`), soonest due first.
-    pub fn heads(&self, limit: usize) -> Result<Vec<Head>, OutboxError> {
-        // SQLite takes the bare columns of a MIN() aggregate from the row holding the minimum.
-        let mut statement = self.conn.prepare_cached(
-            "SELECT MIN(seq), CASE WHEN deferred IS NULL THEN ticket_id ELSE -seq END AS queue,
-                    next_attempt_at_ms
-             FROM outbox_entries
-             WHERE done_at_ms IS NULL GROUP BY queue
-             ORDER BY next_attempt_at_ms, seq LIMIT ?1",
-        )?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let heads = statement
-            .query_map([limit], |row| {
-                Ok(Head { seq: row.get(0)?, queue: row.get(1)?, next_attempt_at: row.get(2)? })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(heads)
-    }
-
-    /// Records, durably, that an attempt on `seq` starts now, and returns what to send.
-    /// `None` if the entry is no longer pending (delivered or dead-lettered meanwhile).
-    pub fn start_attempt(
-        &mut self,
-        seq: i64,
-        now: UnixMillis,
-    ) -> Result<Option<Attempt>, OutboxError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let found = tx
-            .query_row(
-                "SELECT call_id, ticket_id, body, public, attempts, check_first,
-                        attempt_started_at_ms, deferred
-                 FROM outbox_entries WHERE seq = ?1 AND done_at_ms IS NULL",
-                [seq],
-                |row| {
-                    let started: Option<i64> = row.get(6)?;
-                    Ok(Attempt {
-                        seq,
-                        call_id: row.get(0)?,
-                        ticket_id: ticket_of(row, 1)?,
-                        deferred: deferred_of(row, 7)?,
-                        body: row.get(2)?,
-                        public: row.get(3)?,
-                        attempts: count_of(row, 4)?,
-                        check_first: row.get(5)?,
-                        interrupted: started.is_some(),
-                    })
-                },
-            )
-            .optional()?;
-        let Some(mut attempt) = found else {
-            return Ok(None);
-        };
-        // An attempt that started and never finished may have landed: check before posting.
-        attempt.check_first |= attempt.interrupted;
-        attempt.attempts = attempt.attempts.saturating_add(1);
-        tx.execute(
-            "UPDATE outbox_entries
-             SET attempts = ?2, check_first = ?3, attempt_started_at_ms = ?4 WHERE seq = ?1",
-            params![seq, attempt.attempts, attempt.check_first, now],
-        )?;
-        tx.commit()?;
-        Ok(Some(attempt))
-    }
-
-    /// Records an attempt's outcome.
-    pub fn finish(
-        &mut self,
-        seq: i64,
-        disposition: &Disposition,
-        now: UnixMillis,
-    ) -> Result<(), OutboxError> {
-        match disposition {
-            Disposition::Done => {
-                self.conn.execute(
-                    "UPDATE outbox_entries
-                     SET done_at_ms = ?2, attempt_started_at_ms = NULL WHERE seq = ?1",
-                    params![seq, now],
-                )?;
-            }
-            Disposition::Retry { at, check_first, error, refund_attempt, .. } => {
-                self.conn.execute(
-                    "UPDATE outbox_entries
-                     SET attempt_started_at_ms = NULL, next_attempt_at_ms = ?2, check_first = ?3,
-                         last_error = ?4, attempts = MAX(0, attempts - ?5)
-                     WHERE seq = ?1",
-                    params![seq, at, check_first, bounded(error), i64::from(*refund_attempt)],
-                )?;
-            }
-            Disposition::Dead { error, check_first } => {
-                let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                tx.execute(
-                    "INSERT INTO outbox_dead_letters
-                         (seq, call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms,
-                          attempts, check_first, last_error, dead_at_ms, deferred)
-                     SELECT seq, call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms,
-                            attempts, ?2, ?3, ?4, deferred
-                     FROM outbox_entries WHERE seq = ?1 AND done_at_ms IS NULL",
-                    params![seq, check_first, bounded(error), now],
-                )?;
-                tx.execute(
-                    "DELETE FROM outbox_entries WHERE seq = ?1 AND done_at_ms IS NULL",
-                    [seq],
-                )?;
-                tx.commit()?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Pins a looked-up entry to where its comment goes (a ticket, or a ticket to open),
-    /// due now; the lookup does not count as an attempt.
-    pub fn resolve(
-        &mut self,
-        seq: i64,
-        resolution: &Resolution,
-        now: UnixMillis,
-    ) -> Result<(), OutboxError> {
-        let (ticket_id, deferred) = match resolution {
-            Resolution::Ticket(id) => (
-                i64::try_from(*id)
-                    .map_err(|_| OutboxError::Corrupt(format!("ticket id {id} out of range")))?,
-                None,
-            ),
-            Resolution::Open(open) => (0, Some(Deferred::OpenTicket(open.clone()))),
-        };
-        self.conn.execute(
-            "UPDATE outbox_entries
-             SET ticket_id = ?2, deferred = ?3, attempt_started_at_ms = NULL,
-                 next_attempt_at_ms = ?4, attempts = MAX(0, attempts - 1)
-             WHERE seq = ?1 AND done_at_ms IS NULL",
-            params![seq, ticket_id, deferred_json(deferred.as_ref())?, now],
-        )?;
-        Ok(())
-    }
-
-    /// Moves matching dead letters back to pending, due now, with a fresh attempt count.
-    pub fn replay(
-        &mut self,
-        filter: &DeadLetterFilter,
-        now: UnixMillis,
-    ) -> Result<usize, OutboxError> {
-        let ticket = filter.ticket_id.map(|id| i64::try_from(id).unwrap_or(-1));
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let moved = tx.execute(
-            "INSERT INTO outbox_entries
-                 (seq, call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms, attempts,
-                  next_attempt_at_ms, check_first, last_error, deferred)
-             SELECT seq, call_id, ticket_id, body, public, created_at_ms, enqueued_at_ms, 0,
-                    ?3, check_first, last_error, deferred
-             FROM outbox_dead_letters
-             WHERE (?1 IS NULL OR ticket_id = ?1) AND (?2 IS NULL OR call_id = ?2)",
-            params![ticket, filter.call_id, now],
-        )?;
-        let deleted = tx.execute(
-            "DELETE FROM outbox_dead_letters
-             WHERE (?1 IS NULL OR ticket_id = ?1) AND (?2 IS NULL OR call_id = ?2)",
-            params![ticket, filter.call_id],
-        )?;
-        if moved != deleted {
-            return Err(OutboxError::Corrupt(format!(
-                "replay moved {moved} rows but removed {deleted}"
-            )));
-        }
-        tx.commit()?;
-        Ok(moved)
+    /// Write transactions committed so far.
+    #[cfg(test)]
+    pub fn commits(&self) -> u64 {
+        self.commits
     }
 
     pub fn stats(&self, now: UnixMillis) -> Result<Stats, OutboxError> {
@@ -458,14 +275,6 @@ impl Store {
             )
             .optional()?)
     }
-
-    /// Forgets delivered entries finished before `before`. Returns how many.
-    pub fn prune_delivered(&mut self, before: UnixMillis) -> Result<usize, OutboxError> {
-        Ok(self.conn.execute(
-            "DELETE FROM outbox_entries WHERE done_at_ms IS NOT NULL AND done_at_ms < ?1",
-            [before],
-        )?)
-    }
 }
 
 fn entry_info(row: &Row<'_>, state: EntryState) -> rusqlite::Result<EntryInfo> {
@@ -535,10 +344,11 @@ mod tests {
         assert_eq!(version, SCHEMA_VERSION);
         let old = store.find("[call-id: old]").unwrap().expect("kept");
         assert_eq!((old.ticket_id, old.deferred), (7, None));
-        let heads = store.heads(10).unwrap();
+        let heads = store.write(|w| w.heads(10)).unwrap();
         assert_eq!(heads.len(), 1);
         assert_eq!(heads[0].queue, 7);
-        let attempt = store.start_attempt(heads[0].seq, 2).unwrap().expect("pending");
+        let seq = heads[0].seq;
+        let attempt = store.write(|w| w.start_attempt(seq, 2)).unwrap().expect("pending");
         assert_eq!(attempt.queue(), 7);
         // And opened again, nothing changes.
         drop(store);
