@@ -219,6 +219,8 @@ pub enum RejectReason {
     Scanner,
     /// A TCP connection over a cap, or a slow sender cut off.
     ConnectionLimit,
+    /// A re-INVITE or UPDATE over its call's rate (500 with Retry-After).
+    RefreshRate,
 }
 
 impl RejectReason {
@@ -233,6 +235,7 @@ impl RejectReason {
             RejectReason::Unauthorized => "unauthorized",
             RejectReason::Scanner => "scanner",
             RejectReason::ConnectionLimit => "connection_limit",
+            RejectReason::RefreshRate => "refresh_rate",
         }
     }
 }

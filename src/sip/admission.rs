@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::security_event::SecurityEvent;
 use crate::sip::header_text as ht;
+use crate::sip::rate_budget::retry_after_seconds;
 use rate::{GlobalRate, PerSourceRate, SteppedClock};
 pub use source_net::{SourceNet, SourceNetError, any_contains};
 
@@ -326,7 +327,7 @@ impl Admission {
                 return Verdict::Reject {
                     reason: Reason::MaxCps,
                     status: 503,
-                    retry_after: Some(retry_seconds(limited.wait)),
+                    retry_after: Some(retry_after_seconds(limited.wait)),
                 };
             }
             if let Some(branch) = branch {
@@ -353,7 +354,7 @@ impl Admission {
         let kind = if reason == Reason::SourceInviteRate { "new INVITEs" } else { "requests" };
         self.notice(now, reason, source, &format!("{what}: over {rate} {kind}/s"));
         if trusted {
-            Verdict::Reject { reason, status: 503, retry_after: Some(retry_seconds(wait)) }
+            Verdict::Reject { reason, status: 503, retry_after: Some(retry_after_seconds(wait)) }
         } else {
             Verdict::Drop(reason)
         }
@@ -442,12 +443,6 @@ fn top_branch(request: &rsip::Request) -> Option<String> {
     let call_id = ht::first(&request.headers, "Call-ID", Some("i"))?;
     let key = format!("{branch} {call_id}");
     (key.len() <= BRANCH_MAX_LEN).then_some(key)
-}
-
-/// Whole seconds for Retry-After, at least 1.
-fn retry_seconds(wait: Duration) -> u32 {
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    seconds.clamp(1, 3600) as u32
 }
 
 /// The stateless answer for a [`Verdict::Reject`]: `status`, a fresh To tag, Retry-After
