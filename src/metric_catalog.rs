@@ -112,6 +112,12 @@ pub const METRICS: &[MetricInfo] = &[
         "SIP requests or messages refused or dropped, by reason.",
     ),
     metric(
+        "sip_rate_limit_buckets",
+        Gauge,
+        &[],
+        "Buckets the per-source request limit holds (addresses and networks; bounded by 3 × `sip.rate_limit_sources`).",
+    ),
+    metric(
         "sip_registration_up",
         Gauge,
         &["registration"],

@@ -14,7 +14,7 @@
 mod rate;
 mod source_net;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::security_event::SecurityEvent;
 use crate::sip::header_text as ht;
 use crate::sip::rate_budget::retry_after_seconds;
-use rate::{GlobalRate, PerSourceRate, SteppedClock};
-pub use source_net::{SourceNet, SourceNetError, any_contains};
+use rate::{GlobalRate, PerSourceRate, SourceClass, SteppedClock};
+pub use source_net::{SourceNet, SourceNetError, any_contains, canonical};
 
 /// What a source outside `sip.allow` gets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +63,11 @@ pub struct AdmissionSettings {
     pub deny_response: DenyResponse,
     /// Sources told 503 instead of silence when over their limit.
     pub trusted: Vec<SourceNet>,
+    /// Peers the endpoint itself talks to, by address (queue targets and registrars
+    /// written as IP literals; those named by host name are added as they resolve, see
+    /// [`Admission::set_resolved_peers`]): admitted when `allow` is set, and given
+    /// rate buckets of their own.
+    pub peers: Vec<IpAddr>,
     /// Per source; `None`: no limit.
     pub requests_per_s: Option<NonZeroU32>,
     pub invites_per_s: Option<NonZeroU32>,
@@ -76,30 +81,25 @@ pub struct AdmissionSettings {
 }
 
 impl AdmissionSettings {
-    /// From `[sip]`. A non-empty `sip.allow` also admits the transfer targets written with
-    /// an IP address (an agent's phone sends BYE and re-INVITEs of a bridged call);
-    /// targets named by host name must be listed by address.
+    /// From `[sip]` and `[routing]`. The queue targets and registrars written with an IP
+    /// address are [`AdmissionSettings::peers`] (an agent's phone sends BYE and re-INVITEs
+    /// of a bridged call; a registrar sends the calls for its registration).
     pub fn from_config(config: &crate::config::Config) -> Self {
         let sip = &config.sip;
-        let mut allow = sip.allow.clone();
-        if !allow.is_empty() {
-            let routing = &config.routing;
-            let targets = [&routing.default_queue, &routing.priority_queue]
-                .into_iter()
-                .chain(routing.queues.values().flat_map(|q| q.targets.iter()));
-            for target in targets {
-                if let Some(addr) = ht::ip_host(target) {
-                    let net = SourceNet::from(addr.ip());
-                    if !allow.contains(&net) {
-                        allow.push(net);
-                    }
+        let mut peers: Vec<IpAddr> = Vec::new();
+        for uri in peer_uris(config) {
+            if let Some(addr) = ht::ip_host(uri) {
+                let ip = canonical(addr.ip());
+                if !peers.contains(&ip) {
+                    peers.push(ip);
                 }
             }
         }
         AdmissionSettings {
-            allow,
+            allow: sip.allow.clone(),
             deny_response: sip.deny_response,
             trusted: sip.trusted_sources.clone(),
+            peers,
             requests_per_s: NonZeroU32::new(sip.rate_limit_requests_per_s),
             invites_per_s: NonZeroU32::new(sip.rate_limit_invites_per_s),
             max_cps: NonZeroU32::new(sip.max_cps),
@@ -120,6 +120,7 @@ impl AdmissionSettings {
             allow: Vec::new(),
             deny_response: DenyResponse::Drop,
             trusted: Vec::new(),
+            peers: Vec::new(),
             requests_per_s: None,
             invites_per_s: None,
             max_cps: None,
@@ -128,6 +129,18 @@ impl AdmissionSettings {
             notice_interval: NOTICE_INTERVAL,
         }
     }
+}
+
+/// The URIs of the peers the endpoint itself talks to: every queue target and every
+/// `[[sip.register]]` registrar.
+pub fn peer_uris(config: &crate::config::Config) -> impl Iterator<Item = &str> {
+    let routing = &config.routing;
+    [&routing.default_queue, &routing.priority_queue]
+        .into_iter()
+        .chain(routing.queues.values().flat_map(|q| q.targets.iter()))
+        .chain(config.sip.register.iter().map(|r| &r.registrar))
+        .map(String::as_str)
+        .filter(|uri| !uri.is_empty())
 }
 
 /// Why a message was refused; the words are the `reason` label of
@@ -210,6 +223,8 @@ pub struct Admission {
     requests: Option<PerSourceRate>,
     invites: Option<PerSourceRate>,
     calls: Option<GlobalRate>,
+    /// [`AdmissionSettings::peers`] and the addresses of the peers named by host name.
+    peers: HashSet<IpAddr>,
     logged: HashMap<(IpAddr, SecurityEvent), Instant>,
     notices: VecDeque<Notice>,
     branches: HashMap<String, Instant>,
@@ -221,11 +236,12 @@ impl Admission {
         let clock = SteppedClock::new(now);
         let max = settings.max_sources;
         let per_source =
-            |rate: Option<NonZeroU32>| rate.map(|rate| PerSourceRate::new(rate, max, &clock, now));
+            |rate: Option<NonZeroU32>| rate.map(|rate| PerSourceRate::new(rate, max, now));
         Admission {
             requests: per_source(settings.requests_per_s),
             invites: per_source(settings.invites_per_s),
             calls: settings.max_cps.map(|rate| GlobalRate::new(rate, &clock)),
+            peers: settings.peers.iter().copied().collect(),
             clock,
             settings,
             logged: HashMap::new(),
@@ -238,6 +254,19 @@ impl Admission {
     /// Admits everything.
     pub fn open(now: Instant) -> Self {
         Admission::new(now, AdmissionSettings::open())
+    }
+
+    /// Sets the addresses the peers named by host name resolve to now (all of them, in
+    /// place of the last set). With the configured [`AdmissionSettings::peers`] they are
+    /// admitted when `sip.allow` is set and have rate buckets of their own.
+    pub fn set_resolved_peers(&mut self, resolved: impl IntoIterator<Item = IpAddr>) {
+        self.peers = self.settings.peers.iter().copied().collect();
+        self.peers.extend(resolved.into_iter().map(canonical));
+    }
+
+    /// Whether `source` is one of the peers the endpoint talks to.
+    pub fn is_peer(&self, source: IpAddr) -> bool {
+        self.peers.contains(&canonical(source))
     }
 
     /// A message from `source`.
@@ -262,7 +291,7 @@ impl Admission {
         request: &rsip::Request,
     ) -> Verdict {
         self.clock.set(now);
-        let verdict = self.judge(now, source, request);
+        let verdict = self.judge(now, canonical(source), request);
         if request.method == rsip::Method::Ack {
             // An ACK is never answered.
             if let Verdict::Reject { reason, .. } = verdict {
@@ -295,9 +324,15 @@ impl Admission {
         // A retransmission of an INVITE already let in: not a new call, and never refused
         // with an answer while its transaction runs.
         let known = branch.as_ref().is_some_and(|b| self.branches.contains_key(b));
-        let trusted = any_contains(&self.settings.trusted, source) && !known;
+        let trusted_source = any_contains(&self.settings.trusted, source);
+        let trusted = trusted_source && !known;
+        let class = if trusted_source || self.peers.contains(&source) {
+            SourceClass::Privileged
+        } else {
+            SourceClass::Other
+        };
         if let Some(limit) = self.requests.as_mut()
-            && let Err(limited) = limit.check(now, source)
+            && let Err(limited) = limit.check(now, source, class)
         {
             return self.over_source_limit(
                 now,
@@ -310,7 +345,7 @@ impl Admission {
         }
         if new_invite && !known {
             if let Some(limit) = self.invites.as_mut()
-                && let Err(limited) = limit.check(now, source)
+                && let Err(limited) = limit.check(now, source, class)
             {
                 return self.over_source_limit(
                     now,
@@ -361,7 +396,9 @@ impl Admission {
     }
 
     fn allowed(&self, source: IpAddr) -> bool {
-        self.settings.allow.is_empty() || any_contains(&self.settings.allow, source)
+        self.settings.allow.is_empty()
+            || any_contains(&self.settings.allow, source)
+            || self.peers.contains(&source)
     }
 
     /// The request's User-Agent, when it names a known scanner.
@@ -430,7 +467,7 @@ impl Admission {
         }
     }
 
-    /// Sources the per-source request limit remembers (for tests and metrics).
+    /// Buckets the per-source request limit holds (for tests and metrics).
     pub fn tracked_sources(&self) -> usize {
         self.requests.as_ref().map_or(0, |r| r.len())
     }

@@ -38,6 +38,7 @@ impl Gate {
         peer: Peer,
     ) -> bool {
         let verdict = self.admission.check(Instant::now(), peer.addr.ip(), message);
+        metrics::gauge!("sip_rate_limit_buckets").set(self.admission.tracked_sources() as f64);
         while let Some(notice) = self.admission.poll_notice() {
             security_event::report(notice.event, notice.source, &notice.detail);
         }
