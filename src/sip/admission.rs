@@ -11,6 +11,7 @@
 //! Each refusal of a source is reported once per interval as a [`Notice`] for the
 //! security log (fail2ban), so a flood cannot flood the log too. Time comes in as `now`.
 
+mod peers;
 mod rate;
 mod source_net;
 
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::security_event::SecurityEvent;
 use crate::sip::header_text as ht;
 use crate::sip::rate_budget::retry_after_seconds;
+pub use peers::{MAX_ADDRESSES_PER_NAME, PeerAddresses};
 use rate::{GlobalRate, PerSourceRate, SourceClass, SteppedClock};
 pub use source_net::{SourceNet, SourceNetError, any_contains, canonical};
 

@@ -24,6 +24,11 @@ impl Gate {
         Gate { admission: Admission::new(Instant::now(), settings), server }
     }
 
+    /// See [`Admission::set_resolved_peers`].
+    pub fn set_resolved_peers(&mut self, addresses: Vec<std::net::IpAddr>) {
+        self.admission.set_resolved_peers(addresses);
+    }
+
     /// Lets everything in.
     pub fn open() -> Self {
         Gate::new(AdmissionSettings::open(), String::new())
