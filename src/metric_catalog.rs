@@ -112,6 +112,12 @@ pub const METRICS: &[MetricInfo] = &[
         "SIP requests or messages refused or dropped, by reason.",
     ),
     metric(
+        "sip_rate_limit_buckets",
+        Gauge,
+        &[],
+        "Buckets the per-source request limit holds (addresses and networks; bounded by 3 × `sip.rate_limit_sources`).",
+    ),
+    metric(
         "sip_registration_up",
         Gauge,
         &["registration"],
@@ -226,6 +232,8 @@ pub enum RejectReason {
     Scanner,
     /// A TCP connection over a cap, or a slow sender cut off.
     ConnectionLimit,
+    /// A re-INVITE or UPDATE over its call's rate (500 with Retry-After).
+    RefreshRate,
 }
 
 impl RejectReason {
@@ -240,6 +248,7 @@ impl RejectReason {
             RejectReason::Unauthorized => "unauthorized",
             RejectReason::Scanner => "scanner",
             RejectReason::ConnectionLimit => "connection_limit",
+            RejectReason::RefreshRate => "refresh_rate",
         }
     }
 }

@@ -17,11 +17,12 @@ use crate::ivr::flow::FlowSettings;
 use crate::media::engine::MediaEngine;
 use crate::media::rtp_ports::RtpPorts;
 use crate::outbox::{self, Outbox, OutboxError};
-use crate::sip::admission::AdmissionSettings;
+use crate::sip::admission::{AdmissionSettings, PeerAddresses};
 use crate::sip::dialog::{Ua, UaConfig};
 use crate::sip::endpoint::{self, Command, EndpointHandle};
 use crate::sip::gate::Gate;
 use crate::sip::message::Limits;
+use crate::sip::peer_resolver;
 use crate::sip::tcp_guard::TcpLimits;
 use crate::sip::transaction::{TimerConfig, TransactionLayer, TransactionLimits};
 use crate::sip::transport::{self, SipTls, TlsError, Transports};
@@ -237,10 +238,23 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     if let Some(auth) = invite_auth {
         ua.set_invite_auth(auth);
     }
-    let gate = Gate::new(AdmissionSettings::from_config(&config), sip.server().to_string());
+    let mut gate = Gate::new(AdmissionSettings::from_config(&config), sip.server().to_string());
+    // Peers named by host name: looked up before the endpoint serves, then kept current.
+    let named_peers = peer_resolver::named_peers(&config);
+    let mut peer_addresses = PeerAddresses::default();
+    peer_resolver::resolve_all(&named_peers, &mut peer_addresses).await;
+    gate.set_resolved_peers(peer_addresses.addresses());
     let transactions = TransactionLayer::with_limits(timers, transaction_limits);
     let (endpoint, mut calls) =
         endpoint::spawn_with_gate(transports, inbound_rx, transactions, ua, gate);
+    if !named_peers.is_empty() {
+        let interval = match config.routing.probe_interval_s {
+            0 => peer_resolver::DEFAULT_INTERVAL,
+            s => Duration::from_secs(s),
+        };
+        let resolver = peer_resolver::run(endpoint.clone(), named_peers, peer_addresses, interval);
+        tokio::spawn(resolver);
+    }
     let registrations = crate::sip::registrations::start(&endpoint, sip, sip_addr).await?;
     status.set_registrations(Arc::new(registrations.clone()));
     let (low, high) = config.media.rtp_port_range()?;

@@ -11,10 +11,11 @@
 //! Each refusal of a source is reported once per interval as a [`Notice`] for the
 //! security log (fail2ban), so a flood cannot flood the log too. Time comes in as `now`.
 
+mod peers;
 mod rate;
 mod source_net;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
@@ -23,8 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::security_event::SecurityEvent;
 use crate::sip::header_text as ht;
-use rate::{GlobalRate, PerSourceRate, SteppedClock};
-pub use source_net::{SourceNet, SourceNetError, any_contains};
+use crate::sip::rate_budget::retry_after_seconds;
+pub use peers::{MAX_ADDRESSES_PER_NAME, PeerAddresses};
+use rate::{GlobalRate, PerSourceRate, SourceClass, SteppedClock};
+pub use source_net::{SourceNet, SourceNetError, any_contains, canonical};
 
 /// What a source outside `sip.allow` gets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +65,11 @@ pub struct AdmissionSettings {
     pub deny_response: DenyResponse,
     /// Sources told 503 instead of silence when over their limit.
     pub trusted: Vec<SourceNet>,
+    /// Peers the endpoint itself talks to, by address (queue targets and registrars
+    /// written as IP literals; those named by host name are added as they resolve, see
+    /// [`Admission::set_resolved_peers`]): admitted when `allow` is set, and given
+    /// rate buckets of their own.
+    pub peers: Vec<IpAddr>,
     /// Per source; `None`: no limit.
     pub requests_per_s: Option<NonZeroU32>,
     pub invites_per_s: Option<NonZeroU32>,
@@ -75,30 +83,25 @@ pub struct AdmissionSettings {
 }
 
 impl AdmissionSettings {
-    /// From `[sip]`. A non-empty `sip.allow` also admits the transfer targets written with
-    /// an IP address (an agent's phone sends BYE and re-INVITEs of a bridged call);
-    /// targets named by host name must be listed by address.
+    /// From `[sip]` and `[routing]`. The queue targets and registrars written with an IP
+    /// address are [`AdmissionSettings::peers`] (an agent's phone sends BYE and re-INVITEs
+    /// of a bridged call; a registrar sends the calls for its registration).
     pub fn from_config(config: &crate::config::Config) -> Self {
         let sip = &config.sip;
-        let mut allow = sip.allow.clone();
-        if !allow.is_empty() {
-            let routing = &config.routing;
-            let targets = [&routing.default_queue, &routing.priority_queue]
-                .into_iter()
-                .chain(routing.queues.values().flat_map(|q| q.targets.iter()));
-            for target in targets {
-                if let Some(addr) = ht::ip_host(target) {
-                    let net = SourceNet::from(addr.ip());
-                    if !allow.contains(&net) {
-                        allow.push(net);
-                    }
+        let mut peers: Vec<IpAddr> = Vec::new();
+        for uri in peer_uris(config) {
+            if let Some(addr) = ht::ip_host(uri) {
+                let ip = canonical(addr.ip());
+                if !peers.contains(&ip) {
+                    peers.push(ip);
                 }
             }
         }
         AdmissionSettings {
-            allow,
+            allow: sip.allow.clone(),
             deny_response: sip.deny_response,
             trusted: sip.trusted_sources.clone(),
+            peers,
             requests_per_s: NonZeroU32::new(sip.rate_limit_requests_per_s),
             invites_per_s: NonZeroU32::new(sip.rate_limit_invites_per_s),
             max_cps: NonZeroU32::new(sip.max_cps),
@@ -119,6 +122,7 @@ impl AdmissionSettings {
             allow: Vec::new(),
             deny_response: DenyResponse::Drop,
             trusted: Vec::new(),
+            peers: Vec::new(),
             requests_per_s: None,
             invites_per_s: None,
             max_cps: None,
@@ -127,6 +131,18 @@ impl AdmissionSettings {
             notice_interval: NOTICE_INTERVAL,
         }
     }
+}
+
+/// The URIs of the peers the endpoint itself talks to: every queue target and every
+/// `[[sip.register]]` registrar.
+pub fn peer_uris(config: &crate::config::Config) -> impl Iterator<Item = &str> {
+    let routing = &config.routing;
+    [&routing.default_queue, &routing.priority_queue]
+        .into_iter()
+        .chain(routing.queues.values().flat_map(|q| q.targets.iter()))
+        .chain(config.sip.register.iter().map(|r| &r.registrar))
+        .map(String::as_str)
+        .filter(|uri| !uri.is_empty())
 }
 
 /// Why a message was refused; the words are the `reason` label of
@@ -209,6 +225,8 @@ pub struct Admission {
     requests: Option<PerSourceRate>,
     invites: Option<PerSourceRate>,
     calls: Option<GlobalRate>,
+    /// [`AdmissionSettings::peers`] and the addresses of the peers named by host name.
+    peers: HashSet<IpAddr>,
     logged: HashMap<(IpAddr, SecurityEvent), Instant>,
     notices: VecDeque<Notice>,
     branches: HashMap<String, Instant>,
@@ -220,11 +238,12 @@ impl Admission {
         let clock = SteppedClock::new(now);
         let max = settings.max_sources;
         let per_source =
-            |rate: Option<NonZeroU32>| rate.map(|rate| PerSourceRate::new(rate, max, &clock, now));
+            |rate: Option<NonZeroU32>| rate.map(|rate| PerSourceRate::new(rate, max, now));
         Admission {
             requests: per_source(settings.requests_per_s),
             invites: per_source(settings.invites_per_s),
             calls: settings.max_cps.map(|rate| GlobalRate::new(rate, &clock)),
+            peers: settings.peers.iter().copied().collect(),
             clock,
             settings,
             logged: HashMap::new(),
@@ -237,6 +256,19 @@ impl Admission {
     /// Admits everything.
     pub fn open(now: Instant) -> Self {
         Admission::new(now, AdmissionSettings::open())
+    }
+
+    /// Sets the addresses the peers named by host name resolve to now (all of them, in
+    /// place of the last set). With the configured [`AdmissionSettings::peers`] they are
+    /// admitted when `sip.allow` is set and have rate buckets of their own.
+    pub fn set_resolved_peers(&mut self, resolved: impl IntoIterator<Item = IpAddr>) {
+        self.peers = self.settings.peers.iter().copied().collect();
+        self.peers.extend(resolved.into_iter().map(canonical));
+    }
+
+    /// Whether `source` is one of the peers the endpoint talks to.
+    pub fn is_peer(&self, source: IpAddr) -> bool {
+        self.peers.contains(&canonical(source))
     }
 
     /// A message from `source`.
@@ -261,7 +293,7 @@ impl Admission {
         request: &rsip::Request,
     ) -> Verdict {
         self.clock.set(now);
-        let verdict = self.judge(now, source, request);
+        let verdict = self.judge(now, canonical(source), request);
         if request.method == rsip::Method::Ack {
             // An ACK is never answered.
             if let Verdict::Reject { reason, .. } = verdict {
@@ -294,9 +326,15 @@ impl Admission {
         // A retransmission of an INVITE already let in: not a new call, and never refused
         // with an answer while its transaction runs.
         let known = branch.as_ref().is_some_and(|b| self.branches.contains_key(b));
-        let trusted = any_contains(&self.settings.trusted, source) && !known;
+        let trusted_source = any_contains(&self.settings.trusted, source);
+        let trusted = trusted_source && !known;
+        let class = if trusted_source || self.peers.contains(&source) {
+            SourceClass::Privileged
+        } else {
+            SourceClass::Other
+        };
         if let Some(limit) = self.requests.as_mut()
-            && let Err(limited) = limit.check(now, source)
+            && let Err(limited) = limit.check(now, source, class)
         {
             return self.over_source_limit(
                 now,
@@ -309,7 +347,7 @@ impl Admission {
         }
         if new_invite && !known {
             if let Some(limit) = self.invites.as_mut()
-                && let Err(limited) = limit.check(now, source)
+                && let Err(limited) = limit.check(now, source, class)
             {
                 return self.over_source_limit(
                     now,
@@ -326,7 +364,7 @@ impl Admission {
                 return Verdict::Reject {
                     reason: Reason::MaxCps,
                     status: 503,
-                    retry_after: Some(retry_seconds(limited.wait)),
+                    retry_after: Some(retry_after_seconds(limited.wait)),
                 };
             }
             if let Some(branch) = branch {
@@ -353,14 +391,16 @@ impl Admission {
         let kind = if reason == Reason::SourceInviteRate { "new INVITEs" } else { "requests" };
         self.notice(now, reason, source, &format!("{what}: over {rate} {kind}/s"));
         if trusted {
-            Verdict::Reject { reason, status: 503, retry_after: Some(retry_seconds(wait)) }
+            Verdict::Reject { reason, status: 503, retry_after: Some(retry_after_seconds(wait)) }
         } else {
             Verdict::Drop(reason)
         }
     }
 
     fn allowed(&self, source: IpAddr) -> bool {
-        self.settings.allow.is_empty() || any_contains(&self.settings.allow, source)
+        self.settings.allow.is_empty()
+            || any_contains(&self.settings.allow, source)
+            || self.peers.contains(&source)
     }
 
     /// The request's User-Agent, when it names a known scanner.
@@ -429,7 +469,7 @@ impl Admission {
         }
     }
 
-    /// Sources the per-source request limit remembers (for tests and metrics).
+    /// Buckets the per-source request limit holds (for tests and metrics).
     pub fn tracked_sources(&self) -> usize {
         self.requests.as_ref().map_or(0, |r| r.len())
     }
@@ -442,12 +482,6 @@ fn top_branch(request: &rsip::Request) -> Option<String> {
     let call_id = ht::first(&request.headers, "Call-ID", Some("i"))?;
     let key = format!("{branch} {call_id}");
     (key.len() <= BRANCH_MAX_LEN).then_some(key)
-}
-
-/// Whole seconds for Retry-After, at least 1.
-fn retry_seconds(wait: Duration) -> u32 {
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    seconds.clamp(1, 3600) as u32
 }
 
 /// The stateless answer for a [`Verdict::Reject`]: `status`, a fresh To tag, Retry-After

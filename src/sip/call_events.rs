@@ -5,19 +5,21 @@
 //!   or [`INFO_PER_SECOND`] sustained, INFOs are still answered 200 by the UA core but
 //!   their content is dropped and counted. Keypads send at most about 10 digits a second.
 //! - Every event waits in a queue of [`CALL_EVENT_QUEUE`]. When it is full, an INFO is
-//!   dropped and counted; any other event (media change from a re-INVITE flood, progress)
-//!   means the driver cannot keep up with the peer, and the call is ended
+//!   dropped and counted; any other event (media change, progress) means the driver
+//!   cannot keep up with the peer (re-INVITEs and UPDATEs have their own rate in the UA
+//!   core, `sip::dialog::refresh_rate`, so they rarely get here), and the call is ended
 //!   ([`Delivery::Overflow`]): the endpoint hangs it up and closes the queue, which the
 //!   driver reads as a failed end.
 //!
 //! Drops count in `sip_call_events_dropped_total{reason="info_rate"|"queue_full"}` and
 //! ended calls in `sip_call_event_overflows_total`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
 use crate::sip::dialog::CallEvent;
+use crate::sip::rate_budget::RateBudget;
 
 /// Events queued for one call before the policy above applies.
 pub const CALL_EVENT_QUEUE: usize = 64;
@@ -41,48 +43,23 @@ pub enum Delivery {
     Closed,
 }
 
-/// A token bucket for one call's INFOs (sans-IO: time comes in as `now`).
-#[derive(Debug, Clone)]
-pub struct InfoBudget {
-    tokens: u32,
-    refilled: Instant,
-}
-
-impl InfoBudget {
-    pub fn new(now: Instant) -> Self {
-        InfoBudget { tokens: INFO_BURST, refilled: now }
-    }
-
-    /// Takes one INFO's token; false when the call is over its rate.
-    pub fn take(&mut self, now: Instant) -> bool {
-        let per_token = Duration::from_secs(1) / INFO_PER_SECOND;
-        let elapsed = now.saturating_duration_since(self.refilled);
-        let earned = (elapsed.as_nanos() / per_token.as_nanos()).min(u128::from(INFO_BURST)) as u32;
-        if earned > 0 {
-            self.tokens = (self.tokens + earned).min(INFO_BURST);
-            self.refilled =
-                if self.tokens == INFO_BURST { now } else { self.refilled + per_token * earned };
-        }
-        if self.tokens == 0 {
-            return false;
-        }
-        self.tokens -= 1;
-        true
-    }
+/// The token bucket of one call's INFOs: [`INFO_BURST`], then [`INFO_PER_SECOND`].
+pub fn info_budget(now: Instant) -> RateBudget {
+    RateBudget::new(now, INFO_BURST, INFO_PER_SECOND)
 }
 
 /// The endpoint's end of a call's event queue.
 #[derive(Debug)]
 pub struct CallEventSender {
     tx: mpsc::Sender<CallEvent>,
-    info: InfoBudget,
+    info: RateBudget,
 }
 
 impl CallEventSender {
     /// A new queue: the endpoint keeps the sender, the call's driver reads the other end.
     pub fn channel(now: Instant) -> (CallEventSender, CallEvents) {
         let (tx, rx) = mpsc::channel(CALL_EVENT_QUEUE);
-        (CallEventSender { tx, info: InfoBudget::new(now) }, rx)
+        (CallEventSender { tx, info: info_budget(now) }, rx)
     }
 
     /// Queues `event` under the policy of this module.
@@ -111,6 +88,8 @@ impl CallEventSender {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::sip::dialog::CallHandle;
 
@@ -129,7 +108,7 @@ mod tests {
     #[test]
     fn info_is_held_to_its_burst_and_rate() {
         let t0 = Instant::now();
-        let mut budget = InfoBudget::new(t0);
+        let mut budget = info_budget(t0);
         let taken = (0..100).filter(|_| budget.take(t0)).count();
         assert_eq!(taken, INFO_BURST as usize);
         // Ten seconds of a flood at 1000/s: the sustained rate, no more.

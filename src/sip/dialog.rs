@@ -27,6 +27,7 @@ mod invite_auth;
 mod outbound;
 mod outgoing_call;
 mod probe;
+mod refresh_rate;
 mod state;
 mod transferee;
 mod types;
@@ -34,6 +35,7 @@ mod types;
 pub use invite_auth::InviteAuth;
 pub use outgoing_call::DialRoute;
 pub use probe::ProbeId;
+pub use refresh_rate::{REFRESH_BURST, REFRESH_PER_SECOND};
 pub use types::{CallEvent, CallHandle, EndReason, UaAction, UaConfig, UaError};
 
 use std::collections::{HashMap, VecDeque};

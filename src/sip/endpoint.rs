@@ -85,6 +85,9 @@ pub enum Command {
     Register(RegistrationStart),
     /// Un-registers every registration; the sender is told when all have ended.
     Unregister(oneshot::Sender<()>),
+    /// The addresses the peers named by host name resolve to now (see
+    /// [`crate::sip::admission::Admission::set_resolved_peers`]).
+    SetResolvedPeers(Vec<std::net::IpAddr>),
 }
 
 /// A new call for the server to take on: its first event and the stream of later ones.
@@ -114,6 +117,13 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// sockets are), or `None` when the host is an IP literal (the UA reads it itself).
 /// Plain A/AAAA lookup through the system resolver; no SRV or NAPTR (RFC 3263).
 pub(crate) async fn resolve_target(target: &str) -> Result<Option<SocketAddr>, DialError> {
+    let Some(all) = lookup_target(target).await? else { return Ok(None) };
+    Ok(all.iter().find(|a| a.is_ipv4()).or(all.first()).copied())
+}
+
+/// Every address a target's host name resolves to (at least one), or `None` when the
+/// host is an IP literal or the target is no URI.
+pub(crate) async fn lookup_target(target: &str) -> Result<Option<Vec<SocketAddr>>, DialError> {
     let Some((host, port)) = header_text::host_port(target) else { return Ok(None) };
     if header_text::ip_host(target).is_some() {
         return Ok(None);
@@ -126,8 +136,10 @@ pub(crate) async fn resolve_target(target: &str) -> Result<Option<SocketAddr>, D
             .map_err(|_| failed(format!("no answer within {RESOLVE_TIMEOUT:?}")))?
             .map_err(|err| failed(err.to_string()))?;
     let all: Vec<SocketAddr> = found.collect();
-    let chosen = all.iter().find(|a| a.is_ipv4()).or(all.first()).copied();
-    chosen.map(Some).ok_or_else(|| failed("no address".into()))
+    if all.is_empty() {
+        return Err(failed("no address".into()));
+    }
+    Ok(Some(all))
 }
 
 /// The endpoint's command channel, cloned into every call.
@@ -137,6 +149,11 @@ pub struct EndpointHandle {
 }
 
 impl EndpointHandle {
+    /// The endpoint has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.commands.is_closed()
+    }
+
     /// Sends a command; false if the endpoint has stopped.
     pub fn send(&self, command: Command) -> bool {
         self.commands.send(command).is_ok()
@@ -381,6 +398,10 @@ impl Endpoint {
             }
             Command::Unregister(done) => {
                 self.registrations.unregister_all(now, done);
+                Ok(())
+            }
+            Command::SetResolvedPeers(addresses) => {
+                self.gate.set_resolved_peers(addresses);
                 Ok(())
             }
             Command::Probe { target, resolved, reply } => {

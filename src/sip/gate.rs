@@ -24,6 +24,11 @@ impl Gate {
         Gate { admission: Admission::new(Instant::now(), settings), server }
     }
 
+    /// See [`Admission::set_resolved_peers`].
+    pub fn set_resolved_peers(&mut self, addresses: Vec<std::net::IpAddr>) {
+        self.admission.set_resolved_peers(addresses);
+    }
+
     /// Lets everything in.
     pub fn open() -> Self {
         Gate::new(AdmissionSettings::open(), String::new())
@@ -38,6 +43,7 @@ impl Gate {
         peer: Peer,
     ) -> bool {
         let verdict = self.admission.check(Instant::now(), peer.addr.ip(), message);
+        metrics::gauge!("sip_rate_limit_buckets").set(self.admission.tracked_sources() as f64);
         while let Some(notice) = self.admission.poll_notice() {
             security_event::report(notice.event, notice.source, &notice.detail);
         }

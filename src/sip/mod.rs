@@ -12,6 +12,8 @@ pub mod gate;
 pub mod header_text;
 pub mod message;
 mod normalise;
+pub mod peer_resolver;
+pub mod rate_budget;
 pub mod refer;
 pub mod registration;
 pub mod registrations;

@@ -32,7 +32,8 @@ pub fn any_contains(nets: &[SourceNet], ip: IpAddr) -> bool {
     nets.iter().any(|net| net.contains(ip))
 }
 
-fn canonical(ip: IpAddr) -> IpAddr {
+/// `ip`, or the IPv4 address an IPv4-mapped IPv6 one stands for.
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,

@@ -228,10 +228,10 @@ fn the_source_table_stays_bounded_under_a_spoofed_flood() {
         if a.check_request(now, source, &options(n)) == Verdict::Admit {
             admitted += 1;
         }
-        assert!(a.tracked_sources() <= 50);
+        assert!(a.tracked_sources() <= 3 * 50);
     }
     // One second of virtual time: 50 sources with their own bucket (2 each), the rest
-    // sharing one more bucket, refilled once the sweeps free the table.
+    // in 40 network buckets (a /24 each), refilled once the sweeps free the tables.
     assert!(admitted < 500, "admitted {admitted}");
     // Once the flood is over and the buckets refill, a new source gets in at once.
     let later = start + Duration::from_secs(30);
@@ -268,4 +268,71 @@ fn an_allow_list_admits_the_transfer_targets_given_by_address() {
     // No list: nothing is added, everyone may send.
     config.sip.allow.clear();
     assert!(AdmissionSettings::from_config(&config).allow.is_empty());
+}
+
+#[test]
+fn peers_named_by_host_name_are_admitted_as_they_resolve() {
+    let now = Instant::now();
+    let mut config = crate::config::Config::default();
+    config.sip.allow = vec!["203.0.113.0/24".parse().unwrap()];
+    config.routing.default_queue = "sip:agent@agents.example.com:5070".into();
+    config.routing.priority_queue = "sip:vip@192.0.2.50".into();
+    config.sip.register = vec![crate::sip::auth_config::RegisterConfig {
+        name: "trunk".into(),
+        registrar: "sip:198.51.100.20".into(),
+        user: "ivr".into(),
+        auth_user: None,
+        password_env: None,
+        password_file: None,
+        expires_s: 3600,
+        transport: "udp".into(),
+    }];
+    let settings = AdmissionSettings::from_config(&config);
+    assert_eq!(settings.peers, vec![ip("192.0.2.50"), ip("198.51.100.20")]);
+    assert_eq!(settings.allow.len(), 1, "the configured list is kept as written");
+    let mut a = Admission::new(now, settings);
+    let not_allowed = Verdict::Drop(Reason::NotAllowed);
+    let agent = ip("192.0.2.60");
+    assert_eq!(a.check_request(now, agent, &options(1)), not_allowed, "not resolved yet");
+    assert_eq!(a.check_request(now, ip("198.51.100.20"), &options(2)), Verdict::Admit);
+
+    a.set_resolved_peers([agent, ip("::ffff:192.0.2.61")]);
+    assert_eq!(a.check_request(now, agent, &options(3)), Verdict::Admit);
+    assert_eq!(a.check_request(now, ip("192.0.2.61"), &options(4)), Verdict::Admit);
+    assert!(a.is_peer(ip("::ffff:192.0.2.60")));
+    // The name moved: the old address is out, the new one in, the configured ones stay.
+    a.set_resolved_peers([ip("192.0.2.62")]);
+    assert_eq!(a.check_request(now, agent, &options(5)), not_allowed);
+    assert_eq!(a.check_request(now, ip("192.0.2.62"), &options(6)), Verdict::Admit);
+    assert_eq!(a.check_request(now, ip("192.0.2.50"), &options(7)), Verdict::Admit);
+    assert_eq!(a.check_request(now, ip("192.0.2.63"), &options(8)), not_allowed);
+}
+
+#[test]
+fn a_peer_keeps_its_own_bucket_when_a_flood_fills_the_tables() {
+    let start = Instant::now();
+    let settings = AdmissionSettings {
+        requests_per_s: rate(5),
+        max_sources: 20,
+        peers: vec![ip("192.0.2.50")],
+        ..settings()
+    };
+    let mut a = Admission::new(start, settings);
+    a.set_resolved_peers([ip("192.0.2.60")]);
+    let mut refused = 0;
+    for n in 0..20_000u32 {
+        let now = start + Duration::from_micros(u64::from(n) * 50);
+        let _ =
+            a.check_request(now, IpAddr::from((0x0a00_0000 + (n << 8)).to_be_bytes()), &options(n));
+        // Each peer sends 4 a second, within its rate.
+        if n % 5_000 == 0 {
+            for peer in [ip("192.0.2.50"), ip("192.0.2.60")] {
+                if a.check_request(now, peer, &options(n)) != Verdict::Admit {
+                    refused += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(refused, 0, "neither peer shared the flood's bucket");
+    assert!(a.tracked_sources() <= 3 * 20);
 }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::CallHandle;
+use super::refresh_rate::RefreshRate;
 use super::state::Dialog;
 use crate::config::CodecName;
 use crate::sdp::{LocalSession, Negotiated, SessionDescription};
@@ -131,6 +132,8 @@ pub(crate) struct Call {
     pub outgoing: Option<Outgoing>,
     /// The last ACK we sent for a 2xx to our INVITE or re-INVITE.
     pub last_ack: Option<SentAck>,
+    /// The peer's re-INVITEs and UPDATEs, held to a rate.
+    pub refresh_rate: RefreshRate,
 }
 
 impl Call {

@@ -171,7 +171,7 @@ impl Ua {
             return;
         }
         match b.to_tag.clone() {
-            Some(to_tag) => self.in_dialog(now, id, request, b, &to_tag),
+            Some(to_tag) => self.in_dialog(now, id, request, source, b, &to_tag),
             None => match method {
                 Method::Invite => {
                     if self.authorize_invite(now, &id, &request, source) {
@@ -318,6 +318,7 @@ impl Ua {
             accepts_refer: false,
             outgoing: None,
             last_ack: None,
+            refresh_rate: Default::default(),
         };
         self.calls.insert(handle, call);
         self.by_dialog.insert((b.call_id.clone(), local_tag), handle);
@@ -433,6 +434,7 @@ impl Ua {
         now: Instant,
         id: TransactionId,
         request: rsip::Request,
+        source: Peer,
         b: Basics,
         to_tag: &str,
     ) {
@@ -453,7 +455,11 @@ impl Ua {
                 }
                 self.end_call(call, Some(EndReason::RemoteBye));
             }
-            Method::Invite | Method::Update => self.offer_in_dialog(now, call, id, request),
+            Method::Invite | Method::Update => {
+                if self.refresh_admitted(now, call, &id, &request, source) {
+                    self.offer_in_dialog(now, call, id, request)
+                }
+            }
             Method::Info => self.info(call, id, request),
             Method::Notify => self.notify(call, id, request),
             Method::Refer if c.accepts_refer => self.refer_received(call, id, &request),

@@ -237,6 +237,7 @@ impl Ua {
                 deadline: Some(now + self.config.timers.t1 * 65),
             }),
             last_ack: None,
+            refresh_rate: Default::default(),
         };
         self.calls.insert(handle, call);
         self.by_dialog.insert((call_id, local_tag), handle);

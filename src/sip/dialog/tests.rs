@@ -9,4 +9,5 @@ mod invite_auth;
 mod midcall;
 mod outgoing;
 mod probe;
+mod refresh_rate;
 mod tls;
