@@ -79,18 +79,10 @@ async fn an_info_flood_is_answered_and_the_call_survives() {
 
     // Past the burst and rate, the INFOs were answered but their content dropped.
     let admin = server.admin_addr().expect("admin enabled");
-    let metrics = reqwest::get(format!("http://{admin}/metrics"))
-        .await
-        .expect("admin answers")
-        .text()
-        .await
-        .expect("metrics text");
-    let dropped: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("sip_call_events_dropped_total{reason=\"info_rate\"}"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no INFO drops counted:\n{metrics}"));
+    let metrics = common::scrape_metrics(admin).await;
+    let dropped =
+        common::metric_value(&metrics, r#"sip_call_events_dropped_total{reason="info_rate"}"#)
+            .unwrap_or_else(|| panic!("no INFO drops counted:\n{metrics}"));
     let passed = f64::from(FLOOD) - dropped;
     let most = f64::from(INFO_BURST) + took.as_secs_f64() * f64::from(INFO_PER_SECOND) + 1.0;
     assert!(

@@ -54,18 +54,12 @@ impl IvrProcess {
 
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> String {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let url = format!("http://{}/metrics", self.admin);
-        let response = reqwest::get(url).await.expect("the admin listener answers");
-        response.text().await.expect("metrics text")
+        super::scrape_metrics(self.admin).await
     }
 
     /// The value of one counter sample (`name{labels}`), 0 when absent.
     pub async fn counter(&self, sample: &str) -> u64 {
-        let text = self.metrics().await;
-        text.lines()
-            .find_map(|line| line.strip_prefix(sample)?.trim().parse::<f64>().ok())
-            .map_or(0, |v| v as u64)
+        super::metric_value(&self.metrics().await, sample).map_or(0, |v| v as u64)
     }
 
     pub async fn stop(mut self) {

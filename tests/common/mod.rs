@@ -31,6 +31,19 @@ pub fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The Prometheus text of an admin listener's `/metrics`.
+pub async fn scrape_metrics(admin: SocketAddr) -> String {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let response =
+        reqwest::get(format!("http://{admin}/metrics")).await.expect("the admin listener answers");
+    response.text().await.expect("metrics text")
+}
+
+/// The value of one sample (`name{labels}` exactly as exposed) in Prometheus text.
+pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(sample)?.trim().parse::<f64>().ok())
+}
+
 /// A UDP port that was free a moment ago (even, with the next one free too).
 pub fn free_port_pair() -> u16 {
     free_port_range(2)
