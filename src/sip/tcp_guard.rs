@@ -25,6 +25,9 @@ pub struct TcpLimits {
     pub message_timeout: Duration,
     /// A source refused or cut off is logged as a security event at most once this often.
     pub report_interval: Duration,
+    /// A write to a peer that does not finish in this long (the peer stopped reading)
+    /// closes the connection.
+    pub write_timeout: Duration,
 }
 
 impl Default for TcpLimits {
@@ -35,6 +38,7 @@ impl Default for TcpLimits {
             idle_timeout: Duration::from_secs(300),
             message_timeout: Duration::from_secs(10),
             report_interval: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -26,6 +26,8 @@ use crate::sip::tcp_guard::{
 use crate::sip::transaction::Peer;
 
 mod failure;
+#[cfg(test)]
+mod tests;
 mod tls;
 pub use failure::{SendFailure, SendReport};
 pub use tls::{SipTls, TlsError, TlsSettings, reload_on_sighup};
@@ -34,8 +36,6 @@ pub use tls::{SipTls, TlsError, TlsSettings, reload_on_sighup};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages queued for one TCP connection before sends to it are dropped.
 const TCP_QUEUE: usize = 256;
-/// How long one message may take to go into a TCP connection's send buffer.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A parsed message and where it came from.
 #[derive(Debug)]
@@ -149,48 +149,63 @@ impl Transports {
 
     fn send_stream(&self, peer: Peer, message: Outgoing) {
         let addr = peer.addr;
-        let existing = self.tcp.lock().ok().and_then(|map| map.get(&peer).cloned());
-        if let Some(tx) = existing {
-            if let Err(err) = tx.try_send(message) {
-                let reason = "connection queue full or closed; message dropped";
-                warn!(dest = %addr, transport = %peer.transport, "{reason}");
-                failure::report(err.into_inner().report, peer, reason);
-            }
-            return;
-        }
         if peer.transport == Transport::Tls && self.tls.is_none() {
             let reason = "SIP over TLS is not configured (sip.tls_listen); message dropped";
             warn!(dest = %addr, "{reason}");
             return failure::report(message.report, peer, reason);
         }
+        // One connection per peer: messages sent while it is being opened queue on it.
+        let (tx, opening) = {
+            let mut map = self.tcp.lock().unwrap_or_else(PoisonError::into_inner);
+            match map.get(&peer) {
+                // A closed queue: its writer stopped (write failed, or the peer stopped
+                // reading), so the connection is opened anew.
+                Some(tx) if !tx.is_closed() => (tx.clone(), None),
+                _ => {
+                    let (tx, rx) = mpsc::channel(TCP_QUEUE);
+                    map.insert(peer, tx.clone());
+                    (tx, Some(rx))
+                }
+            }
+        };
+        if let Err(err) = tx.try_send(message) {
+            let reason = "connection queue full or closed; message dropped";
+            warn!(dest = %addr, transport = %peer.transport, "{reason}");
+            failure::report(err.into_inner().report, peer, reason);
+        }
+        let Some(queued) = opening else { return };
         let this = self.clone();
         tokio::spawn(async move {
-            let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(err)) => {
-                    debug!(%err, dest = %addr, "TCP connect failed");
-                    return failure::report(message.report, peer, format!("TCP connect: {err}"));
+            match this.open(peer).await {
+                Ok(Opened::Tcp(stream)) => this.start_connection(stream, peer, None, tx, queued),
+                Ok(Opened::Tls(stream)) => this.start_connection(stream, peer, None, tx, queued),
+                Err(reason) => {
+                    debug!(dest = %addr, %reason, "connection not opened");
+                    this.forget(peer, |registered| registered.same_channel(&tx));
+                    fail_queued(queued, peer, &reason);
                 }
-                Err(_) => {
-                    debug!(dest = %addr, "TCP connect timed out");
-                    return failure::report(message.report, peer, "TCP connect timed out");
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            let tx = match peer.transport {
-                Transport::Tls => match this.connect_tls(tcp).await {
-                    Ok(stream) => this.register(stream, peer, None),
-                    Err(err) => {
-                        warn!(%err, dest = %addr, "TLS connection failed");
-                        return failure::report(message.report, peer, format!("TLS: {err}"));
-                    }
-                },
-                _ => this.register(tcp, peer, None),
-            };
-            if let Err(err) = tx.try_send(message) {
-                failure::report(err.into_inner().report, peer, "connection closed at once");
             }
         });
+    }
+
+    /// Opens a TCP (and for TLS peers, TLS) connection to `peer`, or says why not.
+    async fn open(&self, peer: Peer) -> Result<Opened, String> {
+        let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer.addr)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => return Err(format!("TCP connect: {err}")),
+            Err(_) => return Err("TCP connect timed out".to_string()),
+        };
+        let _ = tcp.set_nodelay(true);
+        match peer.transport {
+            Transport::Tls => match self.connect_tls(tcp).await {
+                Ok(stream) => Ok(Opened::Tls(Box::new(stream))),
+                Err(err) => {
+                    warn!(%err, dest = %peer.addr, "TLS connection failed");
+                    Err(format!("TLS: {err}"))
+                }
+            },
+            _ => Ok(Opened::Tcp(tcp)),
+        }
     }
 
     async fn udp_loop(self) {
@@ -288,19 +303,53 @@ impl Transports {
         if let Ok(mut map) = self.tcp.lock() {
             map.insert(peer, tx.clone());
         }
+        self.start_connection(stream, peer, permit, tx.clone(), rx);
+        tx
+    }
+
+    /// Starts the reader and writer tasks of a connection whose send queue is `tx`/`rx`
+    /// (already in the connection map).
+    fn start_connection<S>(
+        &self,
+        stream: S,
+        peer: Peer,
+        permit: Option<ConnectionPermit>,
+        tx: mpsc::Sender<Outgoing>,
+        rx: mpsc::Receiver<Outgoing>,
+    ) where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
         let (reader, writer) = tokio::io::split(stream);
-        tokio::spawn(write_loop(writer, rx, peer));
         let this = self.clone();
-        let pong = tx.clone();
-        tokio::spawn(async move {
+        let pong = tx;
+        let reading = tokio::spawn(async move {
+            let queue = pong.clone();
             this.read_loop(reader, peer, pong).await;
-            if let Ok(mut map) = this.tcp.lock() {
-                map.remove(&peer);
-            }
+            this.forget(peer, |registered| registered.same_channel(&queue));
             drop(permit);
             debug!(peer = %peer.addr, transport = %peer.transport, "connection closed");
         });
-        tx
+        let this = self.clone();
+        let write_timeout = self.tcp_limits.write_timeout;
+        tokio::spawn(async move {
+            if let Err(WriterStopped) = write_loop(writer, rx, peer, write_timeout).await {
+                // A connection that cannot be written is closed whole (the reader too, and
+                // with it the connection's permit), so the next message connects anew.
+                reading.abort();
+                this.forget(peer, mpsc::Sender::is_closed);
+                debug!(peer = %peer.addr, transport = %peer.transport, "connection closed: writer stopped");
+            }
+        });
+    }
+
+    /// Drops `peer`'s entry in the connection map if `is_this` says it is the connection
+    /// that ended (a newer connection to the same peer stays).
+    fn forget(&self, peer: Peer, is_this: impl Fn(&mpsc::Sender<Outgoing>) -> bool) {
+        if let Ok(mut map) = self.tcp.lock()
+            && map.get(&peer).is_some_and(is_this)
+        {
+            map.remove(&peer);
+        }
     }
 
     /// Frames and delivers what a stream brings, until it closes, breaks its framing, or
@@ -360,15 +409,33 @@ impl Transports {
     }
 }
 
+/// An outbound connection, opened.
+enum Opened {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// Reports every message queued on a connection that could not be opened.
+fn fail_queued(mut queued: mpsc::Receiver<Outgoing>, peer: Peer, reason: &str) {
+    queued.close();
+    while let Ok(message) = queued.try_recv() {
+        failure::report(message.report, peer, reason);
+    }
+}
+
+/// The writer of a connection gave up (a write failed or timed out); its queue is closed.
+struct WriterStopped;
+
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
     mut rx: mpsc::Receiver<Outgoing>,
     peer: Peer,
-) {
+    write_timeout: Duration,
+) -> Result<(), WriterStopped> {
     while let Some(message) = rx.recv().await {
         // A peer that stops reading must not hold the task and its queue for ever.
         let reason =
-            match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&message.bytes)).await {
+            match tokio::time::timeout(write_timeout, writer.write_all(&message.bytes)).await {
                 Ok(Ok(())) => continue,
                 Ok(Err(err)) => format!("write failed: {err}"),
                 Err(_) => {
@@ -377,14 +444,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 }
             };
         // This message and every one queued behind it are lost: say so.
-        rx.close();
         failure::report(message.report, peer, reason.clone());
-        while let Ok(queued) = rx.try_recv() {
-            failure::report(queued.report, peer, reason.clone());
-        }
-        return;
+        fail_queued(rx, peer, &reason);
+        return Err(WriterStopped);
     }
     let _ = writer.shutdown().await;
+    Ok(())
 }
 
 /// Binds UDP and TCP to the same address. With port 0, retries until one port is free

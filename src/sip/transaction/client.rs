@@ -195,16 +195,18 @@ impl TransactionLayer {
     /// (connection refused or lost, TLS handshake or certificate failure). RFC 3261
     /// §17.1.1.2 and §17.1.2.2: the transaction tells its user at once and ends; §8.1.3.1:
     /// the user treats it as a 503, so the layer passes up a 503 made from the request
-    /// (no To tag, no ACK sent), as if the far end had sent it. Ignored once the
-    /// transaction has its final response, and for server transactions (a response that
-    /// cannot be sent is lost; Timers H and J end those).
+    /// (no To tag, no ACK sent), as if the far end had sent it. An INVITE fails this way
+    /// only in Calling (RFC 3261 Figure 5): once a provisional came, the far end has the
+    /// request, and ending the transaction would lose its 2xx (no ACK, no BYE). Ignored
+    /// once the transaction has its final response, and for server transactions (a
+    /// response that cannot be sent is lost; Timers H and J end those).
     pub fn handle_transport_error(&mut self, id: &TransactionId) {
         let Some(txn) = self.transactions.get(id) else {
             return;
         };
         let pending = matches!(
             (txn.role, txn.state),
-            (Role::InviteClient, State::Calling | State::Proceeding)
+            (Role::InviteClient, State::Calling)
                 | (Role::NonInviteClient, State::Trying | State::Proceeding)
         );
         if !pending {
@@ -250,7 +252,7 @@ impl TransactionLayer {
                 txn.interval = txn.interval.saturating_mul(2);
                 let interval = txn.interval;
                 let (peer, request) = (txn.peer, txn.request.clone());
-                self.transmit_request(id, peer, request);
+                self.retransmit_request(peer, request);
                 self.arm(id, Timer::A, now, interval);
             }
             (Timer::E, State::Trying | State::Proceeding) => {
@@ -261,7 +263,7 @@ impl TransactionLayer {
                 };
                 let interval = txn.interval;
                 let (peer, request) = (txn.peer, txn.request.clone());
-                self.transmit_request(id, peer, request);
+                self.retransmit_request(peer, request);
                 self.arm(id, Timer::E, now, interval);
             }
             (Timer::B, State::Calling | State::Proceeding)

@@ -528,10 +528,17 @@ impl TransactionLayer {
         self.transmits.push_back(Transmit { peer, message: message.into(), transaction: None });
     }
 
-    /// Queues the request of client transaction `id` (its first send or a retransmission).
+    /// Queues the first send of client transaction `id`'s request, whose delivery failure
+    /// the runtime reports.
     fn transmit_request(&mut self, id: &TransactionId, peer: Peer, request: rsip::Request) {
         let transaction = Some(id.clone());
         self.transmits.push_back(Transmit { peer, message: request.into(), transaction });
+    }
+
+    /// Queues a retransmission (UDP only). Its failure is not reported: an earlier copy may
+    /// have arrived and its answer be on the way, so Timer B or F decides.
+    fn retransmit_request(&mut self, peer: Peer, request: rsip::Request) {
+        self.transmit(peer, request);
     }
 
     fn sixty_four_t1(&self) -> Duration {

@@ -58,7 +58,7 @@ fn a_non_invite_that_cannot_be_sent_fails_as_503_at_once() {
 }
 
 #[test]
-fn a_connection_lost_after_a_provisional_fails_the_invite() {
+fn an_invite_that_got_a_provisional_ignores_a_late_transport_error() {
     let mut h = Harness::new();
     let req = Req::new("INVITE", "z9hG4bKt3").tcp().build();
     let id = start(&mut h, &req);
@@ -66,8 +66,31 @@ fn a_connection_lost_after_a_provisional_fails_the_invite() {
     assert_eq!(h.events().len(), 1, "the 180");
     h.now += ms(10_000);
     h.layer.handle_transport_error(&id);
-    failed_as_503(&mut h, &id, &req);
-    assert!(h.layer.is_empty());
+    assert!(h.events().is_empty(), "the far end has the INVITE: no 503");
+    assert_eq!(h.layer.len(), 1, "the transaction still waits for its final response");
+    h.layer.handle_response(h.now, answer(&req, 200), agent());
+    let events = h.events();
+    assert!(
+        matches!(events.as_slice(), [TransactionEvent::Response { response, .. }] if response.status_code.code() == 200),
+        "the 2xx reaches the user, who ACKs it: {events:?}"
+    );
+}
+
+#[test]
+fn only_the_first_send_of_a_request_carries_its_transaction() {
+    let mut h = Harness::new();
+    let req = Req::new("INVITE", "z9hG4bKt5").build();
+    let to = peer("192.0.2.20:5060", Transport::Udp);
+    let id = h.layer.send_request(h.now, req, to).expect("send");
+    let first = h.transmits();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].transaction.as_ref(), Some(&id));
+    let retransmitted = h.run_until(ms(2_000));
+    assert!(retransmitted.len() >= 2, "Timer A retransmitted the INVITE over UDP");
+    assert!(
+        retransmitted.iter().all(|(_, t)| t.transaction.is_none()),
+        "a retransmission's failure is left to Timer B: {retransmitted:?}"
+    );
 }
 
 #[test]
