@@ -75,6 +75,9 @@ pub async fn spawn(
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    // Before anything records a metric or keeps a handle on one (with no recorder yet,
+    // both go nowhere).
+    let _ = prometheus();
     tokio::spawn(serve(listener, draining, status));
     Ok(local)
 }

@@ -17,11 +17,18 @@ pub struct Gate {
     admission: Admission,
     /// The Server header of stateless answers (empty: none).
     server: String,
+    /// `sip_rate_limit_buckets`, registered once (set on every message, so a handle
+    /// rather than a registry look-up per packet).
+    buckets: metrics::Gauge,
 }
 
 impl Gate {
     pub fn new(settings: AdmissionSettings, server: String) -> Self {
-        Gate { admission: Admission::new(Instant::now(), settings), server }
+        Gate {
+            admission: Admission::new(Instant::now(), settings),
+            server,
+            buckets: metrics::gauge!("sip_rate_limit_buckets"),
+        }
     }
 
     /// See [`Admission::set_resolved_peers`].
@@ -43,7 +50,7 @@ impl Gate {
         peer: Peer,
     ) -> bool {
         let verdict = self.admission.check(Instant::now(), peer.addr.ip(), message);
-        metrics::gauge!("sip_rate_limit_buckets").set(self.admission.tracked_sources() as f64);
+        self.buckets.set(self.admission.tracked_sources() as f64);
         while let Some(notice) = self.admission.poll_notice() {
             security_event::report(notice.event, notice.source, &notice.detail);
         }

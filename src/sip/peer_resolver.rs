@@ -17,14 +17,19 @@ use crate::sip::header_text;
 /// Re-resolution interval when the target prober is off.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
-/// The peers' URIs whose host is a name (IP literals are admitted from config).
+/// The peers' URIs whose host is a name (IP literals are admitted from config), one per
+/// host name: the addresses depend on the name alone.
 pub fn named_peers(config: &Config) -> Vec<String> {
     let mut named: Vec<String> = peer_uris(config)
         .filter(|uri| header_text::ip_host(uri).is_none())
         .map(str::to_string)
         .collect();
     named.sort();
-    named.dedup();
+    let mut hosts = std::collections::HashSet::new();
+    named.retain(|uri| {
+        let host = header_text::host_port(uri).map(|(host, _)| host.to_ascii_lowercase());
+        hosts.insert(host.unwrap_or_else(|| uri.clone()))
+    });
     named
 }
 
@@ -39,7 +44,14 @@ pub async fn resolve_all(names: &[String], peers: &mut PeerAddresses) -> bool {
         });
     }
     let mut changed = false;
-    while let Some(Ok((name, found))) = lookups.join_next().await {
+    while let Some(joined) = lookups.join_next().await {
+        let (name, found) = match joined {
+            Ok(answer) => answer,
+            Err(err) => {
+                warn!(%err, "a peer look-up failed to finish; the others go on");
+                continue;
+            }
+        };
         let addresses = match found {
             Ok(found) => found.map(|all| all.iter().map(|a| a.ip()).collect()),
             Err(err) => {
@@ -96,10 +108,7 @@ mod tests {
                 priority: None,
             },
         );
-        assert_eq!(
-            named_peers(&config),
-            vec!["sip:a@agents.example.com:5070", "sip:agent@agents.example.com:5070"]
-        );
+        assert_eq!(named_peers(&config), vec!["sip:a@agents.example.com:5070"], "one per host");
     }
 
     #[tokio::test]

@@ -254,6 +254,29 @@ impl PerSourceRate {
     pub(super) fn len(&self) -> usize {
         self.privileged.len() + self.sources.len() + self.prefixes.len()
     }
+
+    /// Which tier holds `source`'s bucket.
+    #[cfg(test)]
+    fn tier_of(&self, source: IpAddr) -> Tier {
+        if self.privileged.tats.contains_key(&source) {
+            Tier::Privileged
+        } else if self.sources.tats.contains_key(&source) {
+            Tier::Address
+        } else if self.prefixes.tats.contains_key(&prefix(source)) {
+            Tier::Network
+        } else {
+            Tier::Shared
+        }
+    }
+}
+
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tier {
+    Privileged,
+    Address,
+    Network,
+    Shared,
 }
 
 #[cfg(test)]

@@ -21,7 +21,9 @@ fn spoofed(n: u32, spread: bool) -> IpAddr {
 }
 
 /// Runs a flood of one request every 100 µs from `count` addresses for `count` steps,
-/// offering `probe` from `legit` after every 10th; returns how many of the probes passed.
+/// offering a request from `legit` once a second, half-way between two of the full
+/// tables' sweeps; returns how many of those passed, how many were offered, and the tier
+/// that held `legit`'s bucket at each.
 fn flood_with_probe(
     rate: &mut PerSourceRate,
     start: Instant,
@@ -29,21 +31,22 @@ fn flood_with_probe(
     spread: bool,
     legit: IpAddr,
     class: SourceClass,
-) -> (u32, u32) {
-    let (mut passed, mut offered) = (0, 0);
+) -> (u32, u32, Vec<Tier>) {
+    let (mut passed, mut offered, mut tiers) = (0, 0, Vec::new());
     for n in 0..count {
         let now = start + Duration::from_micros(u64::from(n) * 100);
         let _ = rate.check(now, spoofed(n, spread), SourceClass::Other);
         // The legitimate source sends once a second: well within its rate.
-        if n % 10_000 == 0 {
+        if n % 10_000 == 5_000 {
             offered += 1;
             if rate.check(now, legit, class).is_ok() {
                 passed += 1;
             }
+            tiers.push(rate.tier_of(legit));
         }
         assert!(rate.len() <= 3 * 50 + 1, "bounded: {}", rate.len());
     }
-    (passed, offered)
+    (passed, offered, tiers)
 }
 
 #[test]
@@ -70,17 +73,21 @@ fn past_the_address_table_a_flood_is_held_per_network_and_a_new_caller_gets_in()
     // A caller from elsewhere: its own network has a bucket, or once the prefix table is
     // full too, it still passes whenever the shared bucket has a cell.
     let caller = ip("192.0.2.7");
-    let (passed, offered) =
+    let (passed, offered, tiers) =
         flood_with_probe(&mut rate, t0, 100_000, false, caller, SourceClass::Other);
-    assert!(passed >= 1 && offered == 10, "{passed} of {offered}");
+    assert_eq!(offered, 10);
+    assert!(passed >= 1, "{passed} of {offered}");
+    assert!(!tiers.contains(&Tier::Address), "the address table was full: {tiers:?}");
 
-    // A flood from few networks (one /24 per 256 addresses, 40 networks): every new
-    // caller elsewhere gets a network bucket of its own, so none is refused.
+    // A flood from few networks (one /24 per 256 addresses, 40 networks): the address
+    // table is full when the caller comes, and the new caller elsewhere gets a bucket for
+    // its network, so it is not refused.
     let t1 = t0 + Duration::from_secs(60);
     let mut rate = PerSourceRate::new(per_second(2), 50, t1);
-    let (passed, offered) =
+    let (passed, offered, tiers) =
         flood_with_probe(&mut rate, t1, 10_240, false, caller, SourceClass::Other);
-    assert_eq!((passed, offered), (2, 2));
+    assert_eq!((passed, offered), (1, 1));
+    assert_eq!(tiers, vec![Tier::Network]);
 }
 
 #[test]
@@ -89,9 +96,10 @@ fn a_flood_over_more_networks_than_the_tables_hold_never_starves_a_privileged_so
     let mut rate = PerSourceRate::new(per_second(2), 50, t0);
     let trunk = ip("192.0.2.50");
     // Each flood address in a /24 of its own: both tables fill, the rest share one bucket.
-    let (passed, offered) =
+    let (passed, offered, tiers) =
         flood_with_probe(&mut rate, t0, 100_000, true, trunk, SourceClass::Privileged);
     assert_eq!(passed, offered, "the trunk is never refused");
+    assert_eq!(tiers, vec![Tier::Privileged; 10]);
     // While an unprivileged newcomer shares the flood's bucket.
     let now = t0 + Duration::from_millis(9_999);
     let refused = (0..10)
