@@ -438,6 +438,8 @@ impl Outbox {
 #[cfg(test)]
 mod batching_tests;
 #[cfg(test)]
+mod refused_record_tests;
+#[cfg(test)]
 mod test_sink;
 #[cfg(test)]
 mod tests;

@@ -111,8 +111,9 @@ where
             {
                 Ok(wait) => wait,
                 Err(err) => {
-                    // Attempts whose outcome was not recorded still read "started": the next
-                    // attempt at each checks Zendesk for it before posting.
+                    // The outcomes not recorded wait in `records` for the next round; until
+                    // then their attempts read "started", and should the process stop, the
+                    // next attempt at each checks Zendesk for it before posting.
                     tracing::error!(error = %err, "outbox sender cannot use the database");
                     IDLE_POLL
                 }
