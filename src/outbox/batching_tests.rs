@@ -1,6 +1,7 @@
 //! Group commit of enqueues, and the sender's one transaction per round.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ fn hold_store(outbox: &Outbox) -> StoreHeld {
     let (held, is_held) = mpsc::channel();
     let (release, released) = mpsc::channel::<()>();
     let thread = std::thread::spawn(move || {
-        let _store = inner.store.lock().unwrap();
+        let _store = inner.store.lock();
         held.send(()).unwrap();
         let _ = released.recv_timeout(WAIT);
     });
@@ -183,4 +184,106 @@ async fn a_committer_that_never_runs_answers_its_waiting_enqueues_with_an_error(
     let committer = committer.expect("a new committer");
     tokio::task::spawn_blocking(move || committer.run(&inner.store));
     assert!(matches!(third.await, Ok(Ok(true))));
+}
+
+#[tokio::test]
+async fn a_group_that_finds_the_database_locked_fails_once_not_once_per_entry() {
+    const N: usize = 5;
+    let (_dir, outbox) = temp_outbox(fast_policy());
+    outbox.with_store(|store| store.set_busy_timeout(Duration::from_millis(100))).await.unwrap();
+    // Another process (`outbox replay`, say) holds the write lock.
+    let other = rusqlite::Connection::open(outbox.path()).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let failed_before = outbox.with_store(|store| Ok(store.failed_writes())).await.unwrap();
+    let held = hold_store(&outbox);
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let enqueuing = outbox.clone();
+        let entry = entry(&format!("call-{i}"), 7);
+        tasks.push(tokio::spawn(async move { enqueuing.enqueue(entry).await }));
+        until("the enqueue to wait", || outbox.inner.enqueues.waiting() == i + 1).await;
+    }
+    held.release();
+    for task in tasks {
+        let answer = task.await.unwrap();
+        let busy = matches!(
+            &answer,
+            Err(OutboxError::Database(rusqlite::Error::SqliteFailure(e, _)))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+        );
+        assert!(busy, "every caller hears the database was busy: {answer:?}");
+    }
+    let failed = outbox.with_store(|store| Ok(store.failed_writes())).await.unwrap();
+    assert_eq!(failed - failed_before, 1, "one wait for the lock, not one per entry");
+    other.execute_batch("ROLLBACK").unwrap();
+    assert!(outbox.enqueue(entry("call-0", 7)).await.unwrap(), "added once the lock is free");
+}
+
+#[tokio::test]
+async fn a_group_holds_at_most_max_group_entries() {
+    const N: usize = group_commit::MAX_GROUP + 44;
+    let (_dir, outbox) = temp_outbox(fast_policy());
+    let before = commits(&outbox).await;
+    let held = hold_store(&outbox);
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let enqueuing = outbox.clone();
+        let entry = entry(&format!("call-{i:03}"), 7);
+        tasks.push(tokio::spawn(async move { enqueuing.enqueue(entry).await }));
+    }
+    until("every enqueue to wait", || outbox.inner.enqueues.waiting() == N).await;
+    held.release();
+    for task in tasks {
+        assert!(task.await.unwrap().unwrap(), "added");
+    }
+    assert_eq!(commits(&outbox).await - before, 2, "{N} entries in two groups");
+    let pending = outbox.list(EntryState::Pending, N + 1).await.unwrap();
+    let expected: Vec<String> = (0..N).map(|i| format!("call-{i:03}")).collect();
+    assert_eq!(call_ids(&pending), expected, "in the order they arrived");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_senders_store_access_gets_its_turn_during_a_sustained_burst_of_enqueues() {
+    const BURST: u64 = 20_000;
+    let (_dir, outbox) = temp_outbox(fast_policy());
+    // Calls end independently of the outbox's commits: one enqueue every ~50 µs, so that
+    // entries are always waiting when a group is done (a sustained burst).
+    let spawned = Arc::new(AtomicU64::new(0));
+    let producer = {
+        let (outbox, spawned) = (outbox.clone(), Arc::clone(&spawned));
+        let runtime = tokio::runtime::Handle::current();
+        std::thread::spawn(move || {
+            let mut enqueues = Vec::new();
+            for i in 0..BURST {
+                let outbox = outbox.clone();
+                let entry = entry(&format!("call-{i}"), 7 + i % 50);
+                enqueues.push(runtime.spawn(async move { outbox.enqueue(entry).await }));
+                spawned.fetch_add(1, Ordering::SeqCst);
+                if i % 4 == 0 {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            }
+            enqueues
+        })
+    };
+    until("the burst to be under way", || spawned.load(Ordering::SeqCst) >= 1000).await;
+    // What the sender does at the start of each round (and for its gauges): take the
+    // store on the blocking pool.
+    let inner = Arc::clone(&outbox.inner);
+    let groups_meanwhile = std::thread::spawn(move || {
+        let before = inner.enqueues.groups();
+        let _store = inner.store.lock();
+        inner.enqueues.groups() - before
+    })
+    .join()
+    .unwrap();
+    let still_spawning = spawned.load(Ordering::SeqCst) < BURST;
+    assert!(still_spawning, "the burst went on while the sender waited");
+    // The group being committed when it asked, and perhaps the next if that one took its
+    // turn just before.
+    assert!(groups_meanwhile <= 2, "the sender waited for {groups_meanwhile} groups");
+    for enqueue in producer.join().unwrap() {
+        assert!(enqueue.await.unwrap().unwrap(), "added");
+    }
+    assert_eq!(outbox.stats().await.unwrap().pending, BURST);
 }

@@ -1,21 +1,32 @@
 //! Group commit of enqueues: the entries that arrive while the store is busy (committing
-//! the previous group, or a round of the sender) wait, and all go into the next single
-//! transaction. Each caller is told its entry is durable only once that transaction is
-//! committed and synced, so the point of durability is the same as with one transaction
-//! per entry, at one sync per group instead of one per entry.
+//! the previous group, or a round of the sender) wait, and go into the next single
+//! transaction, at most [`MAX_GROUP`] of them. Each caller is told its entry is durable
+//! only once that transaction is committed and synced, so the point of durability is the
+//! same as with one transaction per entry, at one sync per group instead of one per entry.
 //!
 //! At most one committer runs at a time, on tokio's blocking pool. It takes the store
 //! first and the waiting entries second (so that entries arriving while the store is busy
 //! join the group), commits them in the order they arrived, answers each caller, and goes
-//! again until nobody waits.
+//! again until nobody waits. The store's lock is fair: whoever asked for the store while
+//! a group was being committed (the sender) goes before the next group.
+//!
+//! A group that fails because of one of its entries (a constraint or trigger refused it)
+//! is committed again one entry at a time, so that each caller gets its own entry's
+//! answer. A group that fails because of the database as a whole (another process holds
+//! the write lock past the busy timeout, the disk is full, an I/O error) is answered with
+//! that error at once: trying each entry would only wait that long again per entry.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
 
+use super::fair_lock::FairMutex;
 use super::schedule::UnixMillis;
-use super::store::Store;
+use super::store::{Store, concerns_one_entry};
 use super::{Entry, OutboxError};
+
+/// The most entries committed in one transaction.
+pub(crate) const MAX_GROUP: usize = 256;
 
 /// What an enqueue is told once its group is committed: whether its entry was added.
 pub(crate) type Durable = oneshot::Receiver<Result<bool, OutboxError>>;
@@ -31,6 +42,9 @@ struct Queue {
     waiting: Vec<Waiting>,
     /// A committer is running (or about to), and will take what is waiting.
     committer: bool,
+    /// Groups committed (or failed) so far, for tests.
+    #[cfg(test)]
+    groups: u64,
 }
 
 /// The enqueues waiting for the next group. Cheap to clone; clones share the queue.
@@ -62,6 +76,12 @@ impl EnqueueGroup {
     pub fn waiting(&self) -> usize {
         lock(&self.queue).waiting.len()
     }
+
+    /// Groups committed (or failed) so far.
+    #[cfg(test)]
+    pub fn groups(&self) -> u64 {
+        lock(&self.queue).groups
+    }
 }
 
 /// The one committer of an [`EnqueueGroup`]. Dropped without having finished (it
@@ -76,9 +96,9 @@ pub(crate) struct Committer {
 
 impl Committer {
     /// Commits groups until nobody waits. Blocking.
-    pub fn run(mut self, store: &Mutex<Store>) {
+    pub fn run(mut self, store: &FairMutex<Store>) {
         loop {
-            let mut store = lock(store);
+            let mut store = store.lock();
             let group = {
                 let mut queue = lock(&self.group.queue);
                 if queue.waiting.is_empty() {
@@ -86,9 +106,14 @@ impl Committer {
                     self.running = false;
                     return;
                 }
-                std::mem::take(&mut queue.waiting)
+                let taken = queue.waiting.len().min(MAX_GROUP);
+                queue.waiting.drain(..taken).collect()
             };
             commit(&mut store, group);
+            #[cfg(test)]
+            {
+                lock(&self.group.queue).groups += 1;
+            }
         }
     }
 }
@@ -110,29 +135,45 @@ impl Drop for Committer {
     }
 }
 
-/// Commits `group` in one transaction and answers each caller. If that transaction fails,
-/// each entry is tried in its own, so that every caller gets its own entry's answer.
+/// Commits `group` in one transaction and answers each caller (see the module's header for
+/// what happens when that transaction fails).
 fn commit(store: &mut Store, group: Vec<Waiting>) {
     let added: Result<Vec<bool>, OutboxError> = store
         .write(|w| group.iter().map(|waiting| w.enqueue(&waiting.entry, waiting.now)).collect());
     let answers: Vec<Result<bool, OutboxError>> = match added {
         Ok(added) => added.into_iter().map(Ok).collect(),
         Err(err) if group.len() == 1 => vec![Err(err)],
-        Err(err) => {
+        Err(err) if concerns_one_entry(&err) => {
             tracing::warn!(
                 entries = group.len(),
                 error = %err,
-                "outbox group commit failed; committing its entries one at a time"
+                "outbox group commit refused an entry; committing its entries one at a time"
             );
             group
                 .iter()
                 .map(|waiting| store.write(|w| w.enqueue(&waiting.entry, waiting.now)))
                 .collect()
         }
+        Err(err) => {
+            tracing::error!(entries = group.len(), error = %err, "outbox group commit failed");
+            let mut answers: Vec<_> = (1..group.len()).map(|_| Err(same_error(&err))).collect();
+            answers.push(Err(err));
+            answers
+        }
     };
     for (waiting, answer) in group.into_iter().zip(answers) {
         // A caller that stopped waiting (its call task ended) is not an error: the entry
         // is durable all the same.
         let _ = waiting.reply.send(answer);
+    }
+}
+
+/// `error` again, for another caller of the group it failed.
+fn same_error(error: &OutboxError) -> OutboxError {
+    match error {
+        OutboxError::Database(rusqlite::Error::SqliteFailure(failure, message)) => {
+            OutboxError::Database(rusqlite::Error::SqliteFailure(*failure, message.clone()))
+        }
+        other => OutboxError::Worker(format!("the group commit failed: {other}")),
     }
 }

@@ -15,10 +15,11 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub mod cli;
+mod fair_lock;
 mod group_commit;
 mod schedule;
 mod sender;
@@ -34,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::OutboxConfig;
 use crate::zendesk::model::NewRequester;
+use fair_lock::FairMutex;
 use group_commit::EnqueueGroup;
 use store::Store;
 
@@ -299,7 +301,8 @@ pub struct Outbox {
 }
 
 struct Inner {
-    store: Mutex<Store>,
+    /// Fair, so that a burst of enqueues cannot keep the sender out (see `fair_lock`).
+    store: FairMutex<Store>,
     /// Enqueues waiting for the next group commit.
     enqueues: EnqueueGroup,
     policy: SendPolicy,
@@ -338,7 +341,7 @@ impl Outbox {
         let store = Store::open(path)?;
         Ok(Outbox {
             inner: Arc::new(Inner {
-                store: Mutex::new(store),
+                store: FairMutex::new(store),
                 enqueues: EnqueueGroup::default(),
                 policy,
                 path: path.to_path_buf(),
@@ -363,7 +366,7 @@ impl Outbox {
     {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
-            let mut store = inner.store.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut store = inner.store.lock();
             operation(&mut store)
         })
         .await
@@ -434,6 +437,8 @@ impl Outbox {
 
 #[cfg(test)]
 mod batching_tests;
+#[cfg(test)]
+mod refused_record_tests;
 #[cfg(test)]
 mod test_sink;
 #[cfg(test)]

@@ -29,7 +29,7 @@ fn opening(call_id: &str) -> Entry {
 }
 
 /// An entry from a call that could not ask Zendesk: the caller's ticket is found later.
-fn for_caller(call_id: &str, phone: &str, open_if_none: bool) -> Entry {
+pub(super) fn for_caller(call_id: &str, phone: &str, open_if_none: bool) -> Entry {
     Entry {
         ticket_id: 0,
         deferred: Some(Deferred::CallersTicket { phone: phone.into(), open_if_none }),

@@ -35,8 +35,11 @@ pub(super) async fn deliver<S: CommentSink>(
         Some(Deferred::OpenTicket(open)) => open_with(sink, attempt, open).await?,
         Some(Deferred::CallersTicket { phone, open_if_none }) => {
             let resolution = match sink.find_callers_ticket(phone).await? {
-                CallersTicket::Ticket(ticket_id) => Resolution::Ticket(ticket_id),
+                CallersTicket::Ticket(ticket_id) => {
+                    Resolution::Ticket(valid_id("the caller's ticket", ticket_id)?)
+                }
                 CallersTicket::UserWithoutTicket(user) if *open_if_none => {
+                    let user = valid_id("the caller's user", user)?;
                     Resolution::Open(TicketToOpen::for_caller(Some(user), None))
                 }
                 CallersTicket::Unknown if *open_if_none => {
@@ -52,6 +55,17 @@ pub(super) async fn deliver<S: CommentSink>(
         }
     };
     Ok(Step::Delivered(delivered))
+}
+
+/// `id` if it is one Zendesk can have given (positive, and within a signed 64-bit
+/// integer, as the outbox stores it). An id out of that range came from a broken answer:
+/// looking again would not help, so the entry fails for good (a dead letter that says
+/// why) before the id is stored.
+fn valid_id(what: &str, id: u64) -> Result<u64, PostError> {
+    if id == 0 || i64::try_from(id).is_err() {
+        return Err(PostError::Permanent(format!("Zendesk named {what} {id}, not a valid id")));
+    }
+    Ok(id)
 }
 
 async fn comment_on<S: CommentSink>(

@@ -7,6 +7,11 @@
 //! costs one synced commit, shared with whatever else the round records, before its
 //! post (the record that the attempt started, which a restart checks for) and none of
 //! its own after it.
+//!
+//! A round whose transaction fails because of one record (the database refuses it) is
+//! written again one record per transaction, and that record's entry alone goes to the
+//! dead letters; the starts follow in a transaction of their own. A round that fails
+//! because of the database as a whole writes nothing, and keeps its records for the next.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions, TryLockError};
@@ -19,13 +24,15 @@ use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
 
 use super::schedule::{Delivered, Disposition, UnixMillis, dispose, plan};
-use super::store::{Attempt, Writes, millis};
+use super::store::{Attempt, Store, Writes, concerns_one_entry, millis};
 use super::{CommentSink, Outbox, OutboxError, PostError, Stats, now_millis};
 
 mod deliver;
+mod record;
 
 pub(crate) use deliver::Resolution;
 use deliver::{Step, deliver};
+use record::{Record, apply, apply_each, write_records};
 
 /// How many ticket heads are looked at per round.
 const HEADS_PER_ROUND: usize = 1000;
@@ -67,25 +74,6 @@ struct InFlight {
     attempt: Attempt,
 }
 
-/// What a round writes about an attempt that finished.
-enum Record {
-    /// Its outcome.
-    Finish { seq: i64, disposition: Disposition },
-    /// Where the looked-up entry goes.
-    Resolve { seq: i64, resolution: Resolution },
-}
-
-/// Writes `records` (in the transaction of `writes`).
-fn apply(writes: &Writes<'_>, records: &[Record], now: UnixMillis) -> Result<(), OutboxError> {
-    for record in records {
-        match record {
-            Record::Finish { seq, disposition } => writes.finish(*seq, disposition, now)?,
-            Record::Resolve { seq, resolution } => writes.resolve(*seq, resolution, now)?,
-        }
-    }
-    Ok(())
-}
-
 /// Posts the outbox's entries through `sink` until `shutdown` completes.
 ///
 /// One sender runs per outbox file: a second one returns [`OutboxError::SenderRunning`]
@@ -117,13 +105,15 @@ where
             next_prune = Instant::now() + PRUNE_EVERY;
             prune(&outbox).await;
         }
-        let recorded = std::mem::take(&mut records);
         let wait =
-            match round(&outbox, &sink, &mut tasks, &mut in_flight, recorded, paused_until).await {
+            match round(&outbox, &sink, &mut tasks, &mut in_flight, &mut records, paused_until)
+                .await
+            {
                 Ok(wait) => wait,
                 Err(err) => {
-                    // Attempts whose outcome was not recorded still read "started": the next
-                    // attempt at each checks Zendesk for it before posting.
+                    // The outcomes not recorded wait in `records` for the next round; until
+                    // then their attempts read "started", and should the process stop, the
+                    // next attempt at each checks Zendesk for it before posting.
                     tracing::error!(error = %err, "outbox sender cannot use the database");
                     IDLE_POLL
                 }
@@ -177,7 +167,9 @@ where
     }
     if !records.is_empty() {
         let now = now_millis();
-        let written = outbox.with_store(move |store| store.write(|w| apply(w, &records, now)));
+        let written = outbox.with_store(move |store| {
+            write_records(store, records, now).map_err(|(err, _not_written)| err)
+        });
         if let Err(err) = written.await {
             tracing::error!(error = %err, "outbox shutdown: cannot record the last attempts");
         }
@@ -205,36 +197,31 @@ fn lock_for_sending(path: &Path) -> Result<File, OutboxError> {
 }
 
 /// One round: records `records`, then starts what is due, in one transaction; returns
-/// how long to sleep before looking again.
+/// how long to sleep before looking again. `records` keeps what could not be written
+/// because of an error of the database as a whole, for the next round.
 async fn round<S>(
     outbox: &Outbox,
     sink: &Arc<S>,
     tasks: &mut JoinSet<Result<Step, PostError>>,
     in_flight: &mut HashMap<Id, InFlight>,
-    records: Vec<Record>,
+    records: &mut Vec<Record>,
     paused_until: Option<i64>,
 ) -> Result<Duration, OutboxError>
 where
     S: CommentSink + Send + Sync + 'static,
 {
     let policy = outbox.policy();
-    let busy: HashSet<i64> = in_flight.values().map(|f| f.attempt.queue()).collect();
-    let free = policy.max_in_flight.saturating_sub(in_flight.len());
-    let now = now_millis();
-    let (started, wake_at) = outbox
-        .with_store(move |store| {
-            store.write(|w| {
-                apply(w, &records, now)?;
-                let heads = w.heads(HEADS_PER_ROUND)?;
-                let plan = plan(now, &heads, &busy, paused_until, free);
-                let mut started = Vec::with_capacity(plan.start.len());
-                for seq in plan.start {
-                    started.extend(w.start_attempt(seq, now)?);
-                }
-                Ok((started, plan.wake_at))
-            })
-        })
-        .await?;
+    let due = Due {
+        busy: in_flight.values().map(|f| f.attempt.queue()).collect(),
+        paused_until,
+        free: policy.max_in_flight.saturating_sub(in_flight.len()),
+        now: now_millis(),
+    };
+    let batch = std::mem::take(records);
+    let (kept, written) =
+        outbox.with_store(move |store| Ok(write_round(store, batch, &due))).await?;
+    *records = kept;
+    let (started, wake_at) = written?;
     // Started only now that their starts are on disk.
     for attempt in started {
         if attempt.interrupted {
@@ -261,6 +248,61 @@ where
         })
         .unwrap_or(IDLE_POLL);
     Ok(wait.min(IDLE_POLL))
+}
+
+/// What a round may start.
+struct Due {
+    /// Queues with an attempt in flight.
+    busy: HashSet<i64>,
+    paused_until: Option<i64>,
+    /// Attempts that may start.
+    free: usize,
+    now: UnixMillis,
+}
+
+/// Attempts started, and when something else becomes due.
+type Started = (Vec<Attempt>, Option<UnixMillis>);
+
+/// Picks what is due and records that it starts (in the transaction of `writes`).
+fn start_due(writes: &Writes<'_>, due: &Due) -> Result<Started, OutboxError> {
+    let heads = writes.heads(HEADS_PER_ROUND)?;
+    let plan = plan(due.now, &heads, &due.busy, due.paused_until, due.free);
+    let mut started = Vec::with_capacity(plan.start.len());
+    for seq in plan.start {
+        started.extend(writes.start_attempt(seq, due.now)?);
+    }
+    Ok((started, plan.wake_at))
+}
+
+/// A round's writes (blocking): `batch` and the starts in one transaction. If that fails
+/// because of one record, the records are written one per transaction (the one refused
+/// goes to the dead letters) and the starts in a transaction of their own. If it fails
+/// because of the database as a whole, nothing is written, and the records are returned
+/// to be written with the next round.
+fn write_round(
+    store: &mut Store,
+    batch: Vec<Record>,
+    due: &Due,
+) -> (Vec<Record>, Result<Started, OutboxError>) {
+    let together = store.write(|w| {
+        apply(w, &batch, due.now)?;
+        start_due(w, due)
+    });
+    match together {
+        Ok(started) => (Vec::new(), Ok(started)),
+        Err(err) if batch.is_empty() || !concerns_one_entry(&err) => (batch, Err(err)),
+        Err(err) => {
+            tracing::warn!(
+                records = batch.len(),
+                error = %err,
+                "outbox round failed; recording its attempts one at a time"
+            );
+            match apply_each(store, batch, due.now) {
+                Ok(()) => (Vec::new(), store.write(|w| start_due(w, due))),
+                Err((err, kept)) => (kept, Err(err)),
+            }
+        }
+    }
 }
 
 /// Decides what a finished attempt leaves to record (logged and counted here), and a time

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::types::Type;
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
 
 use super::schedule::UnixMillis;
 use super::{Deferred, EntryInfo, EntryState, OutboxError, Stats};
@@ -103,6 +103,30 @@ pub(crate) struct Store {
     /// Write transactions committed, for tests.
     #[cfg(test)]
     commits: u64,
+    /// Write transactions that failed (nothing of them kept), for tests.
+    #[cfg(test)]
+    failed_writes: u64,
+}
+
+/// Whether `error` comes from the entry or record being written (a constraint or trigger
+/// refused it, a value does not fit), so that the same write without it would succeed;
+/// rather than from the database as a whole (another process holds the write lock, the
+/// disk is full, an I/O error), which every other write would meet as well.
+pub(crate) fn concerns_one_entry(error: &OutboxError) -> bool {
+    match error {
+        OutboxError::InvalidEntry(_) | OutboxError::Corrupt(_) => true,
+        OutboxError::Database(rusqlite::Error::SqliteFailure(failure, _)) => matches!(
+            failure.code,
+            ErrorCode::ConstraintViolation | ErrorCode::TypeMismatch | ErrorCode::TooBig
+        ),
+        OutboxError::Database(
+            rusqlite::Error::IntegralValueOutOfRange(..)
+            | rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::ToSqlConversionFailure(_),
+        ) => true,
+        _ => false,
+    }
 }
 
 pub(crate) fn millis(time: SystemTime) -> UnixMillis {
@@ -182,6 +206,8 @@ impl Store {
             conn,
             #[cfg(test)]
             commits: 0,
+            #[cfg(test)]
+            failed_writes: 0,
         })
     }
 
@@ -189,6 +215,18 @@ impl Store {
     #[cfg(test)]
     pub fn commits(&self) -> u64 {
         self.commits
+    }
+
+    /// Write transactions that failed so far.
+    #[cfg(test)]
+    pub fn failed_writes(&self) -> u64 {
+        self.failed_writes
+    }
+
+    /// How long a write waits for another process's write lock (5 s unless changed here).
+    #[cfg(test)]
+    pub fn set_busy_timeout(&mut self, timeout: Duration) -> Result<(), OutboxError> {
+        Ok(self.conn.busy_timeout(timeout)?)
     }
 
     pub fn stats(&self, now: UnixMillis) -> Result<Stats, OutboxError> {

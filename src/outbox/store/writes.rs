@@ -24,14 +24,13 @@ impl Store {
         &mut self,
         writes: impl FnOnce(&Writes<'_>) -> Result<T, OutboxError>,
     ) -> Result<T, OutboxError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = writes(&Writes { conn: &tx })?;
-        tx.commit()?;
+        let written = write_once(&mut self.conn, writes);
         #[cfg(test)]
-        {
-            self.commits += 1;
+        match written {
+            Ok(_) => self.commits += 1,
+            Err(_) => self.failed_writes += 1,
         }
-        Ok(value)
+        written
     }
 
     /// Forgets delivered entries finished before `before`. Returns how many.
@@ -47,6 +46,16 @@ impl Store {
     ) -> Result<usize, OutboxError> {
         self.write(|w| w.replay(filter, now))
     }
+}
+
+fn write_once<T>(
+    conn: &mut Connection,
+    writes: impl FnOnce(&Writes<'_>) -> Result<T, OutboxError>,
+) -> Result<T, OutboxError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let value = writes(&Writes { conn: &tx })?;
+    tx.commit()?;
+    Ok(value)
 }
 
 impl Writes<'_> {
