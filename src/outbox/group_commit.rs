@@ -7,8 +7,9 @@
 //! At most one committer runs at a time, on tokio's blocking pool. It takes the store
 //! first and the waiting entries second (so that entries arriving while the store is busy
 //! join the group), commits them in the order they arrived, answers each caller, and goes
-//! again until nobody waits. The store's lock is fair: whoever asked for the store while
-//! a group was being committed (the sender) goes before the next group.
+//! again until nobody waits. After each group it hands the store's lock on fairly
+//! (`parking_lot`'s `unlock_fair`): whoever asked for the store while a group was being
+//! committed (the sender) goes before the next group.
 //!
 //! A group that fails because of one of its entries (a constraint or trigger refused it)
 //! is committed again one entry at a time, so that each caller gets its own entry's
@@ -20,7 +21,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
 
-use super::fair_lock::FairMutex;
 use super::schedule::UnixMillis;
 use super::store::{Store, concerns_one_entry};
 use super::{Entry, OutboxError};
@@ -96,9 +96,9 @@ pub(crate) struct Committer {
 
 impl Committer {
     /// Commits groups until nobody waits. Blocking.
-    pub fn run(mut self, store: &FairMutex<Store>) {
+    pub fn run(mut self, store: &parking_lot::Mutex<Store>) {
         loop {
-            let mut store = store.lock();
+            let mut held = store.lock();
             let group = {
                 let mut queue = lock(&self.group.queue);
                 if queue.waiting.is_empty() {
@@ -109,7 +109,10 @@ impl Committer {
                 let taken = queue.waiting.len().min(MAX_GROUP);
                 queue.waiting.drain(..taken).collect()
             };
-            commit(&mut store, group);
+            commit(&mut held, group);
+            // Straight to whoever waits (the sender), not back to this loop: a burst of
+            // enqueues must not keep the rest out.
+            parking_lot::MutexGuard::unlock_fair(held);
             #[cfg(test)]
             {
                 lock(&self.group.queue).groups += 1;

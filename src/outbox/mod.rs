@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub mod cli;
-mod fair_lock;
 mod group_commit;
 mod schedule;
 mod sender;
@@ -35,7 +34,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::OutboxConfig;
 use crate::zendesk::model::NewRequester;
-use fair_lock::FairMutex;
 use group_commit::EnqueueGroup;
 use store::Store;
 
@@ -301,8 +299,9 @@ pub struct Outbox {
 }
 
 struct Inner {
-    /// Fair, so that a burst of enqueues cannot keep the sender out (see `fair_lock`).
-    store: FairMutex<Store>,
+    /// The committer hands it on fairly after each group (see `group_commit`), so that a
+    /// burst of enqueues cannot keep the sender out.
+    store: parking_lot::Mutex<Store>,
     /// Enqueues waiting for the next group commit.
     enqueues: EnqueueGroup,
     policy: SendPolicy,
@@ -341,7 +340,7 @@ impl Outbox {
         let store = Store::open(path)?;
         Ok(Outbox {
             inner: Arc::new(Inner {
-                store: FairMutex::new(store),
+                store: parking_lot::Mutex::new(store),
                 enqueues: EnqueueGroup::default(),
                 policy,
                 path: path.to_path_buf(),
