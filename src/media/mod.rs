@@ -13,6 +13,7 @@ pub mod liveness;
 pub mod pacer;
 pub mod playback;
 pub mod prompt;
+pub mod receive;
 pub mod rtcp;
 pub mod rtp_ports;
 pub mod session;

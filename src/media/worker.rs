@@ -13,25 +13,37 @@
 //! the kernel in one io_uring submission ([`crate::media::batch_send`], `media.batched_send`);
 //! where io_uring is off or not allowed, each packet is one `sendto`.
 //!
+//! The worker also reads what its calls receive. After a tick's sends have gone out, it
+//! reads each stream it just sent on: the RTP and RTCP sockets are drained with
+//! non-blocking reads (at most [`MAX_READS_PER_FRAME`] datagrams each), the datagrams go to
+//! the stream's [`Receiver`], and its timers run. A packet therefore waits at most one
+//! frame (20 ms) in the socket. Digits and the RTP timeout reach the call through its
+//! bounded event channel. Reading in the worker costs no task wake-up and no epoll
+//! event per packet: the sockets are not registered with any reactor.
+//!
 //! Metrics: `rtp_packets_sent_total`, `rtp_frames_skipped_total` (late frames skipped
 //! after a stall), `rtp_send_errors_total`, `media_tick_late_seconds` (how late each
 //! tick woke), gauge `media_streams`.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use socket2::SockAddr;
 use tokio::sync::mpsc as tokio_mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::media::batch_send::{BatchSender, Flushed};
 use crate::media::codec::Frame;
 use crate::media::pacer::{DEFAULT_PERIOD, Due, Pacer};
 use crate::media::playback::{Finished, PlayRequest, PlaybackId, Player, StopReason};
+use crate::media::receive::{MAX_RTP_BYTES, Receiver};
+use crate::media::rtcp;
 use crate::media::rtp_ports::RtpSockets;
+use crate::media::session::MediaEvent;
+use crate::sdp::Negotiated;
 
 /// Identifies one outgoing stream on the engine.
 pub type StreamId = u64;
@@ -43,6 +55,11 @@ pub const TICK_GRID: Duration = Duration::from_millis(1);
 /// Largest RTP packet built (header + an Opus frame of at most 1275 bytes).
 const MAX_PACKET: usize = 1500;
 
+/// Most datagrams read from one socket per frame. Two or three arrive in a normal frame
+/// (audio, telephone events, a burst after jitter); a flood beyond this waits, and the
+/// kernel drops what overflows the socket buffer, so one call cannot hold up the others.
+pub const MAX_READS_PER_FRAME: usize = 32;
+
 /// Counters of what a stream sent, read by the session for RTCP sender reports.
 #[derive(Debug, Default)]
 pub struct SendCounters {
@@ -51,8 +68,8 @@ pub struct SendCounters {
     pub last_timestamp: AtomicU32,
 }
 
-/// Everything a worker needs to send one call's RTP.
-pub struct StreamSetup {
+/// Everything a worker needs to send and receive one call's RTP.
+pub(crate) struct StreamSetup {
     pub sockets: Arc<RtpSockets>,
     pub payload_type: u8,
     pub ssrc: u32,
@@ -65,13 +82,20 @@ pub struct StreamSetup {
     /// Where playbacks that end are reported.
     pub finished: tokio_mpsc::UnboundedSender<Finished>,
     pub counters: Arc<SendCounters>,
+    /// The receive side, fed from the sockets.
+    pub receiver: Receiver,
+    /// Where digits and the RTP timeout go (bounded; full drops the event).
+    pub events: tokio_mpsc::Sender<MediaEvent>,
 }
 
 pub(crate) enum Command {
     Add(StreamId, Box<StreamSetup>),
+    /// Drops the stream without a word to the peer (its sockets go on elsewhere).
     Remove(StreamId),
-    /// Where to send; `None` stops sending (hold, or no address yet).
-    Target(StreamId, Option<SocketAddr>),
+    /// The call is over: sends an RTCP BYE, then drops the stream.
+    End(StreamId),
+    /// A re-INVITE or UPDATE changed the media (hold, unhold, new address).
+    Update(StreamId, Negotiated),
     Play(StreamId, PlayRequest),
     Stop(StreamId, Option<PlaybackId>, StopReason),
 }
@@ -173,6 +197,7 @@ fn run_worker(rx: mpsc::Receiver<Command>, batched: bool) {
     let mut streams: HashMap<StreamId, Stream> = HashMap::new();
     let mut due: Vec<Due<StreamId>> = Vec::new();
     let mut buf = vec![0u8; MAX_PACKET];
+    let mut received = vec![0u8; MAX_RTP_BYTES.max(rtcp::MAX_RTCP_BYTES)];
     loop {
         // Sleep until the next deadline or a command.
         let command = match pacer.next_deadline() {
@@ -235,6 +260,13 @@ fn run_worker(rx: mpsc::Receiver<Command>, batched: bool) {
         if errors > 0 {
             metrics::counter!("rtp_send_errors_total").increment(errors);
         }
+        // Receive after the sends, so reading never delays a frame.
+        let now = Instant::now();
+        for d in &due {
+            if let Some(stream) = streams.get_mut(&d.stream) {
+                receive(stream, now, &mut received);
+            }
+        }
     }
 }
 
@@ -254,7 +286,8 @@ fn apply(
             {
                 let player = Player::new(setup.silence.clone());
                 let sequence = setup.first_sequence;
-                streams.insert(id, Stream { setup, target: None, player, sequence });
+                let target = setup.receiver.send_target().map(SockAddr::from);
+                streams.insert(id, Stream { setup, target, player, sequence });
                 metrics::gauge!("media_streams").increment(1.0);
             }
         }
@@ -264,9 +297,18 @@ fn apply(
                 metrics::gauge!("media_streams").decrement(1.0);
             }
         }
-        Command::Target(id, target) => {
+        Command::End(id) => {
+            pacer.remove(id);
+            if let Some(mut s) = streams.remove(&id) {
+                metrics::gauge!("media_streams").decrement(1.0);
+                let bye = s.setup.receiver.bye(Instant::now(), &s.setup.counters);
+                send_rtcp(&s, &bye);
+            }
+        }
+        Command::Update(id, media) => {
             if let Some(s) = streams.get_mut(&id) {
-                s.target = target.map(SockAddr::from);
+                s.setup.receiver.renegotiated(Instant::now(), media);
+                s.target = s.setup.receiver.send_target().map(SockAddr::from);
             }
         }
         Command::Play(id, request) => {
@@ -319,6 +361,61 @@ fn send_one(
     c.octets.fetch_add(payload.len() as u32, Ordering::Relaxed);
     c.last_timestamp.store(due.timestamp, Ordering::Relaxed);
     Ok(flushed)
+}
+
+/// Reads what arrived on the stream's sockets since its last frame, feeds it to its
+/// receiver, runs the receiver's timers, and passes digits and the RTP timeout on.
+fn receive(stream: &mut Stream, now: Instant, buf: &mut [u8]) {
+    let sockets = &stream.setup.sockets;
+    let rx = &mut stream.setup.receiver;
+    for _ in 0..MAX_READS_PER_FRAME {
+        let Some((len, source)) = read(&sockets.rtp, buf) else { break };
+        if let Some(to) = rx.rtp(now, source, buf.get(..len).unwrap_or_default()) {
+            stream.target = Some(SockAddr::from(to));
+        }
+    }
+    for _ in 0..MAX_READS_PER_FRAME {
+        let Some((len, source)) = read(&sockets.rtcp, buf) else { break };
+        rx.rtcp(now, source, buf.get(..len).unwrap_or_default());
+    }
+    if now >= rx.next_wake() {
+        let (dead, report) = rx.timers(now, &stream.setup.counters);
+        if dead {
+            info!("no RTP within the timeout while not on hold");
+            let _ = stream.setup.events.try_send(MediaEvent::RtpTimeout);
+        }
+        if let Some(report) = report {
+            send_rtcp(stream, &report);
+        }
+    }
+    for d in stream.setup.receiver.take_digits() {
+        info!(digit = %d.digit, source = ?d.source, "DTMF digit");
+        if let Err(tokio_mpsc::error::TrySendError::Full(_)) =
+            stream.setup.events.try_send(MediaEvent::Digit(d))
+        {
+            warn!("digit queue full; digit dropped");
+        }
+    }
+}
+
+/// One datagram if one is waiting (the sockets are non-blocking).
+fn read(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+    match socket.recv_from(buf) {
+        Ok(got) => Some(got),
+        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => None,
+        Err(err) => {
+            debug!(%err, "RTP socket read failed");
+            None
+        }
+    }
+}
+
+/// Sends one RTCP packet to where the peer's RTCP goes (rare: every ~5 s, and the BYE).
+fn send_rtcp(stream: &Stream, packet: &[u8]) {
+    let Some(to) = stream.setup.receiver.rtcp_target() else { return };
+    if let Err(err) = stream.setup.sockets.rtcp.send_to(packet, to) {
+        debug!(%err, %to, "RTCP send failed");
+    }
 }
 
 #[cfg(test)]
