@@ -14,6 +14,7 @@ pub mod pacer;
 pub mod playback;
 pub mod prompt;
 pub mod receive;
+pub mod recv_batch;
 pub mod rtcp;
 pub mod rtp_ports;
 pub mod session;

@@ -14,19 +14,20 @@
 //! where io_uring is off or not allowed, each packet is one `sendto`.
 //!
 //! The worker also reads what its calls receive. After a tick's sends have gone out, it
-//! reads each stream it just sent on: the RTP and RTCP sockets are drained with
-//! non-blocking reads (at most [`MAX_READS_PER_FRAME`] datagrams each), the datagrams go to
-//! the stream's [`Receiver`], and its timers run. A packet therefore waits at most one
-//! frame (20 ms) in the socket. Digits and the RTP timeout reach the call through its
-//! bounded event channel. Reading in the worker costs no task wake-up and no epoll
-//! event per packet: the sockets are not registered with any reactor.
+//! reads the sockets of each stream it just sent on, without waiting: one `recvmmsg` per
+//! socket returns every datagram waiting there ([`crate::media::recv_batch`]; at most
+//! [`MAX_READS_PER_FRAME`] per frame). The datagrams go to the stream's [`Receiver`], and
+//! its timers run. A packet therefore waits at most one frame (20 ms) in the socket.
+//! Digits and the RTP timeout reach the call through its bounded event channel. Reading
+//! here costs no task wake-up and no epoll event per packet: the sockets are registered
+//! with no reactor.
 //!
 //! Metrics: `rtp_packets_sent_total`, `rtp_frames_skipped_total` (late frames skipped
 //! after a stall), `rtp_send_errors_total`, `media_tick_late_seconds` (how late each
 //! tick woke), gauge `media_streams`.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -40,6 +41,7 @@ use crate::media::codec::Frame;
 use crate::media::pacer::{DEFAULT_PERIOD, Due, Pacer};
 use crate::media::playback::{Finished, PlayRequest, PlaybackId, Player, StopReason};
 use crate::media::receive::{MAX_RTP_BYTES, Receiver};
+use crate::media::recv_batch::{Datagrams, SLOTS};
 use crate::media::rtcp;
 use crate::media::rtp_ports::RtpSockets;
 use crate::media::session::MediaEvent;
@@ -55,9 +57,10 @@ pub const TICK_GRID: Duration = Duration::from_millis(1);
 /// Largest RTP packet built (header + an Opus frame of at most 1275 bytes).
 const MAX_PACKET: usize = 1500;
 
-/// Most datagrams read from one socket per frame. Two or three arrive in a normal frame
-/// (audio, telephone events, a burst after jitter); a flood beyond this waits, and the
-/// kernel drops what overflows the socket buffer, so one call cannot hold up the others.
+/// Most datagrams read from one socket per frame (a multiple of [`SLOTS`], the datagrams
+/// one `recvmmsg` returns). One or two arrive in a normal frame (audio, telephone events),
+/// more in a burst after jitter; a flood beyond this waits, and the kernel drops what
+/// overflows the socket buffer, so one call cannot hold up the others.
 pub const MAX_READS_PER_FRAME: usize = 32;
 
 /// Counters of what a stream sent, read by the session for RTCP sender reports.
@@ -197,7 +200,7 @@ fn run_worker(rx: mpsc::Receiver<Command>, batched: bool) {
     let mut streams: HashMap<StreamId, Stream> = HashMap::new();
     let mut due: Vec<Due<StreamId>> = Vec::new();
     let mut buf = vec![0u8; MAX_PACKET];
-    let mut received = vec![0u8; MAX_RTP_BYTES.max(rtcp::MAX_RTCP_BYTES)];
+    let mut received = Datagrams::new(MAX_RTP_BYTES.max(rtcp::MAX_RTCP_BYTES));
     loop {
         // Sleep until the next deadline or a command.
         let command = match pacer.next_deadline() {
@@ -365,18 +368,28 @@ fn send_one(
 
 /// Reads what arrived on the stream's sockets since its last frame, feeds it to its
 /// receiver, runs the receiver's timers, and passes digits and the RTP timeout on.
-fn receive(stream: &mut Stream, now: Instant, buf: &mut [u8]) {
+fn receive(stream: &mut Stream, now: Instant, datagrams: &mut Datagrams) {
     let sockets = &stream.setup.sockets;
     let rx = &mut stream.setup.receiver;
-    for _ in 0..MAX_READS_PER_FRAME {
-        let Some((len, source)) = read(&sockets.rtp, buf) else { break };
-        if let Some(to) = rx.rtp(now, source, buf.get(..len).unwrap_or_default()) {
-            stream.target = Some(SockAddr::from(to));
+    for _ in 0..MAX_READS_PER_FRAME / SLOTS {
+        let count = read(&sockets.rtp, datagrams);
+        for (source, packet) in datagrams.iter() {
+            if let Some(to) = rx.rtp(now, source, packet) {
+                stream.target = Some(SockAddr::from(to));
+            }
+        }
+        if count < SLOTS {
+            break;
         }
     }
-    for _ in 0..MAX_READS_PER_FRAME {
-        let Some((len, source)) = read(&sockets.rtcp, buf) else { break };
-        rx.rtcp(now, source, buf.get(..len).unwrap_or_default());
+    for _ in 0..MAX_READS_PER_FRAME / SLOTS {
+        let count = read(&sockets.rtcp, datagrams);
+        for (source, packet) in datagrams.iter() {
+            rx.rtcp(now, source, packet);
+        }
+        if count < SLOTS {
+            break;
+        }
     }
     if now >= rx.next_wake() {
         let (dead, report) = rx.timers(now, &stream.setup.counters);
@@ -398,14 +411,13 @@ fn receive(stream: &mut Stream, now: Instant, buf: &mut [u8]) {
     }
 }
 
-/// One datagram if one is waiting (the sockets are non-blocking).
-fn read(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
-    match socket.recv_from(buf) {
-        Ok(got) => Some(got),
-        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => None,
+/// Reads the datagrams waiting on `socket` (none is an empty read, not an error).
+fn read(socket: &UdpSocket, datagrams: &mut Datagrams) -> usize {
+    match datagrams.read(socket) {
+        Ok(count) => count,
         Err(err) => {
             debug!(%err, "RTP socket read failed");
-            None
+            0
         }
     }
 }
