@@ -4,18 +4,65 @@
 //! find one packet or none. A `recv_from` loop needs a second call just to learn that the
 //! socket is empty; `recvmmsg` (Linux) returns every waiting datagram, up to [`SLOTS`], or
 //! "would block", in one call. Elsewhere the loop is used.
+//!
+//! Each datagram comes with its arrival time. A socket read once per frame would otherwise
+//! date every packet to the read, up to 20 ms late and in steps of the worker's grid,
+//! which would distort the RTCP jitter and DLSR we report. On Linux the kernel stamps each
+//! datagram as it arrives (`SO_TIMESTAMPNS`, set by [`stamp_arrivals`]); the stamp, on the
+//! wall clock, is turned into an [`Instant`] by its age at the read. Without a stamp, the
+//! read's time is used.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Most datagrams one read returns.
 pub const SLOTS: usize = 8;
+
+/// Oldest arrival stamp believed: an older one means the wall clock stepped (the packet
+/// waited one frame at most), and the read's time is used instead.
+const MAX_STAMP_AGE: Duration = Duration::from_millis(500);
+
+/// Asks the kernel to stamp each datagram `socket` receives with its arrival time (Linux;
+/// elsewhere nothing happens and arrivals are dated by the read).
+pub fn stamp_arrivals(socket: &UdpSocket) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+
+        let on: libc::c_int = 1;
+        // SAFETY: the option value is a c_int that lives for the call, with its size.
+        let done = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if done != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
+    Ok(())
+}
+
+/// One datagram read: its length in its slot, its source, and when it arrived.
+#[derive(Debug, Clone, Copy)]
+struct Got {
+    len: usize,
+    source: SocketAddr,
+    arrival: Instant,
+}
 
 /// Buffers for one read of up to [`SLOTS`] datagrams, and what the last read got.
 pub struct Datagrams {
     buffers: Vec<u8>,
     size: usize,
-    got: Vec<(usize, SocketAddr)>,
+    got: Vec<Got>,
 }
 
 impl Datagrams {
@@ -25,28 +72,30 @@ impl Datagrams {
     }
 
     /// Reads what waits on the non-blocking `socket`, at most [`SLOTS`] datagrams, without
-    /// waiting. Returns how many were read (zero when none waited).
-    pub fn read(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+    /// waiting. Returns how many were read (zero when none waited). `now` is the time of
+    /// the read: no arrival is dated later.
+    pub fn read(&mut self, socket: &UdpSocket, now: Instant) -> io::Result<usize> {
         self.got.clear();
         #[cfg(target_os = "linux")]
-        return self.read_many(socket);
+        return self.read_many(socket, now);
         #[cfg(not(target_os = "linux"))]
-        return self.read_each(socket);
+        return self.read_each(socket, now);
     }
 
-    /// The datagrams of the last read: where each came from, and its bytes.
-    pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
-        self.got.iter().enumerate().map(|(slot, &(len, source))| {
+    /// The datagrams of the last read: where each came from, when it arrived, its bytes.
+    pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, Instant, &[u8])> {
+        self.got.iter().enumerate().map(|(slot, got)| {
             let start = slot * self.size;
-            (source, self.buffers.get(start..start + len).unwrap_or_default())
+            let bytes = self.buffers.get(start..start + got.len).unwrap_or_default();
+            (got.source, got.arrival, bytes)
         })
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn read_each(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+    fn read_each(&mut self, socket: &UdpSocket, now: Instant) -> io::Result<usize> {
         for buf in self.buffers.chunks_mut(self.size) {
             match socket.recv_from(buf) {
-                Ok(got) => self.got.push(got),
+                Ok((len, source)) => self.got.push(Got { len, source, arrival: now }),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
                 Err(err) if self.got.is_empty() => return Err(err),
                 Err(_) => break,
@@ -56,25 +105,34 @@ impl Datagrams {
     }
 
     #[cfg(target_os = "linux")]
-    fn read_many(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+    fn read_many(&mut self, socket: &UdpSocket, now: Instant) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
 
         // SAFETY: sockaddr_storage, iovec and mmsghdr are plain data; all-zero is valid.
         let mut names: [libc::sockaddr_storage; SLOTS] = unsafe { std::mem::zeroed() };
         let mut iovecs: [libc::iovec; SLOTS] = unsafe { std::mem::zeroed() };
         let mut headers: [libc::mmsghdr; SLOTS] = unsafe { std::mem::zeroed() };
+        // Room for one timespec control message per datagram (u64s keep it aligned).
+        let mut controls = [[0u64; 8]; SLOTS];
         let slots = self.buffers.chunks_mut(self.size);
-        for (((buf, iov), name), header) in
-            slots.zip(iovecs.iter_mut()).zip(names.iter_mut()).zip(headers.iter_mut())
+        for ((((buf, iov), name), control), header) in slots
+            .zip(iovecs.iter_mut())
+            .zip(names.iter_mut())
+            .zip(controls.iter_mut())
+            .zip(headers.iter_mut())
         {
             *iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-            header.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
-            header.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            header.msg_hdr.msg_iov = iov as *mut libc::iovec;
-            header.msg_hdr.msg_iovlen = 1;
+            let hdr = &mut header.msg_hdr;
+            hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+            hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            hdr.msg_iov = iov as *mut libc::iovec;
+            hdr.msg_iovlen = 1;
+            hdr.msg_control = control.as_mut_ptr().cast();
+            hdr.msg_controllen = size_of::<[u64; 8]>() as _;
         }
-        // SAFETY: every header points into `names`, `iovecs` and `self.buffers`, which
-        // live, unmoved, until the call returns; the call writes within the given sizes.
+        // SAFETY: every header points into `names`, `iovecs`, `controls` and
+        // `self.buffers`, which live, unmoved, until the call returns; the call writes
+        // within the given sizes.
         let count = unsafe {
             libc::recvmmsg(
                 socket.as_raw_fd(),
@@ -89,14 +147,45 @@ impl Datagrams {
             return if err.kind() == io::ErrorKind::WouldBlock { Ok(0) } else { Err(err) };
         }
         let count = usize::try_from(count).unwrap_or(0).min(SLOTS);
+        // Both clocks read together, so a stamp's age is not stretched by the caller's work.
+        let (mono, wall) = (Instant::now(), SystemTime::now());
+        let wall = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
         for (header, name) in headers.iter().zip(names.iter()).take(count) {
             if let Some(source) = socket_addr(name) {
                 let len = (header.msg_len as usize).min(self.size);
-                self.got.push((len, source));
+                let arrival = stamp(&header.msg_hdr)
+                    .and_then(|at| wall.checked_sub(at))
+                    .filter(|age| *age <= MAX_STAMP_AGE)
+                    .and_then(|age| mono.checked_sub(age))
+                    .map_or(now, |at| at.min(now));
+                self.got.push(Got { len, source, arrival });
             }
         }
         Ok(count)
     }
+}
+
+/// The kernel's arrival stamp of a received message (time since the Unix epoch), if any.
+#[cfg(target_os = "linux")]
+fn stamp(msg: &libc::msghdr) -> Option<Duration> {
+    // SAFETY: `msg` was filled in by recvmmsg: its control buffer and length are valid,
+    // and the CMSG macros stay within them.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(msg) };
+    while !cmsg.is_null() {
+        // SAFETY: non-null headers from CMSG_FIRSTHDR/CMSG_NXTHDR lie within the buffer.
+        let header = unsafe { &*cmsg };
+        if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SCM_TIMESTAMPNS {
+            // SAFETY: an SCM_TIMESTAMPNS message carries a timespec (possibly unaligned).
+            let at =
+                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>()) };
+            let secs = u64::try_from(at.tv_sec).ok()?;
+            let nanos = u32::try_from(at.tv_nsec).ok()?;
+            return Some(Duration::new(secs, nanos));
+        }
+        // SAFETY: as above.
+        cmsg = unsafe { libc::CMSG_NXTHDR(msg, cmsg) };
+    }
+    None
 }
 
 /// The address the kernel wrote, if it is IPv4 or IPv6.
@@ -131,6 +220,7 @@ mod tests {
     fn receiver() -> UdpSocket {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_nonblocking(true).unwrap();
+        stamp_arrivals(&socket).unwrap();
         socket
     }
 
@@ -147,20 +237,24 @@ mod tests {
         let (a, b) = (UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("[::1]:0"));
         send(&a, &socket, 2, "a");
         let mut datagrams = Datagrams::new(64);
-        assert_eq!(datagrams.read(&socket).unwrap(), 2);
+        assert_eq!(datagrams.read(&socket, Instant::now()).unwrap(), 2);
         let got: Vec<(SocketAddr, Vec<u8>)> =
-            datagrams.iter().map(|(from, bytes)| (from, bytes.to_vec())).collect();
+            datagrams.iter().map(|(from, _, bytes)| (from, bytes.to_vec())).collect();
         let from = a.local_addr().unwrap();
         assert_eq!(got, vec![(from, b"a0".to_vec()), (from, b"a1".to_vec())]);
-        assert_eq!(datagrams.read(&socket).unwrap(), 0, "empty: would block, no error");
+        assert_eq!(
+            datagrams.read(&socket, Instant::now()).unwrap(),
+            0,
+            "empty: would block, no error"
+        );
         assert_eq!(datagrams.iter().count(), 0);
         // An IPv6 source, where the host has IPv6 loopback.
         if let Ok(b) = b {
             let v6 = UdpSocket::bind("[::1]:0").unwrap();
             v6.set_nonblocking(true).unwrap();
             b.send_to(b"six", v6.local_addr().unwrap()).unwrap();
-            assert_eq!(datagrams.read(&v6).unwrap(), 1);
-            let (source, bytes) = datagrams.iter().next().unwrap();
+            assert_eq!(datagrams.read(&v6, Instant::now()).unwrap(), 1);
+            let (source, _, bytes) = datagrams.iter().next().unwrap();
             assert_eq!((source, bytes), (b.local_addr().unwrap(), &b"six"[..]));
         }
     }
@@ -171,13 +265,32 @@ mod tests {
         let from = UdpSocket::bind("127.0.0.1:0").unwrap();
         send(&from, &socket, SLOTS + 2, "x");
         let mut datagrams = Datagrams::new(2);
-        assert_eq!(datagrams.read(&socket).unwrap(), SLOTS);
-        assert_eq!(datagrams.iter().next().unwrap().1, b"x0");
-        assert_eq!(datagrams.read(&socket).unwrap(), 2);
-        assert_eq!(datagrams.iter().last().unwrap().1, format!("x{}", SLOTS + 1).as_bytes());
-        assert_eq!(datagrams.read(&socket).unwrap(), 0);
+        assert_eq!(datagrams.read(&socket, Instant::now()).unwrap(), SLOTS);
+        assert_eq!(datagrams.iter().next().unwrap().2, b"x0");
+        assert_eq!(datagrams.read(&socket, Instant::now()).unwrap(), 2);
+        assert_eq!(datagrams.iter().last().unwrap().2, format!("x{}", SLOTS + 1).as_bytes());
+        assert_eq!(datagrams.read(&socket, Instant::now()).unwrap(), 0);
         from.send_to(b"too long", socket.local_addr().unwrap()).unwrap();
-        assert_eq!(datagrams.read(&socket).unwrap(), 1);
-        assert_eq!(datagrams.iter().next().unwrap().1, b"to", "cut to the buffer size");
+        assert_eq!(datagrams.read(&socket, Instant::now()).unwrap(), 1);
+        assert_eq!(datagrams.iter().next().unwrap().2, b"to", "cut to the buffer size");
+    }
+
+    #[test]
+    fn arrivals_are_dated_by_the_kernel_not_by_the_read() {
+        let socket = receiver();
+        let from = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sent = Instant::now();
+        send(&from, &socket, 1, "early");
+        std::thread::sleep(Duration::from_millis(30));
+        let read_at = Instant::now();
+        let mut datagrams = Datagrams::new(64);
+        assert_eq!(datagrams.read(&socket, read_at).unwrap(), 1);
+        let (_, arrival, _) = datagrams.iter().next().unwrap();
+        assert!(arrival <= read_at);
+        if cfg!(target_os = "linux") {
+            // Dated at the send, give or take the conversion between the two clocks.
+            let off = if arrival > sent { arrival - sent } else { sent - arrival };
+            assert!(off < Duration::from_millis(10), "arrival {off:?} from the send");
+        }
     }
 }

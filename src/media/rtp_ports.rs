@@ -6,7 +6,8 @@
 //!
 //! The sockets are plain non-blocking std sockets, not registered with tokio's reactor:
 //! the media worker that drives the call polls them itself once per frame, so the kernel
-//! wakes no one per packet. Whoever needs them in async code (the bridge relay) registers
+//! wakes no one per packet. The kernel stamps each datagram's arrival, so that a packet
+//! read up to a frame late is still dated right. Whoever needs them in async code (the bridge relay) registers
 //! a duplicate of the descriptor.
 
 use std::collections::HashSet;
@@ -15,6 +16,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use std::net::UdpSocket;
+
+use tracing::debug;
+
+use crate::media::recv_batch::stamp_arrivals;
 
 #[derive(Debug)]
 struct PoolState {
@@ -126,6 +131,9 @@ impl RtpPorts {
         let bind = |port| -> io::Result<UdpSocket> {
             let socket = UdpSocket::bind(SocketAddr::new(self.bind_ip, port))?;
             socket.set_nonblocking(true)?;
+            if let Err(err) = stamp_arrivals(&socket) {
+                debug!(%err, "no arrival stamps; RTP arrivals are dated when read");
+            }
             Ok(socket)
         };
         Ok((bind(port)?, bind(port + 1)?))

@@ -16,8 +16,9 @@
 //! The worker also reads what its calls receive. After a tick's sends have gone out, it
 //! reads the sockets of each stream it just sent on, without waiting: one `recvmmsg` per
 //! socket returns every datagram waiting there ([`crate::media::recv_batch`]; at most
-//! [`MAX_READS_PER_FRAME`] per frame). The datagrams go to the stream's [`Receiver`], and
-//! its timers run. A packet therefore waits at most one frame (20 ms) in the socket.
+//! [`MAX_READS_PER_FRAME`] per frame). The datagrams go to the stream's [`Receiver`],
+//! dated by the kernel's arrival stamps, and its timers run. A packet therefore waits at
+//! most one frame (20 ms) in the socket, but its RTCP jitter and DLSR are not skewed.
 //! Digits and the RTP timeout reach the call through its bounded event channel. Reading
 //! here costs no task wake-up and no epoll event per packet: the sockets are registered
 //! with no reactor.
@@ -372,9 +373,9 @@ fn receive(stream: &mut Stream, now: Instant, datagrams: &mut Datagrams) {
     let sockets = &stream.setup.sockets;
     let rx = &mut stream.setup.receiver;
     for _ in 0..MAX_READS_PER_FRAME / SLOTS {
-        let count = read(&sockets.rtp, datagrams);
-        for (source, packet) in datagrams.iter() {
-            if let Some(to) = rx.rtp(now, source, packet) {
+        let count = read(&sockets.rtp, now, datagrams);
+        for (source, arrival, packet) in datagrams.iter() {
+            if let Some(to) = rx.rtp(arrival, source, packet) {
                 stream.target = Some(SockAddr::from(to));
             }
         }
@@ -383,9 +384,9 @@ fn receive(stream: &mut Stream, now: Instant, datagrams: &mut Datagrams) {
         }
     }
     for _ in 0..MAX_READS_PER_FRAME / SLOTS {
-        let count = read(&sockets.rtcp, datagrams);
-        for (source, packet) in datagrams.iter() {
-            rx.rtcp(now, source, packet);
+        let count = read(&sockets.rtcp, now, datagrams);
+        for (source, arrival, packet) in datagrams.iter() {
+            rx.rtcp(arrival, source, packet);
         }
         if count < SLOTS {
             break;
@@ -412,8 +413,8 @@ fn receive(stream: &mut Stream, now: Instant, datagrams: &mut Datagrams) {
 }
 
 /// Reads the datagrams waiting on `socket` (none is an empty read, not an error).
-fn read(socket: &UdpSocket, datagrams: &mut Datagrams) -> usize {
-    match datagrams.read(socket) {
+fn read(socket: &UdpSocket, now: Instant, datagrams: &mut Datagrams) -> usize {
+    match datagrams.read(socket, now) {
         Ok(count) => count,
         Err(err) => {
             debug!(%err, "RTP socket read failed");
