@@ -191,7 +191,7 @@ async fn silence_from_the_caller_times_out_but_hold_does_not() {
     assert_eq!(ports.in_use(), 2);
     drop(live);
     drop(on_hold);
-    // The ports go back to the pool once the worker and the receive task let go.
+    // The ports go back to the pool once the worker lets go of the sockets.
     timeout(Duration::from_secs(5), async {
         while ports.in_use() > 0 {
             tokio::task::yield_now().await;

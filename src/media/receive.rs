@@ -7,6 +7,10 @@
 //! feeds the RTCP statistics and, when telephone-event was not negotiated and the codec is
 //! G.711, the in-band DTMF detector; the telephone-event payload type feeds the RFC 4733
 //! receiver. Timers: RFC 4733 end timeouts, the RTP timeout, and an RTCP report every ~5 s.
+//!
+//! `Receiver::rtp` and `Receiver::rtcp` take the time the datagram arrived, not the
+//! time it was read (the worker reads up to a frame later): interarrival jitter and the
+//! DLSR of our reports are measured from it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

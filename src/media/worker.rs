@@ -16,12 +16,12 @@
 //! The worker also reads what its calls receive. After a tick's sends have gone out, it
 //! reads the sockets of each stream it just sent on, without waiting: one `recvmmsg` per
 //! socket returns every datagram waiting there ([`crate::media::recv_batch`]; at most
-//! [`MAX_READS_PER_FRAME`] per frame). The datagrams go to the stream's [`Receiver`],
-//! dated by the kernel's arrival stamps, and its timers run. A packet therefore waits at
-//! most one frame (20 ms) in the socket, but its RTCP jitter and DLSR are not skewed.
-//! Digits and the RTP timeout reach the call through its bounded event channel. Reading
-//! here costs no task wake-up and no epoll event per packet: the sockets are registered
-//! with no reactor.
+//! [`MAX_READS_PER_FRAME`] per frame). The datagrams, dated by the kernel's arrival
+//! stamps, go to the stream's receiver ([`crate::media::receive`]), and its timers run.
+//! A packet therefore waits at most one frame (20 ms) in the socket, but the RTCP jitter
+//! and DLSR are measured from its arrival. Digits and the RTP timeout reach the call
+//! through its bounded event channel. Reading here costs no task wake-up and no epoll
+//! event per packet: the sockets are registered with no reactor.
 //!
 //! Metrics: `rtp_packets_sent_total`, `rtp_frames_skipped_total` (late frames skipped
 //! after a stall), `rtp_send_errors_total`, `media_tick_late_seconds` (how late each
