@@ -252,3 +252,28 @@ async fn one_worker_reads_every_call_on_it() {
     }
     talking.abort();
 }
+
+/// The worker reads the caller's RTCP: once the caller's reports come from a port other
+/// than its RTP port + 1, ours go there.
+#[tokio::test(flavor = "multi_thread")]
+async fn our_reports_follow_where_the_callers_rtcp_comes_from() {
+    let (engine, ports) = setup(0).await;
+    // The RTP port + 1 is taken by the caller, where our reports would go by default.
+    let (caller, _caller_rtcp) = socket_pair().await;
+    let elsewhere = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let sockets = ports.allocate().await.expect("ports");
+    let ours = sockets.rtp_addr();
+    let ours_rtcp = SocketAddr::new(ours.ip(), ours.port() + 1);
+    let _session =
+        engine.session(sockets, &negotiated(caller.local_addr().expect("addr"))).expect("session");
+    // A receiver report (RTCP version 2, one 32-bit word after the header: the SSRC).
+    let rr = [0x80, 201, 0, 1, 0, 0, 0x12, 0x34];
+    elsewhere.send_to(&rr, ours_rtcp).await.expect("send");
+    let mut buf = [0u8; 1500];
+    let (len, from) = timeout(Duration::from_secs(9), elsewhere.recv_from(&mut buf))
+        .await
+        .expect("our report within 7.5 s goes where the caller's RTCP came from")
+        .expect("recv");
+    assert_eq!(from, ours_rtcp);
+    assert!(len >= 8 && buf[1] == 200, "a sender report");
+}

@@ -16,7 +16,8 @@
 //! The worker also reads what its calls receive. After a tick's sends have gone out, it
 //! reads the sockets of each stream it just sent on, without waiting: one `recvmmsg` per
 //! socket returns every datagram waiting there ([`crate::media::recv_batch`]; at most
-//! [`MAX_READS_PER_FRAME`] per frame). The datagrams, dated by the kernel's arrival
+//! [`MAX_READS_PER_POLL`] per poll). The RTP socket is read every frame, the RTCP socket
+//! every [`RTCP_READ_FRAMES`] frames. The datagrams, dated by the kernel's arrival
 //! stamps, go to the stream's receiver ([`crate::media::receive`]), and its timers run.
 //! A packet therefore waits at most one frame (20 ms) in the socket, but the RTCP jitter
 //! and DLSR are measured from its arrival. Digits and the RTP timeout reach the call
@@ -58,11 +59,15 @@ pub const TICK_GRID: Duration = Duration::from_millis(1);
 /// Largest RTP packet built (header + an Opus frame of at most 1275 bytes).
 const MAX_PACKET: usize = 1500;
 
-/// Most datagrams read from one socket per frame (a multiple of [`SLOTS`], the datagrams
+/// The RTCP socket is read every this many frames (100 ms): reports come every ~5 s, and
+/// their arrival stamps keep the DLSR exact however late they are read.
+pub const RTCP_READ_FRAMES: u32 = 5;
+
+/// Most datagrams read from one socket per poll (a multiple of [`SLOTS`], the datagrams
 /// one `recvmmsg` returns). One or two arrive in a normal frame (audio, telephone events),
 /// more in a burst after jitter; a flood beyond this waits, and the kernel drops what
 /// overflows the socket buffer, so one call cannot hold up the others.
-pub const MAX_READS_PER_FRAME: usize = 32;
+pub const MAX_READS_PER_POLL: usize = 32;
 
 /// Counters of what a stream sent, read by the session for RTCP sender reports.
 #[derive(Debug, Default)]
@@ -109,6 +114,8 @@ struct Stream {
     target: Option<SockAddr>,
     player: Player,
     sequence: u16,
+    /// Frames since the RTCP socket was last read.
+    frames_since_rtcp: u32,
 }
 
 /// A handle on the engine's workers; cheap to clone.
@@ -291,7 +298,8 @@ fn apply(
                 let player = Player::new(setup.silence.clone());
                 let sequence = setup.first_sequence;
                 let target = setup.receiver.send_target().map(SockAddr::from);
-                streams.insert(id, Stream { setup, target, player, sequence });
+                let stream = Stream { setup, target, player, sequence, frames_since_rtcp: 0 };
+                streams.insert(id, stream);
                 metrics::gauge!("media_streams").increment(1.0);
             }
         }
@@ -372,7 +380,7 @@ fn send_one(
 fn receive(stream: &mut Stream, now: Instant, datagrams: &mut Datagrams) {
     let sockets = &stream.setup.sockets;
     let rx = &mut stream.setup.receiver;
-    for _ in 0..MAX_READS_PER_FRAME / SLOTS {
+    for _ in 0..MAX_READS_PER_POLL / SLOTS {
         let count = read(&sockets.rtp, now, datagrams);
         for (source, arrival, packet) in datagrams.iter() {
             if let Some(to) = rx.rtp(arrival, source, packet) {
@@ -383,7 +391,14 @@ fn receive(stream: &mut Stream, now: Instant, datagrams: &mut Datagrams) {
             break;
         }
     }
-    for _ in 0..MAX_READS_PER_FRAME / SLOTS {
+    stream.frames_since_rtcp += 1;
+    let rtcp_reads = if stream.frames_since_rtcp >= RTCP_READ_FRAMES {
+        stream.frames_since_rtcp = 0;
+        MAX_READS_PER_POLL / SLOTS
+    } else {
+        0
+    };
+    for _ in 0..rtcp_reads {
         let count = read(&sockets.rtcp, now, datagrams);
         for (source, arrival, packet) in datagrams.iter() {
             rx.rtcp(arrival, source, packet);
