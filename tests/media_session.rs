@@ -1,6 +1,6 @@
 //! One call's media over real loopback sockets, with a test socket as the caller: the RTP
 //! we send (header fields, marker, pacing), symmetric latching, playback end and barge-in,
-//! RTCP, and the RTP timeout.
+//! RTCP, the RTP timeout, and one worker reading for many calls.
 
 mod common;
 
@@ -191,7 +191,7 @@ async fn silence_from_the_caller_times_out_but_hold_does_not() {
     assert_eq!(ports.in_use(), 2);
     drop(live);
     drop(on_hold);
-    // The ports go back to the pool once the worker and the receive task let go.
+    // The ports go back to the pool once the worker lets go of the sockets.
     timeout(Duration::from_secs(5), async {
         while ports.in_use() > 0 {
             tokio::task::yield_now().await;
@@ -200,4 +200,80 @@ async fn silence_from_the_caller_times_out_but_hold_does_not() {
     })
     .await
     .expect("ports released");
+}
+
+/// One worker reads for every call on it: each of eight callers presses its own key and
+/// each session gets its own digit; then the callers who fall silent time out while the
+/// ones still sending do not.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_worker_reads_every_call_on_it() {
+    const CALLS: usize = 8;
+    let (engine, ports) = setup(1).await;
+    let mut calls = Vec::new();
+    for _ in 0..CALLS {
+        let caller = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+        let sockets = ports.allocate().await.expect("ports");
+        let ours = sockets.rtp_addr();
+        let remote = caller.local_addr().expect("addr");
+        let session = engine.session(sockets, &negotiated(remote)).expect("session");
+        calls.push((caller, ours, session));
+    }
+    for (i, (caller, ours, _)) in calls.iter().enumerate() {
+        let event = [i as u8 + 1, 10, 0, 160];
+        caller.send_to(&packet(101, 1, 0, &event), ours).await.expect("send");
+    }
+    for (i, (_, _, session)) in calls.iter_mut().enumerate() {
+        match next_event(session).await {
+            MediaEvent::Digit(d) => {
+                assert_eq!(d.digit, char::from(b'1' + i as u8), "call {i} got its own key")
+            }
+            other => panic!("call {i}: expected a digit, got {other:?}"),
+        }
+    }
+    // The first half keep sending audio; the second half fall silent.
+    let (live, silent) = calls.split_at_mut(CALLS / 2);
+    let speakers: Vec<_> = live.iter().map(|(caller, ours, _)| (caller.clone(), *ours)).collect();
+    let talking = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        for seq in 2u16.. {
+            tick.tick().await;
+            for (caller, ours) in &speakers {
+                let audio = packet(0, seq, u32::from(seq) * 160, &[0xff; 160]);
+                let _ = caller.send_to(&audio, ours).await;
+            }
+        }
+    });
+    for (i, (_, _, session)) in silent.iter_mut().enumerate() {
+        assert_eq!(next_event(session).await, MediaEvent::RtpTimeout, "silent call {i}");
+    }
+    for (i, (_, _, session)) in live.iter_mut().enumerate() {
+        let event = timeout(Duration::from_millis(500), session.next_event()).await;
+        assert!(event.is_err(), "call {i} still sends but got {event:?}");
+    }
+    talking.abort();
+}
+
+/// The worker reads the caller's RTCP: once the caller's reports come from a port other
+/// than its RTP port + 1, ours go there.
+#[tokio::test(flavor = "multi_thread")]
+async fn our_reports_follow_where_the_callers_rtcp_comes_from() {
+    let (engine, ports) = setup(0).await;
+    // The RTP port + 1 is taken by the caller, where our reports would go by default.
+    let (caller, _caller_rtcp) = socket_pair().await;
+    let elsewhere = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let sockets = ports.allocate().await.expect("ports");
+    let ours = sockets.rtp_addr();
+    let ours_rtcp = SocketAddr::new(ours.ip(), ours.port() + 1);
+    let _session =
+        engine.session(sockets, &negotiated(caller.local_addr().expect("addr"))).expect("session");
+    // A receiver report (RTCP version 2, one 32-bit word after the header: the SSRC).
+    let rr = [0x80, 201, 0, 1, 0, 0, 0x12, 0x34];
+    elsewhere.send_to(&rr, ours_rtcp).await.expect("send");
+    let mut buf = [0u8; 1500];
+    let (len, from) = timeout(Duration::from_secs(9), elsewhere.recv_from(&mut buf))
+        .await
+        .expect("our report within 7.5 s goes where the caller's RTCP came from")
+        .expect("recv");
+    assert_eq!(from, ours_rtcp);
+    assert!(len >= 8 && buf[1] == 200, "a sender report");
 }

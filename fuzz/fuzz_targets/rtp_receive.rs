@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use zendesk_ivr::media::session::fuzzing::{MAX_DATAGRAM, MediaChoice, ReceiveHarness};
+use zendesk_ivr::media::receive::fuzzing::{MAX_DATAGRAM, MediaChoice, ReceiveHarness};
 
 const AUDIO_PT: u8 = 0;
 const EVENT_PT: u8 = 101;

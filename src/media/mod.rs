@@ -13,6 +13,8 @@ pub mod liveness;
 pub mod pacer;
 pub mod playback;
 pub mod prompt;
+pub mod receive;
+pub mod recv_batch;
 pub mod rtcp;
 pub mod rtp_ports;
 pub mod session;

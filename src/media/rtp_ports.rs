@@ -3,13 +3,23 @@
 //! Even ports carry RTP, the next odd port RTCP. Ports are handed out round-robin so a
 //! port just released is not reused at once (late packets of the old call would land in
 //! the new one). A port pair is released when its [`RtpSockets`] is dropped.
+//!
+//! The sockets are plain non-blocking std sockets, not registered with tokio's reactor:
+//! the media worker that drives the call polls them itself once per frame, so the kernel
+//! wakes no one per packet. The kernel stamps each datagram's arrival, so that a packet
+//! read up to a frame late is still dated right. Whoever needs them in async code (the bridge relay) registers
+//! a duplicate of the descriptor.
 
 use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
+
+use tracing::debug;
+
+use crate::media::recv_batch::stamp_arrivals;
 
 #[derive(Debug)]
 struct PoolState {
@@ -85,7 +95,7 @@ impl RtpPorts {
         let attempts = self.capacity();
         for _ in 0..attempts {
             let Some(port) = self.reserve() else { break };
-            match self.bind_pair(port).await {
+            match self.bind_pair(port) {
                 Ok((rtp, rtcp)) => return Ok(RtpSockets { rtp, rtcp, port, pool: self.clone() }),
                 Err(_) => self.release(port),
             }
@@ -117,10 +127,16 @@ impl RtpPorts {
         }
     }
 
-    async fn bind_pair(&self, port: u16) -> io::Result<(UdpSocket, UdpSocket)> {
-        let rtp = UdpSocket::bind(SocketAddr::new(self.bind_ip, port)).await?;
-        let rtcp = UdpSocket::bind(SocketAddr::new(self.bind_ip, port + 1)).await?;
-        Ok((rtp, rtcp))
+    fn bind_pair(&self, port: u16) -> io::Result<(UdpSocket, UdpSocket)> {
+        let bind = |port| -> io::Result<UdpSocket> {
+            let socket = UdpSocket::bind(SocketAddr::new(self.bind_ip, port))?;
+            socket.set_nonblocking(true)?;
+            if let Err(err) = stamp_arrivals(&socket) {
+                debug!(%err, "no arrival stamps; RTP arrivals are dated when read");
+            }
+            Ok(socket)
+        };
+        Ok((bind(port)?, bind(port + 1)?))
     }
 }
 

@@ -13,25 +13,41 @@
 //! the kernel in one io_uring submission ([`crate::media::batch_send`], `media.batched_send`);
 //! where io_uring is off or not allowed, each packet is one `sendto`.
 //!
+//! The worker also reads what its calls receive. After a tick's sends have gone out, it
+//! reads the sockets of each stream it just sent on, without waiting: one `recvmmsg` per
+//! socket returns every datagram waiting there ([`crate::media::recv_batch`]; at most
+//! [`MAX_READS_PER_POLL`] per poll). The RTP socket is read every frame, the RTCP socket
+//! every [`RTCP_READ_FRAMES`] frames. The datagrams, dated by the kernel's arrival
+//! stamps, go to the stream's receiver ([`crate::media::receive`]), and its timers run.
+//! A packet therefore waits at most one frame (20 ms) in the socket, but the RTCP jitter
+//! and DLSR are measured from its arrival. Digits and the RTP timeout reach the call
+//! through its bounded event channel. Reading here costs no task wake-up and no epoll
+//! event per packet: the sockets are registered with no reactor.
+//!
 //! Metrics: `rtp_packets_sent_total`, `rtp_frames_skipped_total` (late frames skipped
 //! after a stall), `rtp_send_errors_total`, `media_tick_late_seconds` (how late each
 //! tick woke), gauge `media_streams`.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::UdpSocket;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use socket2::SockAddr;
 use tokio::sync::mpsc as tokio_mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::media::batch_send::{BatchSender, Flushed};
 use crate::media::codec::Frame;
 use crate::media::pacer::{DEFAULT_PERIOD, Due, Pacer};
 use crate::media::playback::{Finished, PlayRequest, PlaybackId, Player, StopReason};
+use crate::media::receive::{MAX_RTP_BYTES, Receiver};
+use crate::media::recv_batch::{Datagrams, SLOTS};
+use crate::media::rtcp;
 use crate::media::rtp_ports::RtpSockets;
+use crate::media::session::MediaEvent;
+use crate::sdp::Negotiated;
 
 /// Identifies one outgoing stream on the engine.
 pub type StreamId = u64;
@@ -43,6 +59,16 @@ pub const TICK_GRID: Duration = Duration::from_millis(1);
 /// Largest RTP packet built (header + an Opus frame of at most 1275 bytes).
 const MAX_PACKET: usize = 1500;
 
+/// The RTCP socket is read every this many frames (100 ms): reports come every ~5 s, and
+/// their arrival stamps keep the DLSR exact however late they are read.
+pub const RTCP_READ_FRAMES: u32 = 5;
+
+/// Most datagrams read from one socket per poll (a multiple of [`SLOTS`], the datagrams
+/// one `recvmmsg` returns). One or two arrive in a normal frame (audio, telephone events),
+/// more in a burst after jitter; a flood beyond this waits, and the kernel drops what
+/// overflows the socket buffer, so one call cannot hold up the others.
+pub const MAX_READS_PER_POLL: usize = 32;
+
 /// Counters of what a stream sent, read by the session for RTCP sender reports.
 #[derive(Debug, Default)]
 pub struct SendCounters {
@@ -51,8 +77,8 @@ pub struct SendCounters {
     pub last_timestamp: AtomicU32,
 }
 
-/// Everything a worker needs to send one call's RTP.
-pub struct StreamSetup {
+/// Everything a worker needs to send and receive one call's RTP.
+pub(crate) struct StreamSetup {
     pub sockets: Arc<RtpSockets>,
     pub payload_type: u8,
     pub ssrc: u32,
@@ -65,13 +91,20 @@ pub struct StreamSetup {
     /// Where playbacks that end are reported.
     pub finished: tokio_mpsc::UnboundedSender<Finished>,
     pub counters: Arc<SendCounters>,
+    /// The receive side, fed from the sockets.
+    pub receiver: Receiver,
+    /// Where digits and the RTP timeout go (bounded; full drops the event).
+    pub events: tokio_mpsc::Sender<MediaEvent>,
 }
 
 pub(crate) enum Command {
     Add(StreamId, Box<StreamSetup>),
+    /// Drops the stream without a word to the peer (its sockets go on elsewhere).
     Remove(StreamId),
-    /// Where to send; `None` stops sending (hold, or no address yet).
-    Target(StreamId, Option<SocketAddr>),
+    /// The call is over: sends an RTCP BYE, then drops the stream.
+    End(StreamId),
+    /// A re-INVITE or UPDATE changed the media (hold, unhold, new address).
+    Update(StreamId, Negotiated),
     Play(StreamId, PlayRequest),
     Stop(StreamId, Option<PlaybackId>, StopReason),
 }
@@ -81,6 +114,8 @@ struct Stream {
     target: Option<SockAddr>,
     player: Player,
     sequence: u16,
+    /// Frames since the RTCP socket was last read.
+    frames_since_rtcp: u32,
 }
 
 /// A handle on the engine's workers; cheap to clone.
@@ -173,6 +208,7 @@ fn run_worker(rx: mpsc::Receiver<Command>, batched: bool) {
     let mut streams: HashMap<StreamId, Stream> = HashMap::new();
     let mut due: Vec<Due<StreamId>> = Vec::new();
     let mut buf = vec![0u8; MAX_PACKET];
+    let mut received = Datagrams::new(MAX_RTP_BYTES.max(rtcp::MAX_RTCP_BYTES));
     loop {
         // Sleep until the next deadline or a command.
         let command = match pacer.next_deadline() {
@@ -235,6 +271,13 @@ fn run_worker(rx: mpsc::Receiver<Command>, batched: bool) {
         if errors > 0 {
             metrics::counter!("rtp_send_errors_total").increment(errors);
         }
+        // Receive after the sends, so reading never delays a frame.
+        let now = Instant::now();
+        for d in &due {
+            if let Some(stream) = streams.get_mut(&d.stream) {
+                receive(stream, now, &mut received);
+            }
+        }
     }
 }
 
@@ -254,7 +297,9 @@ fn apply(
             {
                 let player = Player::new(setup.silence.clone());
                 let sequence = setup.first_sequence;
-                streams.insert(id, Stream { setup, target: None, player, sequence });
+                let target = setup.receiver.send_target().map(SockAddr::from);
+                let stream = Stream { setup, target, player, sequence, frames_since_rtcp: 0 };
+                streams.insert(id, stream);
                 metrics::gauge!("media_streams").increment(1.0);
             }
         }
@@ -264,9 +309,18 @@ fn apply(
                 metrics::gauge!("media_streams").decrement(1.0);
             }
         }
-        Command::Target(id, target) => {
+        Command::End(id) => {
+            pacer.remove(id);
+            if let Some(mut s) = streams.remove(&id) {
+                metrics::gauge!("media_streams").decrement(1.0);
+                let bye = s.setup.receiver.bye(Instant::now(), &s.setup.counters);
+                send_rtcp(&s, &bye);
+            }
+        }
+        Command::Update(id, media) => {
             if let Some(s) = streams.get_mut(&id) {
-                s.target = target.map(SockAddr::from);
+                s.setup.receiver.renegotiated(Instant::now(), media);
+                s.target = s.setup.receiver.send_target().map(SockAddr::from);
             }
         }
         Command::Play(id, request) => {
@@ -319,6 +373,77 @@ fn send_one(
     c.octets.fetch_add(payload.len() as u32, Ordering::Relaxed);
     c.last_timestamp.store(due.timestamp, Ordering::Relaxed);
     Ok(flushed)
+}
+
+/// Reads what arrived on the stream's sockets since its last frame, feeds it to its
+/// receiver, runs the receiver's timers, and passes digits and the RTP timeout on.
+fn receive(stream: &mut Stream, now: Instant, datagrams: &mut Datagrams) {
+    let sockets = &stream.setup.sockets;
+    let rx = &mut stream.setup.receiver;
+    for _ in 0..MAX_READS_PER_POLL / SLOTS {
+        let count = read(&sockets.rtp, now, datagrams);
+        for (source, arrival, packet) in datagrams.iter() {
+            if let Some(to) = rx.rtp(arrival, source, packet) {
+                stream.target = Some(SockAddr::from(to));
+            }
+        }
+        if count < SLOTS {
+            break;
+        }
+    }
+    stream.frames_since_rtcp += 1;
+    let rtcp_reads = if stream.frames_since_rtcp >= RTCP_READ_FRAMES {
+        stream.frames_since_rtcp = 0;
+        MAX_READS_PER_POLL / SLOTS
+    } else {
+        0
+    };
+    for _ in 0..rtcp_reads {
+        let count = read(&sockets.rtcp, now, datagrams);
+        for (source, arrival, packet) in datagrams.iter() {
+            rx.rtcp(arrival, source, packet);
+        }
+        if count < SLOTS {
+            break;
+        }
+    }
+    if now >= rx.next_wake() {
+        let (dead, report) = rx.timers(now, &stream.setup.counters);
+        if dead {
+            info!("no RTP within the timeout while not on hold");
+            let _ = stream.setup.events.try_send(MediaEvent::RtpTimeout);
+        }
+        if let Some(report) = report {
+            send_rtcp(stream, &report);
+        }
+    }
+    for d in stream.setup.receiver.take_digits() {
+        info!(digit = %d.digit, source = ?d.source, "DTMF digit");
+        if let Err(tokio_mpsc::error::TrySendError::Full(_)) =
+            stream.setup.events.try_send(MediaEvent::Digit(d))
+        {
+            warn!("digit queue full; digit dropped");
+        }
+    }
+}
+
+/// Reads the datagrams waiting on `socket` (none is an empty read, not an error).
+fn read(socket: &UdpSocket, now: Instant, datagrams: &mut Datagrams) -> usize {
+    match datagrams.read(socket, now) {
+        Ok(count) => count,
+        Err(err) => {
+            debug!(%err, "RTP socket read failed");
+            0
+        }
+    }
+}
+
+/// Sends one RTCP packet to where the peer's RTCP goes (rare: every ~5 s, and the BYE).
+fn send_rtcp(stream: &Stream, packet: &[u8]) {
+    let Some(to) = stream.setup.receiver.rtcp_target() else { return };
+    if let Err(err) = stream.setup.sockets.rtcp.send_to(packet, to) {
+        debug!(%err, %to, "RTCP send failed");
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@
 //! timestamp). The ports go back to the pool when the leg is dropped.
 
 use std::io;
-use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -287,8 +286,8 @@ impl Drop for AgentLeg {
 
 /// A second handle on a call's RTP socket (the same socket, a duplicated descriptor), for
 /// the relay task; the port stays reserved by the original.
-fn share_socket(socket: &UdpSocket) -> io::Result<Arc<UdpSocket>> {
-    let std_socket = std::net::UdpSocket::from(socket.as_fd().try_clone_to_owned()?);
+fn share_socket(socket: &std::net::UdpSocket) -> io::Result<Arc<UdpSocket>> {
+    let std_socket = socket.try_clone()?;
     std_socket.set_nonblocking(true)?;
     Ok(Arc::new(UdpSocket::from_std(std_socket)?))
 }

@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{Receiver, SessionSettings};
+use super::Receiver;
 use crate::config::CodecName;
 use crate::media::dtmf::{DIGITS, DigitEvent};
+use crate::media::session::SessionSettings;
 use crate::media::worker::SendCounters;
 use crate::sdp::{Codec, Direction, Negotiated};
 
@@ -88,7 +89,7 @@ impl ReceiveHarness {
 
     /// One RTCP datagram.
     pub fn rtcp(&mut self, packet: &[u8]) {
-        self.rx.stats.handle_rtcp(self.now, packet);
+        self.rx.rtcp(self.now, source(0), packet);
     }
 
     /// A re-INVITE or UPDATE changed the media.
@@ -124,7 +125,7 @@ impl ReceiveHarness {
     }
 
     fn take_digits(&mut self) {
-        for DigitEvent { digit, duration_ms, .. } in self.rx.digits.drain(..) {
+        for DigitEvent { digit, duration_ms, .. } in self.rx.take_digits() {
             assert!(DIGITS.contains(&digit), "not a DTMF digit: {digit:?}");
             assert!(duration_ms <= 10_000, "a u16 duration is under 10 s at 8 kHz");
             self.digits += 1;
