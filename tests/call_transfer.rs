@@ -12,6 +12,7 @@ use common::{next_summary, quick_ivr_config, sipp, start};
 use zendesk_ivr::call::CallSummary;
 use zendesk_ivr::config::{Config, QueueConfig, TransferMode};
 use zendesk_ivr::ivr::outcome::{CallOutcome, PathStep, TransferFailure};
+use zendesk_ivr::server::RunningServer;
 use zendesk_ivr::sip::dialog::EndReason;
 use zendesk_ivr::transfer::probe::TargetState;
 use zendesk_ivr::zendesk::sim::{SimData, SimState};
@@ -139,16 +140,22 @@ async fn a_caller_who_presses_nothing_hears_the_menu_three_times_then_goes_to_an
     );
 }
 
-/// A SIPp caller whose RTP is `phone`, staying on the line for `scenario`.
-async fn phone_call(config: Config, scenario: &str, phone: &Phone) -> (CallSummary, String) {
+/// A SIPp caller whose RTP is `phone`, staying on the line for `scenario`. The endpoint
+/// is returned still running: shutting it down stops the outbox sender, which leaves a
+/// comment not yet posted for the next start, so a test that waits for the post-call
+/// comment shuts it down only once the comment is there.
+async fn phone_call(
+    config: Config,
+    scenario: &str,
+    phone: &Phone,
+) -> (RunningServer, CallSummary, String) {
     let server = start(config).await;
     let mut ended = server.subscribe();
     let port = phone.port.to_string();
     let run = sipp(scenario, server.sip_addr(), "u1", &["-key", "caller_rtp", &port]).await;
     run.assert_ok();
     let summary = next_summary(&mut ended).await;
-    server.shutdown(Duration::from_secs(1)).await;
-    (summary, run.messages)
+    (server, summary, run.messages)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -161,7 +168,7 @@ async fn bridge_fails_over_from_a_busy_agent_and_relays_both_ways() {
     config.routing.queues.insert("priority".into(), queue(&[busy.target(), answering.target()]));
     let zendesk_url = config.zendesk.url.clone();
     let phone = Phone::start(&[(Duration::from_millis(1200), '1')]).await;
-    let (summary, _) = phone_call(config, "uac_phone_stays.xml", &phone).await;
+    let (server, summary, _) = phone_call(config, "uac_phone_stays.xml", &phone).await;
     let heard = phone.stop().await;
     let busy_messages = busy.assert_passed().await;
     // The caller hung up: the agent got a BYE (its scenario waits for one).
@@ -192,6 +199,7 @@ async fn bridge_fails_over_from_a_busy_agent_and_relays_both_ways() {
     let marker = format!("[call-id: {}]", summary.call_id);
     let body = comment_with(&state, KARI_URGENT_TICKET, &marker).await;
     assert!(body.contains("refused (486)"), "{body}");
+    server.shutdown(Duration::from_secs(1)).await;
 }
 
 /// The answering agent's URI, as it was called (from its received INVITE).
@@ -232,7 +240,7 @@ async fn all_agents_busy_then_a_callback_request_is_in_the_comment() {
     let phone =
         Phone::start(&[(Duration::from_millis(1200), '1'), (Duration::from_millis(4500), '2')])
             .await;
-    let (summary, _) = phone_call(config, "uac_phone_wait_bye.xml", &phone).await;
+    let (server, summary, _) = phone_call(config, "uac_phone_wait_bye.xml", &phone).await;
     phone.stop().await;
     busy.assert_passed().await;
     assert_eq!(
@@ -244,6 +252,7 @@ async fn all_agents_busy_then_a_callback_request_is_in_the_comment() {
     let marker = format!("[call-id: {}]", summary.call_id);
     let body = comment_with(&state, KARI_URGENT_TICKET, &marker).await;
     assert!(body.contains("callback requested to +4798765432"), "{body}");
+    server.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -251,7 +260,7 @@ async fn pressing_2_says_goodbye_and_hangs_up() {
     let dir = tempfile::tempdir().unwrap();
     let (config, state) = with_zendesk(&dir, SimState::sample()).await;
     let phone = Phone::start(&[(Duration::from_millis(1200), '2')]).await;
-    let (summary, messages) = phone_call(config, "uac_phone_wait_bye.xml", &phone).await;
+    let (server, summary, messages) = phone_call(config, "uac_phone_wait_bye.xml", &phone).await;
     let heard = phone.stop().await;
     assert!(messages.contains("BYE sip:"), "we sent the BYE:\n{messages}");
     assert_eq!(outcome(&summary), &CallOutcome::EndedByCaller);
@@ -260,6 +269,7 @@ async fn pressing_2_says_goodbye_and_hangs_up() {
     let marker = format!("[call-id: {}]", summary.call_id);
     let body = comment_with(&state, KARI_URGENT_TICKET, &marker).await;
     assert!(body.contains("the caller ended the call from the menu"), "{body}");
+    server.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -288,7 +298,7 @@ async fn bridged_caller_can_hold_and_send_info_digits_to_the_agent() {
     config.transfer.mode = TransferMode::Bridge;
     config.routing.default_queue = agent.target();
     let phone = Phone::start(&[(Duration::from_millis(1200), '1')]).await;
-    let (summary, _) = phone_call(config, "uac_bridged_info_hold.xml", &phone).await;
+    let (server, summary, _) = phone_call(config, "uac_bridged_info_hold.xml", &phone).await;
     let heard = phone.stop().await;
     agent.assert_passed().await;
     assert!(
@@ -305,6 +315,7 @@ async fn bridged_caller_can_hold_and_send_info_digits_to_the_agent() {
     assert!(gap >= Duration::from_millis(1000), "longest pause in the echo: {gap:?}");
     let after = echoes.iter().filter(|at| **at >= resumed_after).count();
     assert!(after >= 25, "only {after} echoed packets after the unhold");
+    server.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -314,7 +325,7 @@ async fn agent_hanging_up_ends_the_bridged_call() {
     config.transfer.mode = TransferMode::Bridge;
     config.routing.default_queue = agent.target();
     let phone = Phone::start(&[(Duration::from_millis(1200), '1')]).await;
-    let (summary, _) = phone_call(config, "uac_phone_wait_bye.xml", &phone).await;
+    let (server, summary, _) = phone_call(config, "uac_phone_wait_bye.xml", &phone).await;
     phone.stop().await;
     agent.assert_passed().await;
     assert!(
@@ -323,4 +334,5 @@ async fn agent_hanging_up_ends_the_bridged_call() {
         outcome(&summary)
     );
     assert_eq!(summary.end, Some(EndReason::LocalBye));
+    server.shutdown(Duration::from_secs(1)).await;
 }
