@@ -439,6 +439,8 @@ mod batching_tests;
 #[cfg(test)]
 mod refused_record_tests;
 #[cfg(test)]
+mod shutdown_tests;
+#[cfg(test)]
 mod test_sink;
 #[cfg(test)]
 mod tests;

@@ -39,7 +39,8 @@ const HEADS_PER_ROUND: usize = 1000;
 /// The sender looks at the database at least this often (another process may have
 /// replayed dead letters), and waits this long after a database error.
 const IDLE_POLL: Duration = Duration::from_secs(5);
-/// How long shutdown waits for attempts in flight to finish.
+/// How long the sender goes on after shutdown is asked, while entries are due or in
+/// flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How often the gauges are refreshed from the database.
 const GAUGES_EVERY: Duration = Duration::from_secs(1);
@@ -78,8 +79,10 @@ struct InFlight {
 ///
 /// One sender runs per outbox file: a second one returns [`OutboxError::SenderRunning`]
 /// (an advisory lock on `<path>.sender-lock`, released by the OS if the process dies).
-/// On shutdown it waits briefly for attempts in flight;
-/// an attempt cut short is checked for (and not blindly re-sent) by the next sender.
+/// On shutdown it goes on for a short grace ([`SHUTDOWN_GRACE`]) while entries are due or
+/// in flight, so the comments of calls that the drain ended still go out when Zendesk
+/// answers; what is left then stays for the next start. An attempt cut short is checked
+/// for (and not blindly re-sent) by the next sender.
 /// Returns an error only if the database cannot be read when starting.
 pub async fn run_sender<S>(
     outbox: Outbox,
@@ -99,6 +102,8 @@ where
     let mut next_gauges = Instant::now();
     publish_gauges(&outbox.stats().await?);
     tokio::pin!(shutdown);
+    // Set once shutdown is asked: until when the sender may still start attempts.
+    let mut stopping: Option<Instant> = None;
 
     loop {
         if Instant::now() >= next_prune {
@@ -118,9 +123,20 @@ where
                     IDLE_POLL
                 }
             };
+        if let Some(deadline) = stopping
+            && (tasks.is_empty() || Instant::now() >= deadline)
+        {
+            // Nothing due and nothing in flight, or the grace is over.
+            break;
+        }
+        let wait = stopping
+            .map_or(wait, |deadline| wait.min(deadline.saturating_duration_since(Instant::now())));
         tokio::select! {
             biased;
-            () = &mut shutdown => break,
+            () = &mut shutdown, if stopping.is_none() => {
+                stopping = Some(Instant::now() + SHUTDOWN_GRACE);
+                continue;
+            }
             Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                 // This one, and every other attempt that has finished meanwhile.
                 let mut next = Some(joined);
@@ -148,7 +164,7 @@ where
         }
     }
 
-    let grace = Instant::now() + SHUTDOWN_GRACE;
+    let grace = stopping.unwrap_or_else(|| Instant::now() + SHUTDOWN_GRACE);
     while !tasks.is_empty() {
         match tokio::time::timeout_at(grace, tasks.join_next_with_id()).await {
             Ok(Some(joined)) => {
