@@ -57,6 +57,11 @@ impl CallMedia {
         self.session.as_ref().map(MediaSession::codec)
     }
 
+    /// Whether the call's media is SRTP (the bridge relay forwards plain RTP only).
+    pub fn uses_srtp(&self) -> bool {
+        self.negotiated.as_ref().is_some_and(|m| m.srtp.is_some())
+    }
+
     /// The call is up: start RTP (silence until something is played). Later calls (a
     /// repeated ACK) only update the session.
     pub fn established(&mut self, media: &Negotiated) {

@@ -130,6 +130,7 @@ impl MediaSession {
             counters: counters.clone(),
             receiver,
             events,
+            srtp: media.srtp.clone(),
         });
         Ok(MediaSession {
             stream,
