@@ -310,8 +310,7 @@ fn apply(
                 let sequence = setup.first_sequence;
                 let target = setup.receiver.send_target().map(SockAddr::from);
                 let srtp = setup.srtp.take().map(SrtpStream::new);
-                let stream =
-                    Stream { setup, target, player, sequence, frames_since_rtcp: 0, srtp };
+                let stream = Stream { setup, target, player, sequence, frames_since_rtcp: 0, srtp };
                 streams.insert(id, stream);
                 metrics::gauge!("media_streams").increment(1.0);
             }
