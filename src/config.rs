@@ -645,6 +645,15 @@ mod tests {
         let config = Config::load_with_env(Some(&path), []).unwrap();
         assert_eq!(config.sip.default_region, "NO");
         assert_eq!(config.transfer.mode, TransferMode::Refer);
+        assert_eq!(config.media.srtp, SrtpPolicy::Optional);
+    }
+
+    #[test]
+    fn the_srtp_policy_is_read_from_the_environment() {
+        let config =
+            Config::load_with_env(None, [("ZENDESK_IVR_MEDIA__SRTP", "required")]).unwrap();
+        assert_eq!(config.media.srtp, SrtpPolicy::Required);
+        assert!(Config::load_with_env(None, [("ZENDESK_IVR_MEDIA__SRTP", "maybe")]).is_err());
     }
 
     #[test]

@@ -75,3 +75,52 @@ impl SrtpStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::srtp::{MASTER_LEN, MasterKey, Suite};
+
+    fn keys(send: u8, receive: u8) -> SrtpKeys {
+        SrtpKeys {
+            suite: Suite::AesCm128HmacSha1_80,
+            send: MasterKey::new([send; MASTER_LEN]),
+            receive: MasterKey::new([receive; MASTER_LEN]),
+        }
+    }
+
+    fn packet(stream: &mut SrtpStream, seq: u16) -> Vec<u8> {
+        let mut buf = vec![0x80, 0, 0, 0, 0, 0, 0, 160, 1, 2, 3, 4];
+        buf[2..4].copy_from_slice(&seq.to_be_bytes());
+        buf.extend_from_slice(&[0xd5; 160]);
+        let len = buf.len();
+        buf.resize(len + 10, 0);
+        let len = stream.protect_rtp(&mut buf, len).unwrap();
+        buf.truncate(len);
+        buf
+    }
+
+    #[test]
+    fn both_ends_talk_and_a_rekey_keeps_an_unchanged_direction() {
+        let mut us = SrtpStream::new(keys(1, 2));
+        let mut them = SrtpStream::new(keys(2, 1));
+        let mut p = packet(&mut us, 100);
+        let plain = them.unprotect(Kind::Rtp, &mut p).map(<[u8]>::to_vec).unwrap();
+        assert_eq!(plain.len(), 172);
+        assert_eq!(plain[12..], [0xd5; 160]);
+        // RTCP both ways.
+        let report = [0x81, 0xc8, 0, 1, 9, 9, 9, 9];
+        let mut sealed = them.protect_rtcp(&report).unwrap();
+        assert_eq!(us.unprotect(Kind::Rtcp, &mut sealed), Some(&report[..]));
+        // A refresh with the same keys keeps the replay window: the old packet stays refused.
+        them.rekey(keys(2, 1));
+        let mut again = packet(&mut SrtpStream::new(keys(1, 2)), 100);
+        assert_eq!(them.unprotect(Kind::Rtp, &mut again), None, "replayed");
+        // A new key from the peer: its packets verify, ones under the old key do not.
+        them.rekey(keys(2, 7));
+        let mut old_key = packet(&mut us, 101);
+        assert_eq!(them.unprotect(Kind::Rtp, &mut old_key), None);
+        let mut new_key = packet(&mut SrtpStream::new(keys(7, 2)), 101);
+        assert!(them.unprotect(Kind::Rtp, &mut new_key).is_some());
+    }
+}
