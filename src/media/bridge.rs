@@ -250,7 +250,7 @@ impl Bridge {
                     dst.ptime_ms,
                 )?))
             };
-            Ok(Path { media, anchor: None, events: EventPath::new(&src, &dst) })
+            Ok(Path { media, anchor: None, events: EventPath::new(src, dst) })
         };
         let paths = [path(&a, &b)?, path(&b, &a)?];
         Ok(Bridge { legs: [leg(a), leg(b)], paths, stats: BridgeStats::default() })
