@@ -1,7 +1,8 @@
 //! SRTP with SDES against a real softphone: baresip with `;mediaenc=srtp-mand` calls over
 //! TLS; the call is answered `RTP/SAVP` with our own key, baresip decrypts and records the
 //! status sentence we play, and its DTMF digit (RFC 4733 inside SRTP) reaches the IVR. The
-//! same phone calling over UDP is refused with 488: keys in clear SDP protect nothing.
+//! same phone calling over UDP is refused with 488: keys in clear SDP protect nothing. A
+//! transfer by bridge of an SRTP call is refused before any agent is called.
 
 mod common;
 
@@ -12,8 +13,8 @@ use std::time::Duration;
 use common::baresip::{Baresip, recording_path, sox_rms};
 use common::tls::{Issued, TestCa};
 use common::{free_sip_port, next_summary, start, test_config};
-use zendesk_ivr::config::{Config, SrtpPolicy};
-use zendesk_ivr::ivr::outcome::{CallOutcome, PathStep};
+use zendesk_ivr::config::{Config, SrtpPolicy, TransferMode};
+use zendesk_ivr::ivr::outcome::{CallOutcome, PathStep, TransferFailure};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -91,5 +92,38 @@ async fn mandatory_srtp_over_udp_is_refused_with_488() {
         Baresip::start_account(source.path(), Some(&uri), &srtp_extra(&ca), ";mediaenc=srtp-mand")
             .await;
     phone.wait_for("488", WAIT).await;
+    phone.stop().await;
+}
+
+/// Transfer by bridge would relay plain RTP to a caller on SRTP: it is refused before any
+/// agent is called, the flow records the failed target, and the call goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_srtp_call_is_not_transferred_by_bridge() {
+    let ca = TestCa::new("zendesk-ivr test CA");
+    let (mut config, tls) = srtp_config(&ca.issue("server", 4202));
+    config.transfer.mode = TransferMode::Bridge;
+    // Never dialled: nothing listens there.
+    config.routing.default_queue = format!("sip:agent@127.0.0.1:{}", free_sip_port());
+    let server = start(config).await;
+    let mut ended = server.subscribe();
+    let source = source();
+    let uri = format!("sip:ivr@{tls};transport=tls");
+    let mut phone =
+        Baresip::start_account(source.path(), Some(&uri), &srtp_extra(&ca), ";mediaenc=srtp-mand")
+            .await;
+    phone.wait_for("Call established", WAIT).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    phone.command("/sndcode 1").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    phone.command("/hangup").await;
+    let summary = next_summary(&mut ended).await;
+    let report = summary.report.as_ref().expect("the flow reported");
+    assert!(report.path.contains(&PathStep::Pressed { key: '1' }), "{:?}", report.path);
+    let refused = report.path.iter().any(|step| {
+        matches!(step, PathStep::TargetFailed { failure: TransferFailure::Error { message }, .. }
+            if message.contains("SRTP"))
+    });
+    assert!(refused, "{:?}", report.path);
+    assert!(!matches!(report.outcome, CallOutcome::Transferred { .. }), "{:?}", report.outcome);
     phone.stop().await;
 }
