@@ -209,6 +209,20 @@ pub enum CodecName {
     Opus,
 }
 
+/// Whether calls we answer use SRTP with keys from SDP (SDES, RFC 4568): `media.srtp`.
+/// Keys travel in the SDP, so SRTP is only ever negotiated over SIP on TLS.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpPolicy {
+    /// Plain RTP only: an `RTP/SAVP` offer gets 488.
+    Off,
+    /// SRTP when the caller offers it over TLS, plain RTP when it offers that.
+    #[default]
+    Optional,
+    /// SRTP only: plain RTP, and any offer not over TLS, gets 488.
+    Required,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct MediaConfig {
@@ -229,6 +243,8 @@ pub struct MediaConfig {
     /// Send each tick's RTP in one io_uring submission per worker (Linux); off, or where
     /// io_uring is not allowed, each packet is one `sendto`.
     pub batched_send: bool,
+    /// SRTP (SDES) for calls we answer: off, optional or required.
+    pub srtp: SrtpPolicy,
 }
 
 impl Default for MediaConfig {
@@ -243,6 +259,7 @@ impl Default for MediaConfig {
             welcome_prompt: PathBuf::from("audio/welcome.wav"),
             workers: 0,
             batched_send: true,
+            srtp: SrtpPolicy::Optional,
         }
     }
 }
@@ -628,6 +645,15 @@ mod tests {
         let config = Config::load_with_env(Some(&path), []).unwrap();
         assert_eq!(config.sip.default_region, "NO");
         assert_eq!(config.transfer.mode, TransferMode::Refer);
+        assert_eq!(config.media.srtp, SrtpPolicy::Optional);
+    }
+
+    #[test]
+    fn the_srtp_policy_is_read_from_the_environment() {
+        let config =
+            Config::load_with_env(None, [("ZENDESK_IVR_MEDIA__SRTP", "required")]).unwrap();
+        assert_eq!(config.media.srtp, SrtpPolicy::Required);
+        assert!(Config::load_with_env(None, [("ZENDESK_IVR_MEDIA__SRTP", "maybe")]).is_err());
     }
 
     #[test]

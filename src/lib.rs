@@ -23,6 +23,7 @@ pub mod secret_files;
 pub mod security_event;
 pub mod server;
 pub mod sip;
+pub mod srtp;
 pub mod status;
 pub mod systemd_notify;
 pub mod transfer;

@@ -99,6 +99,12 @@ pub const METRICS: &[MetricInfo] = &[
     metric("rtp_send_errors_total", Counter, &[], "RTP packets that could not be sent."),
     metric("rtp_invalid_packets_total", Counter, &[], "Received RTP that did not parse."),
     metric(
+        "srtp_unprotect_failures_total",
+        Counter,
+        &["kind", "reason"],
+        "Received SRTP (kind rtp) or SRTCP (kind rtcp) dropped: reason auth, replay or malformed.",
+    ),
+    metric(
         "rtp_unlatched_packets_total",
         Counter,
         &[],

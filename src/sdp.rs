@@ -3,11 +3,14 @@
 //! Codecs: PCMU (0), PCMA (8), opus/48000/2 (dynamic) and telephone-event (dynamic; the
 //! offerer's number is kept). Our preference order comes from config. Only the first usable
 //! audio stream is answered; every other `m=` line is refused with port 0, as RFC 3264 §6
-//! asks. SRTP profiles (`RTP/SAVP`, ...) are not supported.
+//! asks. `RTP/SAVP` with SDES keys (`a=crypto`, RFC 4568) is answered for calls over
+//! TLS when `media.srtp` allows it ([`SrtpAnswer`]); our own offers are `RTP/AVP`.
 
+mod crypto;
 mod negotiate;
 mod parse;
 
+pub use crypto::{CryptoLine, MAX_CRYPTO_LINES, parse_crypto};
 pub use negotiate::{accept_answer, answer, offer};
 pub use parse::{
     Connection, Fmtp, MAX_SDP_BYTES, MediaDescription, Origin, RtpMap, SessionDescription, parse,
@@ -15,7 +18,8 @@ pub use parse::{
 
 use std::net::SocketAddr;
 
-use crate::config::CodecName;
+use crate::config::{CodecName, SrtpPolicy};
+use crate::srtp::{MasterKey, SrtpKeys};
 
 /// Why an SDP could not be read or answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +33,33 @@ pub enum SdpError {
     /// The offer and our preferences share no codec: answer 488.
     #[error("no codec in common")]
     NoCommonCodec,
+    /// The media profile (RTP/AVP or RTP/SAVP) or its keys do not meet `media.srtp`:
+    /// answer 488.
+    #[error("SRTP: {0}")]
+    Srtp(&'static str),
+}
+
+/// What an answer may do about SRTP.
+pub struct SrtpAnswer<'a> {
+    pub policy: SrtpPolicy,
+    /// The offer came over TLS: only then do keys in SDP stay secret.
+    pub secure_signalling: bool,
+    /// The call's keys, when it already uses SRTP (a re-offer keeps our key).
+    pub current: Option<&'a SrtpKeys>,
+    /// Our key when a new one is needed; from a cryptographically secure generator.
+    pub fresh_key: MasterKey,
+}
+
+impl SrtpAnswer<'_> {
+    /// Plain RTP only (SRTP off).
+    pub fn plain() -> SrtpAnswer<'static> {
+        SrtpAnswer {
+            policy: SrtpPolicy::Off,
+            secure_signalling: false,
+            current: None,
+            fresh_key: MasterKey::new([0; crate::srtp::MASTER_LEN]),
+        }
+    }
 }
 
 /// A stream's direction (RFC 3264 §5.1).
@@ -91,7 +122,7 @@ pub struct Codec {
 }
 
 /// The outcome of offer/answer for the audio stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Negotiated {
     pub codec: Codec,
     /// RFC 4733 payload type, when both sides support telephone-event.
@@ -102,6 +133,8 @@ pub struct Negotiated {
     pub direction: Direction,
     /// Packet duration to send, in milliseconds.
     pub ptime_ms: u32,
+    /// SRTP keys, when the stream is `RTP/SAVP` (their `Debug` shows the suite only).
+    pub srtp: Option<SrtpKeys>,
 }
 
 /// Our `o=` line for one call. The version goes up only when our SDP changes
@@ -155,7 +188,13 @@ pub fn fuzz_one(data: &[u8]) {
         let prefs = [CodecName::Opus, CodecName::Pcmu, CodecName::Pcma];
         let local = SocketAddr::from(([127, 0, 0, 1], 30000));
         let mut session = LocalSession::new(1);
-        if let Ok((answer_text, _)) = answer(&sdp, &prefs, local, &mut session) {
+        let srtp = SrtpAnswer {
+            policy: SrtpPolicy::Optional,
+            secure_signalling: true,
+            current: None,
+            fresh_key: MasterKey::new([1; crate::srtp::MASTER_LEN]),
+        };
+        if let Ok((answer_text, _)) = answer(&sdp, &prefs, local, &mut session, &srtp) {
             // Our own answer must read back.
             let _ = parse(&answer_text);
         }
@@ -163,5 +202,7 @@ pub fn fuzz_one(data: &[u8]) {
     }
 }
 
+#[cfg(test)]
+mod srtp_tests;
 #[cfg(test)]
 mod tests;

@@ -223,6 +223,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         server: sip.server().to_string(),
         codecs: config.media.codecs.clone(),
         offer_telephone_event: true,
+        srtp: config.media.srtp,
         session_expires: sip.session_expires_s,
         min_se: sip.min_se_s,
         send_ringing: sip.rings_before_answer(),

@@ -36,6 +36,7 @@ async fn endpoint() -> EndpointHandle {
         server: "zendesk-ivr-test".into(),
         codecs: vec![CodecName::Pcmu, CodecName::Pcma],
         offer_telephone_event: true,
+        srtp: zendesk_ivr::config::SrtpPolicy::Off,
         session_expires: 1800,
         min_se: 90,
         send_ringing: true,

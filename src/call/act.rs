@@ -172,6 +172,15 @@ impl Driver<'_> {
                 info!(%target, queue = %request.queue, "transferring by REFER");
                 self.ctx.endpoint.send(Command::Refer { call: self.call, target });
             }
+            TransferMode::Bridge if self.media.uses_srtp() => {
+                // The relay forwards plain RTP; it would have to decrypt and re-encrypt
+                // every packet between two keys. Refused before the agent is called.
+                warn!(target = %request.target, "a call on SRTP cannot be transferred by bridge");
+                let failure = TransferFailure::Error {
+                    message: "bridge transfer is not supported for SRTP calls".into(),
+                };
+                self.flow.handle_event(now, FlowEvent::Transfer(TransferUpdate::Failed(failure)));
+            }
             TransferMode::Bridge => {
                 info!(target = %request.target, queue = %request.queue, "transferring by bridge");
                 let config = &self.ctx.config;

@@ -296,6 +296,7 @@ mod tests {
             remote_rtp: None,
             direction: Direction::SendRecv,
             ptime_ms: 20,
+            srtp: None,
         }
     }
 

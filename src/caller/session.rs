@@ -72,6 +72,7 @@ pub async fn local_endpoint(
         server: format!("zendesk-ivr-{contact_user}/{}", env!("CARGO_PKG_VERSION")),
         codecs: vec![CodecName::Pcmu, CodecName::Pcma],
         offer_telephone_event: telephone_event,
+        srtp: crate::config::SrtpPolicy::Off,
         session_expires: 1800,
         min_se: 90,
         send_ringing: false,
@@ -257,8 +258,8 @@ impl Session {
                 if let Some(leg) = self.legs[index].as_mut() {
                     leg.answered = true;
                 }
-                self.media.set_media(media);
                 self.codec = Some(format!("{:?}", media.codec.name).to_ascii_uppercase());
+                self.media.set_media(media);
                 if index == 0 {
                     let now = Instant::now();
                     self.answered_at = Some(now);

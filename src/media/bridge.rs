@@ -89,7 +89,7 @@ pub struct StreamState {
 }
 
 /// What the bridge needs to know about one leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LegSetup {
     pub negotiated: Negotiated,
     /// Our outgoing stream on this leg.
@@ -235,12 +235,12 @@ impl Bridge {
     /// A bridge between legs `a` and `b`.
     pub fn new(a: LegSetup, b: LegSetup) -> Result<Bridge, BridgeError> {
         let leg = |s: LegSetup| LegState {
-            negotiated: s.negotiated,
             remote: s.negotiated.remote_rtp,
+            negotiated: s.negotiated,
             out: OutStream { state: s.outgoing, marker: true },
         };
         let path = |from: &LegSetup, to: &LegSetup| -> Result<Path, BridgeError> {
-            let (src, dst) = (from.negotiated, to.negotiated);
+            let (src, dst) = (&from.negotiated, &to.negotiated);
             let media = if src.codec.name == dst.codec.name {
                 Media::Passthrough
             } else {
@@ -250,7 +250,7 @@ impl Bridge {
                     dst.ptime_ms,
                 )?))
             };
-            Ok(Path { media, anchor: None, events: EventPath::new(&src, &dst) })
+            Ok(Path { media, anchor: None, events: EventPath::new(src, dst) })
         };
         let paths = [path(&a, &b)?, path(&b, &a)?];
         Ok(Bridge { legs: [leg(a), leg(b)], paths, stats: BridgeStats::default() })
@@ -325,7 +325,7 @@ impl Bridge {
             debug!(len = bytes.len(), "malformed RTP packet dropped");
             return None;
         };
-        let src = self.legs[from.index()].negotiated;
+        let src = self.legs[from.index()].negotiated.clone();
         let pt = rtp.payload_type();
         let is_event = src.telephone_event == Some(pt);
         if pt != src.codec.payload_type && !is_event {
@@ -396,8 +396,10 @@ impl Bridge {
     }
 
     fn audio_packet(&mut self, now: Instant, from: Leg, p: &Incoming) -> Option<Vec<Vec<u8>>> {
-        let (src, dst) =
-            (self.legs[from.index()].negotiated, self.legs[from.other().index()].negotiated);
+        let (src, dst) = (
+            self.legs[from.index()].negotiated.clone(),
+            self.legs[from.other().index()].negotiated.clone(),
+        );
         let path = &mut self.paths[from.index()];
         if path.events.suppresses_audio(now) {
             if let Media::Transcode(transcoder) = &mut path.media {

@@ -25,7 +25,7 @@ use crate::media::session::SentCounts;
 use crate::sdp::Negotiated;
 
 /// What the owner of a running relay can tell it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum RelayControl {
     /// A leg's media changed mid-call (direction, address); its codec stays.
     Update(Leg, Negotiated),

@@ -57,10 +57,15 @@ impl CallMedia {
         self.session.as_ref().map(MediaSession::codec)
     }
 
+    /// Whether the call's media is SRTP (the bridge relay forwards plain RTP only).
+    pub fn uses_srtp(&self) -> bool {
+        self.negotiated.as_ref().is_some_and(|m| m.srtp.is_some())
+    }
+
     /// The call is up: start RTP (silence until something is played). Later calls (a
     /// repeated ACK) only update the session.
     pub fn established(&mut self, media: &Negotiated) {
-        self.negotiated = Some(*media);
+        self.negotiated = Some(media.clone());
         if let Some(session) = &self.session {
             session.update(media);
             return;
@@ -74,7 +79,7 @@ impl CallMedia {
 
     /// A re-INVITE or UPDATE changed the media.
     pub fn changed(&mut self, media: &Negotiated) {
-        self.negotiated = Some(*media);
+        self.negotiated = Some(media.clone());
         if let Some(session) = &self.session {
             session.update(media);
         }
@@ -111,7 +116,7 @@ impl CallMedia {
     /// the negotiated media (for a bridge). `None` before the call is established, or if
     /// already detached. Afterwards [`Self::next_event`] stays pending.
     pub async fn detach(&mut self) -> Option<(DetachedMedia, Negotiated)> {
-        let negotiated = self.negotiated?;
+        let negotiated = self.negotiated.clone()?;
         let session = self.session.take()?;
         Some((session.detach().await, negotiated))
     }

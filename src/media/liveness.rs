@@ -105,6 +105,7 @@ mod tests {
             remote_rtp: Some("192.0.2.1:4000".parse().unwrap()),
             direction: Direction::SendRecv,
             ptime_ms: 20,
+            srtp: None,
         };
         assert!(!on_hold(&m));
         m.direction = Direction::RecvOnly; // they sent sendonly

@@ -18,4 +18,5 @@ pub mod recv_batch;
 pub mod rtcp;
 pub mod rtp_ports;
 pub mod session;
+pub(crate) mod srtp_stream;
 pub mod worker;

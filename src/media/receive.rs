@@ -71,7 +71,7 @@ impl Receiver {
         };
         Ok(Receiver {
             t_ref: now,
-            media: *media,
+            media: media.clone(),
             latch: Latch::new(media.remote_rtp),
             liveness: RtpLiveness::new(now, settings.rtp_timeout, on_hold(media)),
             timed_out: false,
@@ -251,6 +251,7 @@ mod tests {
             remote_rtp: Some("127.0.0.1:4000".parse().unwrap()),
             direction: Direction::SendRecv,
             ptime_ms: 20,
+            srtp: None,
         }
     }
 

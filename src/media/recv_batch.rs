@@ -91,6 +91,15 @@ impl Datagrams {
         })
     }
 
+    /// [`Self::iter`] with the bytes writable (SRTP decrypts them in place).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (SocketAddr, Instant, &mut [u8])> {
+        let size = self.size;
+        self.buffers.chunks_mut(size).zip(self.got.iter()).map(move |(chunk, got)| {
+            let len = got.len.min(size);
+            (got.source, got.arrival, &mut chunk[..len])
+        })
+    }
+
     #[cfg(not(target_os = "linux"))]
     fn read_each(&mut self, socket: &UdpSocket, now: Instant) -> io::Result<usize> {
         for buf in self.buffers.chunks_mut(self.size) {

@@ -130,6 +130,7 @@ impl MediaSession {
             counters: counters.clone(),
             receiver,
             events,
+            srtp: media.srtp.clone(),
         });
         Ok(MediaSession {
             stream,
@@ -181,7 +182,7 @@ impl MediaSession {
         if media.codec.name != self.codec {
             warn!(old = ?self.codec, new = ?media.codec.name, "codec change mid-call is not supported; keeping the first");
         }
-        self.stream.send(Command::Update(self.stream.id, *media));
+        self.stream.send(Command::Update(self.stream.id, media.clone()));
     }
 
     /// Plays `prompts` (replacing what plays now, which is reported as stopped). With

@@ -24,6 +24,12 @@
 //! through its bounded event channel. Reading here costs no task wake-up and no epoll
 //! event per packet: the sockets are registered with no reactor.
 //!
+//! With SRTP (SDES), each packet is encrypted and tagged in the send buffer after its
+//! header and the shared frame are written there ([`crate::media::srtp_stream`]); the
+//! frame itself stays shared. What is read is authenticated and decrypted in the read
+//! buffer before the receiver sees it; a packet that fails is dropped and counted, so it
+//! neither plays nor moves the latch.
+//!
 //! Metrics: `rtp_packets_sent_total`, `rtp_frames_skipped_total` (late frames skipped
 //! after a stall), `rtp_send_errors_total`, `media_tick_late_seconds` (how late each
 //! tick woke), gauge `media_streams`.
@@ -47,7 +53,9 @@ use crate::media::recv_batch::{Datagrams, SLOTS};
 use crate::media::rtcp;
 use crate::media::rtp_ports::RtpSockets;
 use crate::media::session::MediaEvent;
+use crate::media::srtp_stream::{Kind, SrtpStream};
 use crate::sdp::Negotiated;
+use crate::srtp::SrtpKeys;
 
 /// Identifies one outgoing stream on the engine.
 pub type StreamId = u64;
@@ -95,6 +103,8 @@ pub(crate) struct StreamSetup {
     pub receiver: Receiver,
     /// Where digits and the RTP timeout go (bounded; full drops the event).
     pub events: tokio_mpsc::Sender<MediaEvent>,
+    /// SRTP keys, when the call's stream is RTP/SAVP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 pub(crate) enum Command {
@@ -116,6 +126,7 @@ struct Stream {
     sequence: u16,
     /// Frames since the RTCP socket was last read.
     frames_since_rtcp: u32,
+    srtp: Option<SrtpStream>,
 }
 
 /// A handle on the engine's workers; cheap to clone.
@@ -289,7 +300,7 @@ fn apply(
 ) {
     match command {
         Command::Add(id, setup) => {
-            let setup = *setup;
+            let mut setup = *setup;
             let t0 = align_to_grid(epoch, Instant::now(), TICK_GRID);
             if pacer
                 .add(id, t0, DEFAULT_PERIOD, setup.first_timestamp, setup.samples_per_frame)
@@ -298,7 +309,8 @@ fn apply(
                 let player = Player::new(setup.silence.clone());
                 let sequence = setup.first_sequence;
                 let target = setup.receiver.send_target().map(SockAddr::from);
-                let stream = Stream { setup, target, player, sequence, frames_since_rtcp: 0 };
+                let srtp = setup.srtp.take().map(SrtpStream::new);
+                let stream = Stream { setup, target, player, sequence, frames_since_rtcp: 0, srtp };
                 streams.insert(id, stream);
                 metrics::gauge!("media_streams").increment(1.0);
             }
@@ -314,11 +326,15 @@ fn apply(
             if let Some(mut s) = streams.remove(&id) {
                 metrics::gauge!("media_streams").decrement(1.0);
                 let bye = s.setup.receiver.bye(Instant::now(), &s.setup.counters);
-                send_rtcp(&s, &bye);
+                send_rtcp(&mut s, &bye);
             }
         }
         Command::Update(id, media) => {
             if let Some(s) = streams.get_mut(&id) {
+                // The dialog layer keeps a call on SRTP or off it for its whole life.
+                if let (Some(srtp), Some(keys)) = (s.srtp.as_mut(), media.srtp.clone()) {
+                    srtp.rekey(keys);
+                }
                 s.setup.receiver.renegotiated(Instant::now(), media);
                 s.target = s.setup.receiver.send_target().map(SockAddr::from);
             }
@@ -365,6 +381,10 @@ fn send_one(
         .payload(payload)
         .build_into(buf)
         .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+    let len = match stream.srtp.as_mut() {
+        Some(srtp) => srtp.protect_rtp(buf, len).map_err(std::io::Error::other)?,
+        None => len,
+    };
     stream.sequence = stream.sequence.wrapping_add(1);
     let packet = buf.get(..len).unwrap_or_default();
     let flushed = batch.push(&stream.setup.sockets.rtp, target, packet);
@@ -382,7 +402,14 @@ fn receive(stream: &mut Stream, now: Instant, datagrams: &mut Datagrams) {
     let rx = &mut stream.setup.receiver;
     for _ in 0..MAX_READS_PER_POLL / SLOTS {
         let count = read(&sockets.rtp, now, datagrams);
-        for (source, arrival, packet) in datagrams.iter() {
+        for (source, arrival, packet) in datagrams.iter_mut() {
+            let packet = match stream.srtp.as_mut() {
+                Some(srtp) => match srtp.unprotect(Kind::Rtp, packet) {
+                    Some(plain) => plain,
+                    None => continue,
+                },
+                None => packet,
+            };
             if let Some(to) = rx.rtp(arrival, source, packet) {
                 stream.target = Some(SockAddr::from(to));
             }
@@ -400,7 +427,14 @@ fn receive(stream: &mut Stream, now: Instant, datagrams: &mut Datagrams) {
     };
     for _ in 0..rtcp_reads {
         let count = read(&sockets.rtcp, now, datagrams);
-        for (source, arrival, packet) in datagrams.iter() {
+        for (source, arrival, packet) in datagrams.iter_mut() {
+            let packet = match stream.srtp.as_mut() {
+                Some(srtp) => match srtp.unprotect(Kind::Rtcp, packet) {
+                    Some(plain) => plain,
+                    None => continue,
+                },
+                None => packet,
+            };
             rx.rtcp(arrival, source, packet);
         }
         if count < SLOTS {
@@ -438,9 +472,24 @@ fn read(socket: &UdpSocket, now: Instant, datagrams: &mut Datagrams) -> usize {
     }
 }
 
-/// Sends one RTCP packet to where the peer's RTCP goes (rare: every ~5 s, and the BYE).
-fn send_rtcp(stream: &Stream, packet: &[u8]) {
+/// Sends one RTCP packet to where the peer's RTCP goes (rare: every ~5 s, and the BYE),
+/// as SRTCP when the call uses SRTP.
+fn send_rtcp(stream: &mut Stream, packet: &[u8]) {
     let Some(to) = stream.setup.receiver.rtcp_target() else { return };
+    let protected;
+    let packet = match stream.srtp.as_mut() {
+        Some(srtp) => match srtp.protect_rtcp(packet) {
+            Ok(p) => {
+                protected = p;
+                protected.as_slice()
+            }
+            Err(err) => {
+                debug!(%err, "RTCP not protected");
+                return;
+            }
+        },
+        None => packet,
+    };
     if let Err(err) = stream.setup.sockets.rtcp.send_to(packet, to) {
         debug!(%err, %to, "RTCP send failed");
     }

@@ -3,9 +3,11 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
+use super::crypto::write_crypto;
 use super::parse::{MediaDescription, SessionDescription};
-use super::{Codec, Direction, LocalSession, Negotiated, SdpError, ip_kind};
-use crate::config::CodecName;
+use super::{Codec, Direction, LocalSession, Negotiated, SdpError, SrtpAnswer, ip_kind};
+use crate::config::{CodecName, SrtpPolicy};
+use crate::srtp::{MasterKey, SrtpKeys, Suite};
 
 /// Payload types we use in our own offers.
 const OFFER_OPUS_PT: u8 = 111;
@@ -18,32 +20,77 @@ const SUPPORTED_PTIMES_MS: [u32; 6] = [10, 20, 30, 40, 50, 60];
 /// Answer an offer: pick our most preferred codec that the offer has, echo the offerer's
 /// telephone-event number, mirror the direction, refuse every other stream with port 0.
 /// Fails with [`SdpError::NoCommonCodec`] (answer 488) when nothing matches.
+///
+/// SRTP (`srtp`): an `RTP/SAVP` stream is taken only when the policy allows SRTP and the
+/// offer came over TLS; its first `a=crypto` line with a suite we have is answered with
+/// the same tag and suite and our own key (the call's current key when it has one of that
+/// suite, so a refresh does not rekey; else `srtp.fresh_key`). With SRTP allowed, an
+/// `RTP/SAVP` stream is preferred to an `RTP/AVP` one. [`SdpError::Srtp`] (488) when the
+/// policy's demand cannot be met.
 pub fn answer(
     offer: &SessionDescription,
     prefs: &[CodecName],
     local_rtp: SocketAddr,
     session: &mut LocalSession,
+    srtp: &SrtpAnswer<'_>,
 ) -> Result<(String, Negotiated), SdpError> {
-    let mut chosen: Option<(usize, Negotiated)> = None;
+    let secure_allowed = srtp.policy != SrtpPolicy::Off && srtp.secure_signalling;
+    let plain_allowed = srtp.policy != SrtpPolicy::Required;
+    let mut chosen: Option<(usize, Negotiated, Option<u32>)> = None;
     let mut saw_audio = false;
-    for (index, media) in offer.media.iter().enumerate() {
-        if !media.media.eq_ignore_ascii_case("audio") || media.port == 0 || !media.is_plain_rtp() {
-            continue;
+    let mut saw_refused_profile = false;
+    'passes: for secure in [true, false] {
+        for (index, media) in offer.media.iter().enumerate() {
+            if !is_audio(media) || media.port == 0 {
+                continue;
+            }
+            let (wanted, allowed) = if secure {
+                (media.is_srtp(), secure_allowed)
+            } else {
+                (media.is_plain_rtp(), plain_allowed)
+            };
+            if !wanted {
+                continue;
+            }
+            if !allowed {
+                saw_refused_profile = true;
+                continue;
+            }
+            let keys = if secure {
+                let Some(line) = media.crypto.first() else {
+                    saw_refused_profile = true;
+                    continue;
+                };
+                Some((line.tag, our_keys(srtp, line.suite, &line.key)))
+            } else {
+                None
+            };
+            saw_audio = true;
+            let Some(codec) = pick_codec(media, prefs) else {
+                continue;
+            };
+            let negotiated = Negotiated {
+                codec,
+                telephone_event: find_telephone_event(media, codec.clock_rate),
+                remote_rtp: remote_address(offer, media),
+                direction: offer.direction_for(media).reversed(),
+                ptime_ms: pick_ptime(media),
+                srtp: keys.as_ref().map(|(_, k)| k.clone()),
+            };
+            chosen = Some((index, negotiated, keys.map(|(tag, _)| tag)));
+            break 'passes;
         }
-        saw_audio = true;
-        let Some(codec) = pick_codec(media, prefs) else {
-            continue;
-        };
-        let telephone_event = find_telephone_event(media, codec.clock_rate);
-        let remote_rtp = remote_address(offer, media);
-        let direction = offer.direction_for(media).reversed();
-        let ptime_ms = pick_ptime(media);
-        chosen =
-            Some((index, Negotiated { codec, telephone_event, remote_rtp, direction, ptime_ms }));
-        break;
     }
-    let Some((chosen_index, negotiated)) = chosen else {
-        return Err(if saw_audio || offer.media.iter().any(is_audio) {
+    let Some((chosen_index, negotiated, crypto_tag)) = chosen else {
+        return Err(if saw_audio {
+            SdpError::NoCommonCodec
+        } else if saw_refused_profile {
+            SdpError::Srtp(if plain_allowed {
+                "RTP/SAVP needs SIP over TLS, SRTP on, and an a=crypto line we support"
+            } else {
+                "SRTP is required (RTP/SAVP with a=crypto over SIP on TLS)"
+            })
+        } else if offer.media.iter().any(is_audio) {
             SdpError::NoCommonCodec
         } else {
             SdpError::NoAudio
@@ -54,6 +101,9 @@ pub fn answer(
     for (index, media) in offer.media.iter().enumerate() {
         if index == chosen_index {
             let te = negotiated.telephone_event.map(|pt| (pt, te_clock(media, pt)));
+            let crypto = crypto_tag
+                .zip(negotiated.srtp.as_ref())
+                .map(|(tag, keys)| (tag, keys.suite, &keys.send));
             write_audio(
                 &mut body,
                 local_rtp.port(),
@@ -61,12 +111,23 @@ pub fn answer(
                 &[negotiated.codec],
                 te,
                 negotiated.direction,
+                crypto,
             );
         } else {
             write_refused(&mut body, media);
         }
     }
     Ok((session.render(local_rtp, &body), negotiated))
+}
+
+/// Our key for `suite` (kept from the call's current keys when the suite is the same) and
+/// the offerer's.
+fn our_keys(srtp: &SrtpAnswer<'_>, suite: Suite, theirs: &MasterKey) -> SrtpKeys {
+    let send = match srtp.current {
+        Some(current) if current.suite == suite => current.send.clone(),
+        _ => srtp.fresh_key.clone(),
+    };
+    SrtpKeys { suite, send, receive: theirs.clone() }
 }
 
 /// Our offer: every preferred codec, telephone-event, and the given direction.
@@ -92,6 +153,7 @@ pub fn offer(
         &codecs,
         telephone_event.then_some((OFFER_TELEPHONE_EVENT_PT, 8000)),
         direction,
+        None,
     );
     session.render(local_rtp, &body)
 }
@@ -104,6 +166,10 @@ pub fn accept_answer(
 ) -> Result<Negotiated, SdpError> {
     let media =
         answer.media.iter().find(|m| is_audio(m) && m.port != 0).ok_or(SdpError::NoAudio)?;
+    if !media.is_plain_rtp() {
+        // Our offers are RTP/AVP; an answer cannot change the profile (RFC 3264 §6).
+        return Err(SdpError::Srtp("answer changes the RTP profile of our offer"));
+    }
     let codec = media
         .payload_types()
         .find_map(|pt| {
@@ -117,6 +183,7 @@ pub fn accept_answer(
         remote_rtp: remote_address(answer, media),
         direction: answer.direction_for(media).reversed(),
         ptime_ms: pick_ptime(media),
+        srtp: None,
     })
 }
 
@@ -229,6 +296,7 @@ fn write_audio(
     codecs: &[Codec],
     telephone_event: Option<(u8, u32)>,
     direction: Direction,
+    crypto: Option<(u32, Suite, &MasterKey)>,
 ) {
     let _ = write!(out, "m=audio {port} {proto}");
     for c in codecs {
@@ -258,6 +326,9 @@ fn write_audio(
         SUPPORTED_PTIMES_MS[SUPPORTED_PTIMES_MS.len() - 1],
         direction.as_attribute()
     );
+    if let Some((tag, suite, key)) = crypto {
+        write_crypto(out, tag, suite, key);
+    }
 }
 
 /// A refused stream echoes media type, proto and formats with port 0 (RFC 3264 §6).

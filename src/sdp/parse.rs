@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 
+use super::crypto::{CryptoLine, MAX_CRYPTO_LINES, parse_crypto};
 use super::{Direction, SdpError};
 
 /// Largest SDP body accepted, in bytes.
@@ -68,6 +69,8 @@ pub struct MediaDescription {
     pub direction: Option<Direction>,
     pub ptime: Option<u32>,
     pub maxptime: Option<u32>,
+    /// Usable `a=crypto` lines (SDES), in the offerer's order.
+    pub crypto: Vec<CryptoLine>,
 }
 
 /// `a=rtpmap:<pt> <encoding>/<clock>[/<channels>]`.
@@ -103,6 +106,11 @@ impl MediaDescription {
     /// RTP over UDP without SRTP: `RTP/AVP` or `RTP/AVPF`.
     pub fn is_plain_rtp(&self) -> bool {
         self.proto.eq_ignore_ascii_case("RTP/AVP") || self.proto.eq_ignore_ascii_case("RTP/AVPF")
+    }
+
+    /// SRTP over UDP with keys in SDP: `RTP/SAVP` or `RTP/SAVPF` (RFC 3711 §12).
+    pub fn is_srtp(&self) -> bool {
+        self.proto.eq_ignore_ascii_case("RTP/SAVP") || self.proto.eq_ignore_ascii_case("RTP/SAVPF")
     }
 }
 
@@ -263,6 +271,14 @@ fn parse_media_attribute(m: &mut MediaDescription, value: &str) -> Result<(), Sd
                     .take(256)
                     .collect();
                 m.fmtps.push(Fmtp { payload_type, params });
+            }
+        }
+        "crypto" => {
+            if m.crypto.len() >= MAX_CRYPTO_LINES {
+                return Err(SdpError::TooLarge("crypto attributes"));
+            }
+            if let Some(line) = parse_crypto(rest) {
+                m.crypto.push(line);
             }
         }
         "ptime" => m.ptime = parse_millis(rest),

@@ -79,7 +79,7 @@ fn local() -> SocketAddr {
 
 fn answer_of(text: &str, prefs: &[crate::config::CodecName]) -> (String, Negotiated) {
     let offer = parse(text).unwrap();
-    answer(&offer, prefs, local(), &mut LocalSession::new(42)).unwrap()
+    answer(&offer, prefs, local(), &mut LocalSession::new(42), &SrtpAnswer::plain()).unwrap()
 }
 
 #[test]
@@ -197,14 +197,17 @@ fn zero_address_is_hold() {
 #[test]
 fn no_common_codec() {
     let offer = parse(&SIPP.replace("RTP/AVP 0", "RTP/AVP 18")).unwrap();
-    let err = answer(&offer, &[Pcmu, Pcma], local(), &mut LocalSession::new(1)).unwrap_err();
+    let err =
+        answer(&offer, &[Pcmu, Pcma], local(), &mut LocalSession::new(1), &SrtpAnswer::plain())
+            .unwrap_err();
     assert_eq!(err, SdpError::NoCommonCodec);
     let offer = parse(BARESIP).unwrap();
-    let err = answer(&offer, &[Pcma], local(), &mut LocalSession::new(1));
+    let err = answer(&offer, &[Pcma], local(), &mut LocalSession::new(1), &SrtpAnswer::plain());
     assert!(err.is_ok(), "PCMA is offered by baresip");
     let offer = parse(WITH_VIDEO_V6).unwrap();
     assert_eq!(
-        answer(&offer, &[Pcmu], local(), &mut LocalSession::new(1)).unwrap_err(),
+        answer(&offer, &[Pcmu], local(), &mut LocalSession::new(1), &SrtpAnswer::plain())
+            .unwrap_err(),
         SdpError::NoCommonCodec
     );
 }
@@ -212,22 +215,23 @@ fn no_common_codec() {
 #[test]
 fn srtp_only_offer_is_refused() {
     let offer = parse(&SIPP.replace("RTP/AVP", "RTP/SAVP")).unwrap();
-    let err = answer(&offer, &[Pcmu], local(), &mut LocalSession::new(1)).unwrap_err();
-    assert_eq!(err, SdpError::NoCommonCodec);
+    let err = answer(&offer, &[Pcmu], local(), &mut LocalSession::new(1), &SrtpAnswer::plain())
+        .unwrap_err();
+    assert!(matches!(err, SdpError::Srtp(_)), "{err:?}");
 }
 
 #[test]
 fn version_steps_only_when_answer_changes() {
     let mut session = LocalSession::new(7);
     let offer = parse(SIPP).unwrap();
-    let (a1, _) = answer(&offer, &[Pcmu], local(), &mut session).unwrap();
-    let (a2, _) = answer(&offer, &[Pcmu], local(), &mut session).unwrap();
+    let (a1, _) = answer(&offer, &[Pcmu], local(), &mut session, &SrtpAnswer::plain()).unwrap();
+    let (a2, _) = answer(&offer, &[Pcmu], local(), &mut session, &SrtpAnswer::plain()).unwrap();
     assert_eq!(a1, a2);
     assert_eq!(session.version, 7);
     let hold = parse(&format!("{SIPP}a=sendonly\r\n")).unwrap();
-    let (a3, _) = answer(&hold, &[Pcmu], local(), &mut session).unwrap();
+    let (a3, _) = answer(&hold, &[Pcmu], local(), &mut session, &SrtpAnswer::plain()).unwrap();
     assert!(a3.contains("o=zendesk-ivr 7 8 IN IP4"), "{a3}");
-    let (a4, _) = answer(&offer, &[Pcmu], local(), &mut session).unwrap();
+    let (a4, _) = answer(&offer, &[Pcmu], local(), &mut session, &SrtpAnswer::plain()).unwrap();
     assert!(a4.contains("o=zendesk-ivr 7 9 IN IP4"), "{a4}");
 }
 
@@ -240,9 +244,14 @@ fn offer_and_accept_answer() {
     assert!(ours.contains("a=rtpmap:101 telephone-event/8000\r\n"));
     let parsed = parse(&ours).unwrap();
     // The far end answers our offer: mirror it through `answer` as a peer would.
-    let (their_answer, _) =
-        answer(&parsed, &[Pcmu], "198.51.100.7:4000".parse().unwrap(), &mut LocalSession::new(9))
-            .unwrap();
+    let (their_answer, _) = answer(
+        &parsed,
+        &[Pcmu],
+        "198.51.100.7:4000".parse().unwrap(),
+        &mut LocalSession::new(9),
+        &SrtpAnswer::plain(),
+    )
+    .unwrap();
     let neg = accept_answer(&[Pcma, Opus, Pcmu], &parse(&their_answer).unwrap()).unwrap();
     assert_eq!(neg.codec.name, Pcmu);
     assert_eq!(neg.telephone_event, Some(101));
@@ -290,9 +299,14 @@ fn an_offer_can_leave_out_telephone_event() {
     let ours = offer(&[Pcmu], local(), &mut session, Direction::SendRecv, false);
     assert!(ours.contains("m=audio 30000 RTP/AVP 0\r\n"), "{ours}");
     assert!(!ours.contains("telephone-event"), "{ours}");
-    let (their_answer, _) =
-        answer(&parse(&ours).unwrap(), &[Pcmu], "198.51.100.7:4000".parse().unwrap(), &mut session)
-            .unwrap();
+    let (their_answer, _) = answer(
+        &parse(&ours).unwrap(),
+        &[Pcmu],
+        "198.51.100.7:4000".parse().unwrap(),
+        &mut session,
+        &SrtpAnswer::plain(),
+    )
+    .unwrap();
     let neg = accept_answer(&[Pcmu], &parse(&their_answer).unwrap()).unwrap();
     assert_eq!(neg.telephone_event, None, "nothing to negotiate: tones it is");
 }

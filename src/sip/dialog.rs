@@ -50,6 +50,7 @@ use crate::sip::header_text;
 use crate::sip::message::Transport;
 use crate::sip::response;
 use crate::sip::transaction::{TransactionEvent, TransactionId};
+use crate::srtp::MasterKey;
 
 use call::{Call, Phase};
 use state::Local;
@@ -83,6 +84,9 @@ pub struct Ua {
     next_handle: u64,
     draining: bool,
     rng: StdRng,
+    /// SRTP master keys only (a CSPRNG seeded by the OS, kept apart from `rng`, whose
+    /// output appears on the wire as tags and branches).
+    key_rng: StdRng,
     /// Digest authentication of new INVITEs, when configured.
     invite_auth: Option<InviteAuth>,
 }
@@ -103,6 +107,7 @@ impl Ua {
             next_handle: 1,
             draining: false,
             rng: StdRng::from_os_rng(),
+            key_rng: StdRng::from_os_rng(),
             invite_auth: None,
         }
     }
@@ -129,12 +134,20 @@ impl Ua {
         local_rtp: SocketAddr,
     ) -> Result<(), UaError> {
         let prefs = self.config.codecs.clone();
+        let fresh_key = MasterKey::random(&mut self.key_rng);
+        let policy = self.config.srtp;
         let c = self.calls.get_mut(&call).ok_or(UaError::UnknownCall)?;
         if c.phase != Phase::Incoming {
             return Err(UaError::InvalidState("only a ringing call can be accepted"));
         }
+        let srtp = sdp::SrtpAnswer {
+            policy,
+            secure_signalling: c.dialog.source.transport == Transport::Tls,
+            current: None,
+            fresh_key,
+        };
         let (body, media, awaiting) = match &c.offer {
-            Some(offer) => match sdp::answer(offer, &prefs, local_rtp, &mut c.sdp) {
+            Some(offer) => match sdp::answer(offer, &prefs, local_rtp, &mut c.sdp, &srtp) {
                 Ok((body, media)) => (body, Some(media), false),
                 Err(err) => {
                     self.fail_incoming(call, 488);

@@ -211,6 +211,7 @@ impl AgentLeg {
         };
         let outgoing =
             StreamState { ssrc: rand::random(), next_seq: rand::random(), next_ts: rand::random() };
+        let agent_codec = agent_media.codec.name;
         let b = RelayLeg {
             socket: agent_sockets.0,
             rtcp: Some(agent_sockets.1),
@@ -222,7 +223,7 @@ impl AgentLeg {
         self.relay = Some(Relay { task, control });
         // The caller's sockets must live as long as the relay uses them.
         self.caller_sockets = Some(caller.sockets);
-        info!(codec = ?agent_media.codec.name, "agent answered; bridged");
+        info!(codec = ?agent_codec, "agent answered; bridged");
         Ok(())
     }
 

@@ -32,6 +32,17 @@ impl Baresip {
 
     /// [`Baresip::start`] with `extra` lines appended to its config (e.g. `sip_cafile`).
     pub async fn start_with(source_wav: &Path, dial: Option<&str>, extra: &str) -> Baresip {
+        Self::start_account(source_wav, dial, extra, "").await
+    }
+
+    /// [`Baresip::start_with`] with `account_params` added to its account line (e.g.
+    /// `;mediaenc=srtp-mand`).
+    pub async fn start_account(
+        source_wav: &Path,
+        dial: Option<&str>,
+        extra: &str,
+        account_params: &str,
+    ) -> Baresip {
         let dir = tempfile::tempdir().expect("temp dir");
         let sip_port = free_sip_port();
         let cons_port = free_port_pair();
@@ -50,7 +61,7 @@ impl Baresip {
         assert!(status.success(), "sox padded the source");
         std::fs::write(
             dir.path().join("accounts"),
-            "<sip:tester@127.0.0.1>;regint=0;answermode=auto\n",
+            format!("<sip:tester@127.0.0.1>;regint=0;answermode=auto{account_params}\n"),
         )
         .expect("accounts");
         std::fs::write(

@@ -57,5 +57,6 @@ pub fn negotiated(name: CodecName, pt: u8, te: Option<u8>, remote: SocketAddr) -
         remote_rtp: Some(remote),
         direction: Direction::SendRecv,
         ptime_ms: 20,
+        srtp: None,
     }
 }

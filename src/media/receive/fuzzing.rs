@@ -49,6 +49,7 @@ impl MediaChoice {
             remote_rtp: self.remote.map(source),
             direction,
             ptime_ms: 20,
+            srtp: None,
         }
     }
 }

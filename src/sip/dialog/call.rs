@@ -172,7 +172,7 @@ impl Call {
     /// The codecs a new offer or answer in this call may use: the one in use once media
     /// is negotiated (the media path cannot switch codec mid-call), else `configured`.
     pub fn codecs_in_use(&self, configured: &[CodecName]) -> Vec<CodecName> {
-        self.media.map_or_else(|| configured.to_vec(), |m| vec![m.codec.name])
+        self.media.as_ref().map_or_else(|| configured.to_vec(), |m| vec![m.codec.name])
     }
 
     /// An offer/answer exchange is open (RFC 3264 §4: one at a time → 491).

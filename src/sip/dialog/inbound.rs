@@ -10,13 +10,16 @@ use super::{
     CallEvent, CallHandle, EndReason, MAX_INFO_BODY, MERGE_CAPACITY, MERGE_MEMORY, RETRY_AFTER_S,
     Ua,
 };
+use crate::config::SrtpPolicy;
 use crate::metric_catalog::{RejectReason, record_rejected};
-use crate::sdp::{self, LocalSession, SdpError, SessionDescription};
+use crate::sdp::{self, LocalSession, SdpError, SessionDescription, SrtpAnswer};
 use crate::sip::header_text as ht;
+use crate::sip::message::Transport;
 use crate::sip::refer;
 use crate::sip::response;
 use crate::sip::session_timer::{self, Negotiation};
 use crate::sip::transaction::{Peer, TransactionId};
+use crate::srtp::{MASTER_LEN, MasterKey};
 
 /// Media types we take in INFO as DTMF.
 const DTMF_INFO_TYPES: [&str; 2] = ["application/dtmf-relay", "application/dtmf"];
@@ -239,15 +242,31 @@ impl Ua {
             Ok(offer) => offer,
             Err(problem) => return self.reply_explained(id, &request, body_status(problem)),
         };
-        if let Some(offer) = &offer {
-            let probe = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
-            match sdp::answer(offer, &self.config.codecs, probe, &mut LocalSession::new(0)) {
-                Ok(_) => {}
-                Err(SdpError::NoCommonCodec | SdpError::NoAudio) => {
-                    return self.reply_explained(id, &request, 488);
+        let secure_signalling = source.transport == Transport::Tls;
+        match &offer {
+            Some(offer) => {
+                let probe = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+                // The probe's answer is thrown away: its key is never used.
+                let srtp = SrtpAnswer {
+                    policy: self.config.srtp,
+                    secure_signalling,
+                    current: None,
+                    fresh_key: MasterKey::new([0; MASTER_LEN]),
+                };
+                let mut session = LocalSession::new(0);
+                match sdp::answer(offer, &self.config.codecs, probe, &mut session, &srtp) {
+                    Ok(_) => {}
+                    Err(SdpError::NoCommonCodec | SdpError::NoAudio | SdpError::Srtp(_)) => {
+                        return self.reply_explained(id, &request, 488);
+                    }
+                    Err(_) => return self.reply(id, &request, 400, Vec::new()),
                 }
-                Err(_) => return self.reply(id, &request, 400, Vec::new()),
             }
+            // Our offers are plain RTP/AVP: with SRTP required, a call must bring its offer.
+            None if self.config.srtp == SrtpPolicy::Required => {
+                return self.reply_explained(id, &request, 488);
+            }
+            None => {}
         }
         let timer = match session_timer::negotiate(
             &request.headers,
@@ -384,7 +403,7 @@ impl Ua {
                         }
                     }
                 }
-                if let Some(media) = self.calls.get(&call).and_then(|c| c.media) {
+                if let Some(media) = self.calls.get(&call).and_then(|c| c.media.clone()) {
                     self.push_event(CallEvent::Established { call, media });
                 }
             }
@@ -423,8 +442,8 @@ impl Ua {
     /// Record new media and report it if it changed.
     pub(super) fn media_update(&mut self, call: CallHandle, media: sdp::Negotiated) {
         let Some(c) = self.calls.get_mut(&call) else { return };
-        if c.media != Some(media) {
-            c.media = Some(media);
+        if c.media.as_ref() != Some(&media) {
+            c.media = Some(media.clone());
             self.push_event(CallEvent::MediaChanged { call, media });
         }
     }
@@ -519,14 +538,33 @@ impl Ua {
         };
         let mut body = Vec::new();
         let mut new_media = None;
+        let fresh_key = MasterKey::random(&mut self.key_rng);
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        // Our offers are plain RTP/AVP, so a call on SRTP cannot take one (a re-INVITE
+        // without SDP): 488, and the session goes on unchanged.
+        let on_srtp = c.media.as_ref().is_some_and(|m| m.srtp.is_some());
+        if on_srtp && offer.is_none() && is_invite {
+            let extra = self.explain(488);
+            return self.respond_in_call(call, id, &request, 488, extra, Vec::new());
+        }
         if let Some(local_rtp) = c.local_rtp.filter(|_| wants_exchange) {
             match &offer {
                 Some(offer) => {
                     // Answered on a copy: a refused offer leaves our SDP and its version.
                     let mut session = c.sdp.clone();
-                    match sdp::answer(offer, &prefs, local_rtp, &mut session) {
+                    let srtp = SrtpAnswer {
+                        policy: self.config.srtp,
+                        secure_signalling: c.dialog.source.transport == Transport::Tls,
+                        current: c.media.as_ref().and_then(|m| m.srtp.as_ref()),
+                        fresh_key,
+                    };
+                    match sdp::answer(offer, &prefs, local_rtp, &mut session, &srtp) {
+                        // The codec and whether the stream is SRTP stay as they started.
                         Ok((text, media))
-                            if c.media.is_none_or(|m| same_payload_types(&m, &media)) =>
+                            if c.media.as_ref().is_none_or(|m| {
+                                same_payload_types(m, &media)
+                                    && m.srtp.is_some() == media.srtp.is_some()
+                            }) =>
                         {
                             c.sdp = session;
                             body = text.into_bytes();
@@ -546,7 +584,8 @@ impl Ua {
                     }
                 }
                 None => {
-                    let direction = c.media.map_or(sdp::Direction::SendRecv, |m| m.direction);
+                    let direction =
+                        c.media.as_ref().map_or(sdp::Direction::SendRecv, |m| m.direction);
                     body = sdp::offer(
                         &prefs,
                         local_rtp,

@@ -222,7 +222,7 @@ impl Ua {
             return;
         } else {
             let Some(local_rtp) = c.local_rtp else { return };
-            let direction = c.media.map_or(sdp::Direction::SendRecv, |m| m.direction);
+            let direction = c.media.as_ref().map_or(sdp::Direction::SendRecv, |m| m.direction);
             // Offer what is in use, so that the refresh changes nothing.
             let codecs = c.codecs_in_use(&self.config.codecs);
             let body = sdp::offer(

@@ -365,7 +365,7 @@ impl Ua {
             return self.end_call(call, Some(EndReason::Error));
         };
         let Some(c) = self.calls.get_mut(&call) else { return };
-        c.media = Some(media);
+        c.media = Some(media.clone());
         c.timer = session_timer::from_answer(&response.headers);
         c.restart_timer(now);
         c.phase = Phase::Confirmed;

@@ -10,4 +10,5 @@ mod midcall;
 mod outgoing;
 mod probe;
 mod refresh_rate;
+mod srtp;
 mod tls;

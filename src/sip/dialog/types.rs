@@ -1,6 +1,6 @@
 //! The UA core's public types: its settings, call handles, actions, events and errors.
 
-use crate::config::CodecName;
+use crate::config::{CodecName, SrtpPolicy};
 use crate::sdp::{Negotiated, SdpError};
 use crate::sip::message::Transport;
 use crate::sip::refer::TargetError;
@@ -25,6 +25,8 @@ pub struct UaConfig {
     /// Offer RFC 4733 telephone-event in our SDP offers (off only for a test caller that
     /// sends its keys as tones, like a phone without RFC 4733).
     pub offer_telephone_event: bool,
+    /// SRTP (SDES) for the calls we answer (`media.srtp`); only over TLS.
+    pub srtp: SrtpPolicy,
     /// RFC 4028 interval we offer, and the least we accept (seconds).
     pub session_expires: u32,
     pub min_se: u32,
@@ -51,6 +53,7 @@ impl UaConfig {
             server: config.sip.server().to_string(),
             codecs: config.media.codecs.clone(),
             offer_telephone_event: true,
+            srtp: config.media.srtp,
             session_expires: config.sip.session_expires_s,
             min_se: config.sip.min_se_s,
             send_ringing: config.sip.rings_before_answer(),

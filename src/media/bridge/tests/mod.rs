@@ -33,6 +33,7 @@ fn negotiated(name: CodecName, pt: u8, te: Option<u8>, remote: u16) -> Negotiate
         remote_rtp: Some(addr(remote)),
         direction: Direction::SendRecv,
         ptime_ms: 20,
+        srtp: None,
     }
 }
 
@@ -199,13 +200,13 @@ fn nothing_is_sent_without_an_address_or_against_the_direction() {
     let now = Instant::now();
     let mut hold = negotiated(CodecName::Pcmu, 0, None, B_REMOTE);
     hold.direction = Direction::RecvOnly;
-    let mut b = bridge(negotiated(CodecName::Pcmu, 0, None, A_REMOTE), hold);
+    let mut b = bridge(negotiated(CodecName::Pcmu, 0, None, A_REMOTE), hold.clone());
     let audio = [0xFFu8; 160];
     assert!(send(&mut b, now, Leg::A, &rtp(0, 1, 0, 1, false, &audio)).is_empty());
     let mut resumed = hold;
     resumed.direction = Direction::SendRecv;
     resumed.remote_rtp = None;
-    b.update_leg(Leg::B, resumed);
+    b.update_leg(Leg::B, resumed.clone());
     assert!(send(&mut b, now, Leg::A, &rtp(0, 2, 160, 1, false, &audio)).is_empty());
     resumed.remote_rtp = Some(addr(B_REMOTE));
     b.update_leg(Leg::B, resumed);

@@ -27,6 +27,7 @@ pub fn config() -> UaConfig {
         server: "zendesk-ivr/test".into(),
         codecs: vec![CodecName::Pcmu, CodecName::Pcma],
         offer_telephone_event: true,
+        srtp: crate::config::SrtpPolicy::Optional,
         session_expires: 1800,
         min_se: 90,
         send_ringing: true,
