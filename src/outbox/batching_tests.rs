@@ -25,7 +25,7 @@ fn hold_store(outbox: &Outbox) -> StoreHeld {
     let (held, is_held) = mpsc::channel();
     let (release, released) = mpsc::channel::<()>();
     let thread = std::thread::spawn(move || {
-        let _store = inner.store.lock();
+        let _store = inner.store.blocking_lock();
         held.send(()).unwrap();
         let _ = released.recv_timeout(WAIT);
     });
@@ -272,7 +272,7 @@ async fn the_senders_store_access_gets_its_turn_during_a_sustained_burst_of_enqu
     let inner = Arc::clone(&outbox.inner);
     let groups_meanwhile = std::thread::spawn(move || {
         let before = inner.enqueues.groups();
-        let _store = inner.store.lock();
+        let _store = inner.store.blocking_lock();
         inner.enqueues.groups() - before
     })
     .join()

@@ -7,9 +7,9 @@
 //! At most one committer runs at a time, on tokio's blocking pool. It takes the store
 //! first and the waiting entries second (so that entries arriving while the store is busy
 //! join the group), commits them in the order they arrived, answers each caller, and goes
-//! again until nobody waits. After each group it hands the store's lock on fairly
-//! (`parking_lot`'s `unlock_fair`): whoever asked for the store while a group was being
-//! committed (the sender) goes before the next group.
+//! again until nobody waits. The store's lock is fair (tokio's mutex, taken with
+//! `blocking_lock`, serves in the order asked): whoever asked for the store while a group
+//! was being committed (the sender) goes before the next group.
 //!
 //! A group that fails because of one of its entries (a constraint or trigger refused it)
 //! is committed again one entry at a time, so that each caller gets its own entry's
@@ -96,9 +96,9 @@ pub(crate) struct Committer {
 
 impl Committer {
     /// Commits groups until nobody waits. Blocking.
-    pub fn run(mut self, store: &parking_lot::Mutex<Store>) {
+    pub fn run(mut self, store: &tokio::sync::Mutex<Store>) {
         loop {
-            let mut held = store.lock();
+            let mut held = store.blocking_lock();
             let group = {
                 let mut queue = lock(&self.group.queue);
                 if queue.waiting.is_empty() {
@@ -110,9 +110,8 @@ impl Committer {
                 queue.waiting.drain(..taken).collect()
             };
             commit(&mut held, group);
-            // Straight to whoever waits (the sender), not back to this loop: a burst of
-            // enqueues must not keep the rest out.
-            parking_lot::MutexGuard::unlock_fair(held);
+            // Whoever asked meanwhile (the sender) goes before this loop's next group.
+            drop(held);
             #[cfg(test)]
             {
                 lock(&self.group.queue).groups += 1;

@@ -299,9 +299,10 @@ pub struct Outbox {
 }
 
 struct Inner {
-    /// The committer hands it on fairly after each group (see `group_commit`), so that a
-    /// burst of enqueues cannot keep the sender out.
-    store: parking_lot::Mutex<Store>,
+    /// Fair (tokio's mutex serves lockers in the order they asked, here from blocking
+    /// threads), so that a burst of enqueues cannot keep the sender out (see
+    /// `group_commit`).
+    store: tokio::sync::Mutex<Store>,
     /// Enqueues waiting for the next group commit.
     enqueues: EnqueueGroup,
     policy: SendPolicy,
@@ -340,7 +341,7 @@ impl Outbox {
         let store = Store::open(path)?;
         Ok(Outbox {
             inner: Arc::new(Inner {
-                store: parking_lot::Mutex::new(store),
+                store: tokio::sync::Mutex::new(store),
                 enqueues: EnqueueGroup::default(),
                 policy,
                 path: path.to_path_buf(),
@@ -365,7 +366,7 @@ impl Outbox {
     {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
-            let mut store = inner.store.lock();
+            let mut store = inner.store.blocking_lock();
             operation(&mut store)
         })
         .await
