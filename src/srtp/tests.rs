@@ -211,6 +211,7 @@ fn no_room_for_the_tag_is_an_error() {
 #[test]
 fn keys_never_print() {
     let keys = SrtpKeys {
+        tag: 1,
         suite: Suite::AesCm128HmacSha1_80,
         send: MasterKey::new([0xAB; MASTER_LEN]),
         receive: master(),
