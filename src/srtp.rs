@@ -11,7 +11,8 @@
 //! state, so a forged packet cannot move the window or the rollover counter.
 //!
 //! Master keys are secrets: [`MasterKey`]'s `Debug` prints `[redacted]`, it has no
-//! `Display`, and it is zeroed when dropped.
+//! `Display`, and it is zeroed when dropped. So are the session keys derived from it (the
+//! AES key schedule through the `aes` crate's `zeroize` feature).
 
 mod context;
 mod kdf;

@@ -295,7 +295,7 @@ fn rtp_tag(keys: &SessionKeys, packet: &[u8], roc: u32) -> [u8; 20] {
 }
 
 fn hmac(keys: &SessionKeys, data: &[u8], roc: Option<u32>) -> [u8; 20] {
-    let mut mac = keys.auth.clone();
+    let mut mac = keys.mac();
     mac.update(data);
     if let Some(roc) = roc {
         mac.update(&roc.to_be_bytes());

@@ -41,7 +41,7 @@ fn rfc3711_b3_key_derivation() {
     let session = SessionKeys::derive(&key, Labels::Rtp);
     assert_eq!(session.salt.to_vec(), hex("30CBBC08863D8C85D49DB34A9AE1"));
     let mut expected = <hmac::Hmac<sha1::Sha1> as Mac>::new_from_slice(&auth[..20]).unwrap();
-    let mut got = session.auth.clone();
+    let mut got = session.mac();
     expected.update(b"x");
     got.update(b"x");
     assert_eq!(expected.finalize().into_bytes(), got.finalize().into_bytes());
@@ -291,4 +291,12 @@ fn a_new_ssrc_evicts_the_least_recently_authenticated_one() {
     // The talking SSRC kept its replay window; the least recent one (0xB) lost its own.
     assert_eq!(receiver.unprotect_rtp(&mut talking.clone()), Err(SrtpError::Replayed));
     assert!(receiver.unprotect_rtp(&mut stale[0].clone()).is_ok());
+}
+
+#[test]
+fn session_keys_are_zeroed_on_drop() {
+    fn zeroed_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    // The AES key schedule (the `aes` crate's `zeroize` feature) and ours.
+    zeroed_on_drop::<aes::Aes128>();
+    zeroed_on_drop::<SessionKeys>();
 }
