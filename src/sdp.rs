@@ -198,7 +198,7 @@ pub fn fuzz_one(data: &[u8]) {
             // Our own answer must read back.
             let _ = parse(&answer_text);
         }
-        let _ = accept_answer(&prefs, &sdp);
+        let _ = accept_answer(&prefs, &sdp, None);
     }
 }
 

@@ -11,7 +11,8 @@
 //! state, so a forged packet cannot move the window or the rollover counter.
 //!
 //! Master keys are secrets: [`MasterKey`]'s `Debug` prints `[redacted]`, it has no
-//! `Display`, and it is zeroed when dropped.
+//! `Display`, and it is zeroed when dropped. So are the session keys derived from it (the
+//! AES key schedule through the `aes` crate's `zeroize` feature).
 
 mod context;
 mod kdf;
@@ -125,9 +126,11 @@ impl std::fmt::Debug for MasterKey {
 }
 
 /// The keys of one SRTP call: the suite, the key we send with (ours, from our SDP) and the
-/// key we receive with (the peer's, from its SDP). `Debug` shows the suite only.
+/// key we receive with (the peer's, from its SDP). `Debug` shows tag and suite only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SrtpKeys {
+    /// The `a=crypto` tag both sides' lines carry (RFC 4568 §9.1).
+    pub tag: u32,
     pub suite: Suite,
     pub send: MasterKey,
     pub receive: MasterKey,

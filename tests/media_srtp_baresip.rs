@@ -15,6 +15,7 @@ use common::tls::{Issued, TestCa};
 use common::{free_sip_port, next_summary, start, test_config};
 use zendesk_ivr::config::{Config, SrtpPolicy, TransferMode};
 use zendesk_ivr::ivr::outcome::{CallOutcome, PathStep, TransferFailure};
+use zendesk_ivr::media::dtmf::DigitSource;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -70,6 +71,10 @@ async fn baresip_with_mandatory_srtp_hears_its_status_and_its_digit_reaches_the_
     let report = summary.report.as_ref().expect("the flow reported");
     assert!(report.path.contains(&PathStep::Pressed { key: '2' }), "{:?}", report.path);
     assert!(matches!(report.outcome, CallOutcome::EndedByCaller), "{:?}", report.outcome);
+    // The digit came in RTP (RFC 4733), so it was decrypted and authenticated, not sent
+    // as SIP INFO.
+    assert_eq!(summary.digits, "2", "{summary:?}");
+    assert_eq!(summary.digit_sources, vec![DigitSource::Rfc4733], "{summary:?}");
     // What baresip decrypted and decoded holds the spoken status sentence.
     phone.wait_for("terminated", WAIT).await;
     let heard = recording_path(&phone.recordings());

@@ -176,9 +176,7 @@ impl Driver<'_> {
                 // The relay forwards plain RTP; it would have to decrypt and re-encrypt
                 // every packet between two keys. Refused before the agent is called.
                 warn!(target = %request.target, "a call on SRTP cannot be transferred by bridge");
-                let failure = TransferFailure::Error {
-                    message: "bridge transfer is not supported for SRTP calls".into(),
-                };
+                let failure = crate::transfer::bridge::srtp_refused();
                 self.flow.handle_event(now, FlowEvent::Transfer(TransferUpdate::Failed(failure)));
             }
             TransferMode::Bridge => {

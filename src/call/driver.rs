@@ -183,6 +183,7 @@ pub(super) async fn drive(
         agent.hang_up();
     }
     driver.summary.digits = driver.media.digits().to_string();
+    driver.summary.digit_sources = driver.media.digit_sources().to_vec();
 }
 
 /// Starts the data dip (it runs while the call is answered, with its own deadline). A

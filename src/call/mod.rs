@@ -64,6 +64,8 @@ pub struct CallSummary {
     pub duration: Duration,
     /// DTMF digits the caller pressed, in order.
     pub digits: String,
+    /// How each digit of `digits` came (RFC 4733, SIP INFO, in-band), in order.
+    pub digit_sources: Vec<crate::media::dtmf::DigitSource>,
     /// The data dip's result (user, latest unsolved ticket), when Zendesk is configured.
     pub dip: Option<DipOutcome>,
     /// What the IVR made of the call: outcome, path, durations. `None` when the call was
@@ -96,6 +98,7 @@ pub async fn run(ctx: CallContext, incoming: IncomingCall) -> CallSummary {
             started_at: SystemTime::now(),
             duration: Duration::ZERO,
             digits: String::new(),
+            digit_sources: Vec::new(),
             dip: None,
             report: None,
         };

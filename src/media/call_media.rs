@@ -5,7 +5,7 @@
 use tracing::warn;
 
 use crate::config::CodecName;
-use crate::media::dtmf::DigitEvent;
+use crate::media::dtmf::{DigitEvent, DigitSource};
 use crate::media::engine::MediaEngine;
 use crate::media::playback::{Finished, PlayMode, PlaybackId};
 use crate::media::prompt::Prompt;
@@ -32,6 +32,8 @@ pub struct CallMedia {
     sockets: Option<RtpSockets>,
     session: Option<MediaSession>,
     digits: String,
+    /// How each digit of `digits` came (RFC 4733, SIP INFO, in-band), in order.
+    digit_sources: Vec<DigitSource>,
     /// The media as last negotiated.
     negotiated: Option<Negotiated>,
 }
@@ -43,6 +45,7 @@ impl CallMedia {
             sockets: Some(sockets),
             session: None,
             digits: String::new(),
+            digit_sources: Vec::new(),
             negotiated: None,
         }
     }
@@ -50,6 +53,11 @@ impl CallMedia {
     /// The digits received so far (at most [`MAX_DIGITS`]).
     pub fn digits(&self) -> &str {
         &self.digits
+    }
+
+    /// How each digit of [`CallMedia::digits`] came, in order.
+    pub fn digit_sources(&self) -> &[DigitSource] {
+        &self.digit_sources
     }
 
     /// The codec in use, once the call is established (and until it is detached).
@@ -130,6 +138,7 @@ impl CallMedia {
             MediaEvent::Digit(d) => {
                 if self.digits.len() < MAX_DIGITS {
                     self.digits.push(d.digit);
+                    self.digit_sources.push(d.source);
                 }
                 CallMediaEvent::Digit(d)
             }

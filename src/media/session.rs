@@ -1,8 +1,9 @@
 //! One call's RTP (runtime layer): a stream on a media worker, which sends the call's RTP
 //! and reads what the caller sends.
 //!
-//! Sending: random SSRC, sequence and timestamp origin; the worker's pacer sets timestamps
-//! and the playback sets the marker bit (see [`crate::media::worker`]).
+//! Sending: random SSRC, sequence and timestamp origin (with SRTP the first sequence number
+//! is below 2^15, see [`first_sequence`]); the worker's pacer sets timestamps and the
+//! playback sets the marker bit (see [`crate::media::worker`]).
 //!
 //! Receiving: the worker feeds the call's RTP and RTCP datagrams to its
 //! [`Receiver`](crate::media::receive) (latching, RTCP statistics, RFC 4733 and in-band
@@ -100,6 +101,15 @@ pub struct SentCounts {
     pub octets: u32,
 }
 
+/// The sequence number of a stream's first packet: random (RFC 3550 §5.1). With SRTP it is
+/// below 2^15, as libSRTP advises: a receiver estimates the rollover counter from the
+/// first sequence number it sees (RFC 3711 Appendix A), and from a start near 2^16 one that
+/// misses our first packets would take the wrap that follows for ROC 0 and lose sync.
+fn first_sequence(srtp: bool, rng: &mut impl rand::Rng) -> u16 {
+    let seq: u16 = rng.random();
+    if srtp { seq & 0x7fff } else { seq }
+}
+
 impl MediaSession {
     /// Starts sending (silence) and receiving for a call whose offer/answer gave `media`.
     pub fn start(
@@ -114,7 +124,8 @@ impl MediaSession {
         let counters = Arc::new(SendCounters::default());
         let (finished_tx, finished) = mpsc::unbounded_channel();
         let ssrc: u32 = rand::random();
-        let origin = StreamState { ssrc, next_seq: rand::random(), next_ts: rand::random() };
+        let next_seq = first_sequence(media.srtp.is_some(), &mut rand::rng());
+        let origin = StreamState { ssrc, next_seq, next_ts: rand::random() };
         let samples_per_frame = codec.timestamp_increment();
         let (events, received) = mpsc::channel(EVENT_QUEUE);
         let receiver = Receiver::new(Instant::now(), media, &settings, ssrc, codec)?;
@@ -244,5 +255,23 @@ impl Drop for MediaSession {
         if !self.detached {
             self.stream.send(Command::End(self.stream.id));
         }
+    }
+}
+
+#[cfg(test)]
+mod first_sequence_tests {
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    use super::first_sequence;
+
+    #[test]
+    fn with_srtp_the_first_sequence_number_is_below_2_15() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let srtp: Vec<u16> = (0..2000).map(|_| first_sequence(true, &mut rng)).collect();
+        assert!(srtp.iter().all(|s| *s < 0x8000));
+        assert!(srtp.iter().any(|s| *s >= 0x4000), "still random over the lower half");
+        let plain: Vec<u16> = (0..2000).map(|_| first_sequence(false, &mut rng)).collect();
+        assert!(plain.iter().any(|s| *s >= 0x8000), "plain RTP keeps the whole range");
     }
 }

@@ -83,6 +83,7 @@ mod tests {
 
     fn keys(send: u8, receive: u8) -> SrtpKeys {
         SrtpKeys {
+            tag: 1,
             suite: Suite::AesCm128HmacSha1_80,
             send: MasterKey::new([send; MASTER_LEN]),
             receive: MasterKey::new([receive; MASTER_LEN]),

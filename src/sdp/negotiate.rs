@@ -36,7 +36,7 @@ pub fn answer(
 ) -> Result<(String, Negotiated), SdpError> {
     let secure_allowed = srtp.policy != SrtpPolicy::Off && srtp.secure_signalling;
     let plain_allowed = srtp.policy != SrtpPolicy::Required;
-    let mut chosen: Option<(usize, Negotiated, Option<u32>)> = None;
+    let mut chosen: Option<(usize, Negotiated)> = None;
     let mut saw_audio = false;
     let mut saw_refused_profile = false;
     'passes: for secure in [true, false] {
@@ -61,7 +61,7 @@ pub fn answer(
                     saw_refused_profile = true;
                     continue;
                 };
-                Some((line.tag, our_keys(srtp, line.suite, &line.key)))
+                Some(our_keys(srtp, line.tag, line.suite, &line.key))
             } else {
                 None
             };
@@ -75,13 +75,13 @@ pub fn answer(
                 remote_rtp: remote_address(offer, media),
                 direction: offer.direction_for(media).reversed(),
                 ptime_ms: pick_ptime(media),
-                srtp: keys.as_ref().map(|(_, k)| k.clone()),
+                srtp: keys,
             };
-            chosen = Some((index, negotiated, keys.map(|(tag, _)| tag)));
+            chosen = Some((index, negotiated));
             break 'passes;
         }
     }
-    let Some((chosen_index, negotiated, crypto_tag)) = chosen else {
+    let Some((chosen_index, negotiated)) = chosen else {
         return Err(if saw_audio {
             SdpError::NoCommonCodec
         } else if saw_refused_profile {
@@ -101,9 +101,6 @@ pub fn answer(
     for (index, media) in offer.media.iter().enumerate() {
         if index == chosen_index {
             let te = negotiated.telephone_event.map(|pt| (pt, te_clock(media, pt)));
-            let crypto = crypto_tag
-                .zip(negotiated.srtp.as_ref())
-                .map(|(tag, keys)| (tag, keys.suite, &keys.send));
             write_audio(
                 &mut body,
                 local_rtp.port(),
@@ -111,7 +108,7 @@ pub fn answer(
                 &[negotiated.codec],
                 te,
                 negotiated.direction,
-                crypto,
+                negotiated.srtp.as_ref(),
             );
         } else {
             write_refused(&mut body, media);
@@ -121,22 +118,25 @@ pub fn answer(
 }
 
 /// Our key for `suite` (kept from the call's current keys when the suite is the same) and
-/// the offerer's.
-fn our_keys(srtp: &SrtpAnswer<'_>, suite: Suite, theirs: &MasterKey) -> SrtpKeys {
+/// the offerer's, under the offerer's tag.
+fn our_keys(srtp: &SrtpAnswer<'_>, tag: u32, suite: Suite, theirs: &MasterKey) -> SrtpKeys {
     let send = match srtp.current {
         Some(current) if current.suite == suite => current.send.clone(),
         _ => srtp.fresh_key.clone(),
     };
-    SrtpKeys { suite, send, receive: theirs.clone() }
+    SrtpKeys { tag, suite, send, receive: theirs.clone() }
 }
 
-/// Our offer: every preferred codec, telephone-event, and the given direction.
+/// Our offer: every preferred codec, telephone-event, and the given direction. With
+/// `srtp` (a call on SRTP offering again) the stream is `RTP/SAVP` with one `a=crypto`
+/// line: the call's tag, suite and our key, so that nothing is rekeyed.
 pub fn offer(
     prefs: &[CodecName],
     local_rtp: SocketAddr,
     session: &mut LocalSession,
     direction: Direction,
     telephone_event: bool,
+    srtp: Option<&SrtpKeys>,
 ) -> String {
     let mut codecs = Vec::new();
     for name in prefs {
@@ -149,27 +149,38 @@ pub fn offer(
     write_audio(
         &mut body,
         local_rtp.port(),
-        "RTP/AVP",
+        if srtp.is_some() { "RTP/SAVP" } else { "RTP/AVP" },
         &codecs,
         telephone_event.then_some((OFFER_TELEPHONE_EVENT_PT, 8000)),
         direction,
-        None,
+        srtp,
     );
     session.render(local_rtp, &body)
 }
 
-/// Read the answer to our offer (made with `prefs`): the codec is the first one in the
-/// answer that we offered.
+/// Read the answer to our offer (made with `prefs`, and `offered` keys when it was
+/// `RTP/SAVP`): the codec is the first one in the answer that we offered. An answer cannot
+/// change the profile (RFC 3264 §6), and one to an SRTP offer must accept our `a=crypto`
+/// line: same tag, same suite (RFC 4568 §7.1.2); its key is what we receive with.
 pub fn accept_answer(
     prefs: &[CodecName],
     answer: &SessionDescription,
+    offered: Option<&SrtpKeys>,
 ) -> Result<Negotiated, SdpError> {
     let media =
         answer.media.iter().find(|m| is_audio(m) && m.port != 0).ok_or(SdpError::NoAudio)?;
-    if !media.is_plain_rtp() {
-        // Our offers are RTP/AVP; an answer cannot change the profile (RFC 3264 §6).
-        return Err(SdpError::Srtp("answer changes the RTP profile of our offer"));
-    }
+    let srtp = match offered {
+        None if media.is_plain_rtp() => None,
+        Some(ours) if media.is_srtp() => {
+            let line = media
+                .crypto
+                .iter()
+                .find(|l| l.tag == ours.tag && l.suite == ours.suite)
+                .ok_or(SdpError::Srtp("answer does not accept our a=crypto line"))?;
+            Some(SrtpKeys { receive: line.key.clone(), ..ours.clone() })
+        }
+        _ => return Err(SdpError::Srtp("answer changes the RTP profile of our offer")),
+    };
     let codec = media
         .payload_types()
         .find_map(|pt| {
@@ -183,7 +194,7 @@ pub fn accept_answer(
         remote_rtp: remote_address(answer, media),
         direction: answer.direction_for(media).reversed(),
         ptime_ms: pick_ptime(media),
-        srtp: None,
+        srtp,
     })
 }
 
@@ -296,7 +307,7 @@ fn write_audio(
     codecs: &[Codec],
     telephone_event: Option<(u8, u32)>,
     direction: Direction,
-    crypto: Option<(u32, Suite, &MasterKey)>,
+    srtp: Option<&SrtpKeys>,
 ) {
     let _ = write!(out, "m=audio {port} {proto}");
     for c in codecs {
@@ -326,8 +337,8 @@ fn write_audio(
         SUPPORTED_PTIMES_MS[SUPPORTED_PTIMES_MS.len() - 1],
         direction.as_attribute()
     );
-    if let Some((tag, suite, key)) = crypto {
-        write_crypto(out, tag, suite, key);
+    if let Some(keys) = srtp {
+        write_crypto(out, keys.tag, keys.suite, &keys.send);
     }
 }
 

@@ -149,6 +149,7 @@ fn the_policy_and_the_tls_rule_refuse_with_an_srtp_error() {
 fn a_re_offer_keeps_our_key_unless_the_suite_changes() {
     let offer = offer_with(&savp(4000, &line(1, "AES_CM_128_HMAC_SHA1_80")));
     let current = SrtpKeys {
+        tag: 1,
         suite: Suite::AesCm128HmacSha1_80,
         send: MasterKey::new([0x33; MASTER_LEN]),
         receive: MasterKey::new(THEIR_KEY),
@@ -162,4 +163,64 @@ fn a_re_offer_keeps_our_key_unless_the_suite_changes() {
     let other = offer_with(&savp(4000, &line(4, "AES_CM_128_HMAC_SHA1_32")));
     let (_, neg) = run(&other, &srtp).unwrap();
     assert_eq!(neg.srtp.unwrap().send.expose(), &OUR_KEY);
+}
+
+fn call_keys() -> SrtpKeys {
+    SrtpKeys {
+        tag: 7,
+        suite: Suite::AesCm128HmacSha1_80,
+        send: MasterKey::new(OUR_KEY),
+        receive: MasterKey::new(THEIR_KEY),
+    }
+}
+
+#[test]
+fn our_offer_on_an_srtp_call_is_savp_with_the_call_tag_suite_and_key() {
+    let keys = call_keys();
+    let mut session = LocalSession::new(7);
+    let text = offer(&[Pcmu], local(), &mut session, Direction::SendRecv, true, Some(&keys));
+    let parsed = parse(&text).unwrap();
+    assert!(parsed.media[0].is_srtp(), "{text}");
+    let crypto = &parsed.media[0].crypto;
+    assert_eq!(crypto.len(), 1, "{text}");
+    assert_eq!((crypto[0].tag, crypto[0].suite), (7, Suite::AesCm128HmacSha1_80));
+    assert_eq!(crypto[0].key.expose(), &OUR_KEY);
+    // The same offer again keeps the o= version; a plain one is another body.
+    let version = session.version;
+    offer(&[Pcmu], local(), &mut session, Direction::SendRecv, true, Some(&keys));
+    assert_eq!(session.version, version);
+    let plain = offer(&[Pcmu], local(), &mut session, Direction::SendRecv, true, None);
+    assert_eq!(session.version, version + 1);
+    assert!(!plain.contains("a=crypto") && plain.contains("RTP/AVP"), "{plain}");
+}
+
+#[test]
+fn an_answer_to_our_srtp_offer_must_echo_tag_and_suite() {
+    let keys = call_keys();
+    let new_key = [0x44; MASTER_LEN];
+    let answer_with = |m: String| offer_with(&m);
+    let crypto =
+        |tag: u32, suite: &str| format!("a=crypto:{tag} {suite} inline:{}\r\n", b64(&new_key));
+    // Echoed: their (possibly new) key is what we receive with; ours is unchanged.
+    let good = answer_with(savp(4000, &crypto(7, "AES_CM_128_HMAC_SHA1_80")));
+    let neg = accept_answer(&[Pcmu], &good, Some(&keys)).unwrap();
+    let got = neg.srtp.unwrap();
+    assert_eq!((got.tag, got.suite), (7, Suite::AesCm128HmacSha1_80));
+    assert_eq!(got.send.expose(), &OUR_KEY);
+    assert_eq!(got.receive.expose(), &new_key);
+    // Another tag, another suite, no line, or plain RTP: refused.
+    let refused = [
+        answer_with(savp(4000, &crypto(8, "AES_CM_128_HMAC_SHA1_80"))),
+        answer_with(savp(4000, &crypto(7, "AES_CM_128_HMAC_SHA1_32"))),
+        answer_with(savp(4000, "")),
+        answer_with(avp(4000)),
+    ];
+    for answer in &refused {
+        assert!(
+            matches!(accept_answer(&[Pcmu], answer, Some(&keys)), Err(SdpError::Srtp(_))),
+            "{answer:?}"
+        );
+    }
+    // And an SRTP answer to a plain offer.
+    assert!(matches!(accept_answer(&[Pcmu], &good, None), Err(SdpError::Srtp(_))));
 }

@@ -238,7 +238,7 @@ fn version_steps_only_when_answer_changes() {
 #[test]
 fn offer_and_accept_answer() {
     let mut session = LocalSession::new(3);
-    let ours = offer(&[Pcma, Opus, Pcmu], local(), &mut session, Direction::SendRecv, true);
+    let ours = offer(&[Pcma, Opus, Pcmu], local(), &mut session, Direction::SendRecv, true, None);
     assert!(ours.contains("m=audio 30000 RTP/AVP 8 111 0 101\r\n"), "{ours}");
     assert!(ours.contains("a=rtpmap:111 opus/48000/2\r\n"));
     assert!(ours.contains("a=rtpmap:101 telephone-event/8000\r\n"));
@@ -252,13 +252,13 @@ fn offer_and_accept_answer() {
         &SrtpAnswer::plain(),
     )
     .unwrap();
-    let neg = accept_answer(&[Pcma, Opus, Pcmu], &parse(&their_answer).unwrap()).unwrap();
+    let neg = accept_answer(&[Pcma, Opus, Pcmu], &parse(&their_answer).unwrap(), None).unwrap();
     assert_eq!(neg.codec.name, Pcmu);
     assert_eq!(neg.telephone_event, Some(101));
     assert_eq!(neg.remote_rtp, Some("198.51.100.7:4000".parse().unwrap()));
     assert_eq!(neg.direction, Direction::SendRecv);
     let recvonly = their_answer.replace("a=sendrecv", "a=recvonly");
-    let neg = accept_answer(&[Pcmu], &parse(&recvonly).unwrap()).unwrap();
+    let neg = accept_answer(&[Pcmu], &parse(&recvonly).unwrap(), None).unwrap();
     assert_eq!(neg.direction, Direction::SendOnly);
 }
 
@@ -296,7 +296,7 @@ fn fuzz_one_survives_odd_bytes() {
 #[test]
 fn an_offer_can_leave_out_telephone_event() {
     let mut session = LocalSession::new(4);
-    let ours = offer(&[Pcmu], local(), &mut session, Direction::SendRecv, false);
+    let ours = offer(&[Pcmu], local(), &mut session, Direction::SendRecv, false, None);
     assert!(ours.contains("m=audio 30000 RTP/AVP 0\r\n"), "{ours}");
     assert!(!ours.contains("telephone-event"), "{ours}");
     let (their_answer, _) = answer(
@@ -307,6 +307,6 @@ fn an_offer_can_leave_out_telephone_event() {
         &SrtpAnswer::plain(),
     )
     .unwrap();
-    let neg = accept_answer(&[Pcmu], &parse(&their_answer).unwrap()).unwrap();
+    let neg = accept_answer(&[Pcmu], &parse(&their_answer).unwrap(), None).unwrap();
     assert_eq!(neg.telephone_event, None, "nothing to negotiate: tones it is");
 }

@@ -161,6 +161,7 @@ impl Ua {
                     &mut c.sdp,
                     sdp::Direction::SendRecv,
                     self.config.offer_telephone_event,
+                    None,
                 ),
                 None,
                 true,

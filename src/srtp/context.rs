@@ -11,9 +11,12 @@ use super::{MASTER_SALT_LEN, MasterKey, SrtpError, Suite};
 
 type CtrCore = ctr::CtrCore<Aes128, ctr::flavors::Ctr128BE>;
 
-/// Most SSRCs whose rollover counter and replay window are kept per direction. A peer
-/// sends one or two (some send telephone events from a second SSRC); the oldest state
-/// makes room for a new SSRC.
+/// Most SSRCs whose rollover counter and replay windows are kept per direction. A peer
+/// sends one or two (some send telephone events from a second SSRC). When a new SSRC
+/// authenticates and all slots are taken, the least recently authenticated SSRC makes
+/// room: the SSRC in use right now always keeps its state, while a peer that moves to a
+/// new SSRC (a re-INVITE, a PBX switching legs) is still heard. Only authenticated
+/// packets take or refresh a slot, so a forger cannot evict anyone.
 const MAX_SSRCS: usize = 4;
 
 /// Length of the SRTCP E flag and index word.
@@ -38,36 +41,49 @@ pub struct SrtpReceiver {
     streams: Streams,
 }
 
-/// Per SSRC: rollover counter, highest sequence number, replay windows.
+/// Per SSRC: the RTP index state (once an RTP packet of it was protected or
+/// authenticated) and the SRTCP replay window, kept apart so that SRTCP never makes up
+/// an RTP sequence number.
 #[derive(Clone, Copy)]
 struct SsrcState {
     ssrc: u32,
-    roc: u32,
-    highest_seq: u16,
-    rtp_window: ReplayWindow,
+    rtp: Option<RtpIndex>,
     rtcp_window: ReplayWindow,
+    /// When this SSRC last authenticated a packet, in [`Streams::clock`] ticks.
+    last_used: u64,
 }
 
 impl SsrcState {
-    fn new(ssrc: u32, seq: u16) -> SsrcState {
-        SsrcState {
-            ssrc,
-            roc: 0,
-            highest_seq: seq,
-            rtp_window: ReplayWindow::default(),
-            rtcp_window: ReplayWindow::default(),
-        }
+    fn new(ssrc: u32) -> SsrcState {
+        SsrcState { ssrc, rtp: None, rtcp_window: ReplayWindow::default(), last_used: 0 }
+    }
+}
+
+/// Rollover counter, highest sequence number and replay window of one SSRC's RTP.
+#[derive(Clone, Copy)]
+struct RtpIndex {
+    roc: u32,
+    highest_seq: u16,
+    window: ReplayWindow,
+}
+
+impl RtpIndex {
+    /// The state before the first packet, whose sequence number is `seq` (ROC 0).
+    fn starting_at(seq: u16) -> RtpIndex {
+        RtpIndex { roc: 0, highest_seq: seq, window: ReplayWindow::default() }
     }
 
-    /// The rollover counter that `seq` most likely belongs to (RFC 3711 Appendix A).
-    fn estimate_roc(&self, seq: u16) -> u32 {
+    /// The rollover counter that `seq` most likely belongs to (RFC 3711 Appendix A), or
+    /// `None` when that would be the one before ROC 0: such a packet is older than the
+    /// stream, never a packet of ROC 2^32-1.
+    fn estimate_roc(&self, seq: u16) -> Option<u32> {
         let s_l = self.highest_seq;
         if s_l < 0x8000 {
-            if seq > s_l && seq - s_l > 0x8000 { self.roc.wrapping_sub(1) } else { self.roc }
+            if seq > s_l && seq - s_l > 0x8000 { self.roc.checked_sub(1) } else { Some(self.roc) }
         } else if seq < s_l - 0x8000 {
-            self.roc.wrapping_add(1)
+            Some(self.roc.wrapping_add(1))
         } else {
-            self.roc
+            Some(self.roc)
         }
     }
 
@@ -85,20 +101,29 @@ impl SsrcState {
 #[derive(Default)]
 struct Streams {
     states: Vec<SsrcState>,
+    /// Counts stored packets; orders SSRCs by when they last authenticated one.
+    clock: u64,
 }
 
 impl Streams {
-    fn find(&self, ssrc: u32) -> Option<SsrcState> {
-        self.states.iter().find(|s| s.ssrc == ssrc).copied()
+    fn find(&self, ssrc: u32) -> SsrcState {
+        self.states.iter().find(|s| s.ssrc == ssrc).copied().unwrap_or(SsrcState::new(ssrc))
     }
 
-    fn store(&mut self, state: SsrcState) {
+    /// Keeps `state` after one of its packets was protected or authenticated.
+    fn store(&mut self, mut state: SsrcState) {
+        self.clock += 1;
+        state.last_used = self.clock;
         if let Some(slot) = self.states.iter_mut().find(|s| s.ssrc == state.ssrc) {
             *slot = state;
             return;
         }
         if self.states.len() >= MAX_SSRCS {
-            self.states.remove(0);
+            let least_recent =
+                self.states.iter().enumerate().min_by_key(|(_, s)| s.last_used).map(|(i, _)| i);
+            if let Some(i) = least_recent {
+                self.states.swap_remove(i);
+            }
         }
         self.states.push(state);
     }
@@ -124,13 +149,17 @@ impl SrtpSender {
         if buf.len() < len + tag_len {
             return Err(SrtpError::NoRoom);
         }
-        let mut state = self.streams.find(ssrc).unwrap_or_else(|| SsrcState::new(ssrc, seq));
-        let roc = state.estimate_roc(seq);
+        let mut state = self.streams.find(ssrc);
+        let mut rtp = state.rtp.unwrap_or(RtpIndex::starting_at(seq));
+        // Our own sequence numbers only go forward; one from before the stream's start
+        // still belongs to ROC 0.
+        let roc = rtp.estimate_roc(seq).unwrap_or(rtp.roc);
         let index = (u64::from(roc) << 16) | u64::from(seq);
         keystream(&self.rtp, ssrc, index).apply_keystream(&mut buf[header_len..len]);
         let tag = rtp_tag(&self.rtp, &buf[..len], roc);
         buf[len..len + tag_len].copy_from_slice(&tag[..tag_len]);
-        state.advance(roc, seq);
+        rtp.advance(roc, seq);
+        state.rtp = Some(rtp);
         self.streams.store(state);
         Ok(len + tag_len)
     }
@@ -172,11 +201,11 @@ impl SrtpReceiver {
         let tag_len = self.suite.rtp_tag_len();
         let len = packet.len().checked_sub(tag_len).ok_or(SrtpError::Malformed)?;
         let (header_len, seq, ssrc) = rtp_header(&packet[..len])?;
-        let known = self.streams.find(ssrc);
-        let mut state = known.unwrap_or_else(|| SsrcState::new(ssrc, seq));
-        let roc = state.estimate_roc(seq);
+        let mut state = self.streams.find(ssrc);
+        let mut rtp = state.rtp.unwrap_or(RtpIndex::starting_at(seq));
+        let roc = rtp.estimate_roc(seq).ok_or(SrtpError::Replayed)?;
         let index = (u64::from(roc) << 16) | u64::from(seq);
-        if !state.rtp_window.check(index) {
+        if !rtp.window.check(index) {
             return Err(SrtpError::Replayed);
         }
         let tag = rtp_tag(&self.rtp, &packet[..len], roc);
@@ -184,8 +213,9 @@ impl SrtpReceiver {
             return Err(SrtpError::AuthFailed);
         }
         keystream(&self.rtp, ssrc, index).apply_keystream(&mut packet[header_len..len]);
-        state.rtp_window.accept(index);
-        state.advance(roc, seq);
+        rtp.window.accept(index);
+        rtp.advance(roc, seq);
+        state.rtp = Some(rtp);
         self.streams.store(state);
         Ok(len)
     }
@@ -201,7 +231,7 @@ impl SrtpReceiver {
         word.copy_from_slice(&packet[len..authenticated]);
         let word = u32::from_be_bytes(word);
         let index = u64::from(word & !E_FLAG);
-        let mut state = self.streams.find(ssrc).unwrap_or_else(|| SsrcState::new(ssrc, 0));
+        let mut state = self.streams.find(ssrc);
         if !state.rtcp_window.check(index) {
             return Err(SrtpError::Replayed);
         }
@@ -265,7 +295,7 @@ fn rtp_tag(keys: &SessionKeys, packet: &[u8], roc: u32) -> [u8; 20] {
 }
 
 fn hmac(keys: &SessionKeys, data: &[u8], roc: Option<u32>) -> [u8; 20] {
-    let mut mac = keys.auth.clone();
+    let mut mac = keys.mac();
     mac.update(data);
     if let Some(roc) = roc {
         mac.update(&roc.to_be_bytes());

@@ -5,7 +5,7 @@ use aes::Aes128;
 use aes::cipher::{KeyInit, KeyIvInit, StreamCipher};
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::{MASTER_SALT_LEN, MasterKey};
 
@@ -27,14 +27,30 @@ impl Labels {
     }
 }
 
+/// Bytes of the session authentication key (RFC 3711 §4.2: n_a = 160 for HMAC-SHA1).
+const AUTH_KEY_LEN: usize = 20;
+
 /// One direction's session keys for RTP or RTCP, ready to use: the expanded AES key, the
-/// session salt, and HMAC-SHA1 keyed with the session authentication key.
+/// session salt and the session authentication key. All three are zeroed on drop (the AES
+/// key schedule by the `aes` crate's `zeroize` feature). The HMAC is keyed per packet
+/// ([`SessionKeys::mac`]) rather than kept keyed here, because `hmac` cannot zero its
+/// state; that costs two SHA-1 blocks per packet.
 #[derive(Clone)]
 pub(super) struct SessionKeys {
     pub cipher: Aes128,
     pub salt: [u8; MASTER_SALT_LEN],
-    pub auth: Hmac<Sha1>,
+    auth_key: [u8; AUTH_KEY_LEN],
 }
+
+impl Drop for SessionKeys {
+    fn drop(&mut self) {
+        self.salt.zeroize();
+        self.auth_key.zeroize();
+    }
+}
+
+/// `cipher` zeroes itself; `salt` and `auth_key` are zeroed by `Drop` above.
+impl ZeroizeOnDrop for SessionKeys {}
 
 impl SessionKeys {
     pub fn derive(master: &MasterKey, labels: Labels) -> SessionKeys {
@@ -43,15 +59,18 @@ impl SessionKeys {
         prf(master, label, &mut key);
         let mut salt = [0u8; MASTER_SALT_LEN];
         prf(master, label + 2, &mut salt);
-        let mut auth_key = [0u8; 20];
+        let mut auth_key = [0u8; AUTH_KEY_LEN];
         prf(master, label + 1, &mut auth_key);
         let cipher = Aes128::new(&key.into());
-        // HMAC takes a key of any length; 20 bytes is always accepted.
-        let auth = <Hmac<Sha1> as Mac>::new_from_slice(&auth_key)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
         key.zeroize();
-        auth_key.zeroize();
-        SessionKeys { cipher, salt, auth }
+        SessionKeys { cipher, salt, auth_key }
+    }
+
+    /// HMAC-SHA1 keyed with the session authentication key, for one packet.
+    pub fn mac(&self) -> Hmac<Sha1> {
+        // HMAC takes a key of any length; 20 bytes is always accepted.
+        <Hmac<Sha1> as Mac>::new_from_slice(&self.auth_key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
     }
 }
 

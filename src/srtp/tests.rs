@@ -41,7 +41,7 @@ fn rfc3711_b3_key_derivation() {
     let session = SessionKeys::derive(&key, Labels::Rtp);
     assert_eq!(session.salt.to_vec(), hex("30CBBC08863D8C85D49DB34A9AE1"));
     let mut expected = <hmac::Hmac<sha1::Sha1> as Mac>::new_from_slice(&auth[..20]).unwrap();
-    let mut got = session.auth.clone();
+    let mut got = session.mac();
     expected.update(b"x");
     got.update(b"x");
     assert_eq!(expected.finalize().into_bytes(), got.finalize().into_bytes());
@@ -211,6 +211,7 @@ fn no_room_for_the_tag_is_an_error() {
 #[test]
 fn keys_never_print() {
     let keys = SrtpKeys {
+        tag: 1,
         suite: Suite::AesCm128HmacSha1_80,
         send: MasterKey::new([0xAB; MASTER_LEN]),
         receive: master(),
@@ -219,4 +220,83 @@ fn keys_never_print() {
     assert!(text.contains("AesCm128HmacSha1_80"), "{text}");
     assert!(!text.to_ascii_lowercase().contains("ab, ") && !text.contains("171"), "{text}");
     assert_eq!(text.matches("[redacted]").count(), 2, "{text}");
+}
+
+fn rtp_from(ssrc: u32, seq: u16) -> Vec<u8> {
+    let mut p = rtp(seq, &[2; 20]);
+    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    p
+}
+
+/// A sender report of SSRC 0x11223344 (the SSRC of [`rtp`]), sealed as SRTCP.
+fn seal_rtcp(sender: &mut SrtpSender) -> Vec<u8> {
+    let mut plain = vec![0x80, 200, 0, 6, 0x11, 0x22, 0x33, 0x44];
+    plain.extend_from_slice(&[0u8; 20]);
+    let len = plain.len();
+    plain.resize(len + RTCP_OVERHEAD, 0);
+    let sealed = sender.protect_rtcp(&mut plain, len).unwrap();
+    plain.truncate(sealed);
+    plain
+}
+
+#[test]
+fn srtcp_before_any_srtp_does_not_fix_the_rtp_sequence_start() {
+    let key = MasterKey::new([5; MASTER_LEN]);
+    let mut sender = SrtpSender::new(Suite::AesCm128HmacSha1_80, &key);
+    let mut receiver = SrtpReceiver::new(Suite::AesCm128HmacSha1_80, &key);
+    let mut report = seal_rtcp(&mut sender);
+    receiver.unprotect_rtcp(&mut report).unwrap();
+    for seq in [40000u16, 40001, 40002] {
+        let plain = rtp(seq, &[0xd5; 160]);
+        let mut packet = seal(&mut sender, &plain);
+        let len = receiver.unprotect_rtp(&mut packet).unwrap();
+        assert_eq!(packet[..len], plain[..], "seq {seq}");
+    }
+}
+
+#[test]
+fn a_sequence_number_before_rollover_zero_is_too_old_not_a_wrap() {
+    let key = MasterKey::new([6; MASTER_LEN]);
+    let mut sender = SrtpSender::new(Suite::AesCm128HmacSha1_80, &key);
+    let mut receiver = SrtpReceiver::new(Suite::AesCm128HmacSha1_80, &key);
+    let mut first = seal(&mut sender, &rtp(100, &[1; 20]));
+    receiver.unprotect_rtp(&mut first).unwrap();
+    // 40000 is more than half the sequence space behind 100 at ROC 0: it would belong to
+    // ROC -1, which does not exist. (Sealed by a second sender that starts there.)
+    let mut other = SrtpSender::new(Suite::AesCm128HmacSha1_80, &key);
+    let mut behind = seal(&mut other, &rtp(40000, &[1; 20]));
+    assert_eq!(receiver.unprotect_rtp(&mut behind), Err(SrtpError::Replayed));
+    let mut next = seal(&mut sender, &rtp(101, &[1; 20]));
+    assert!(receiver.unprotect_rtp(&mut next).is_ok());
+}
+
+#[test]
+fn a_new_ssrc_evicts_the_least_recently_authenticated_one() {
+    let key = MasterKey::new([8; MASTER_LEN]);
+    let mut sender = SrtpSender::new(Suite::AesCm128HmacSha1_80, &key);
+    let mut receiver = SrtpReceiver::new(Suite::AesCm128HmacSha1_80, &key);
+    let current = 0xA;
+    let mut opened = seal(&mut sender, &rtp_from(current, 1));
+    receiver.unprotect_rtp(&mut opened).unwrap();
+    let stale: Vec<Vec<u8>> =
+        (0xB..0xE).map(|ssrc| seal(&mut sender, &rtp_from(ssrc, 1))).collect();
+    for packet in &stale {
+        receiver.unprotect_rtp(&mut packet.clone()).unwrap();
+    }
+    // The first SSRC goes on talking; then a fifth SSRC arrives.
+    let talking = seal(&mut sender, &rtp_from(current, 2));
+    receiver.unprotect_rtp(&mut talking.clone()).unwrap();
+    let mut newcomer = seal(&mut sender, &rtp_from(0xF, 1));
+    receiver.unprotect_rtp(&mut newcomer).unwrap();
+    // The talking SSRC kept its replay window; the least recent one (0xB) lost its own.
+    assert_eq!(receiver.unprotect_rtp(&mut talking.clone()), Err(SrtpError::Replayed));
+    assert!(receiver.unprotect_rtp(&mut stale[0].clone()).is_ok());
+}
+
+#[test]
+fn session_keys_are_zeroed_on_drop() {
+    fn zeroed_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    // The AES key schedule (the `aes` crate's `zeroize` feature) and ours.
+    zeroed_on_drop::<aes::Aes128>();
+    zeroed_on_drop::<SessionKeys>();
 }

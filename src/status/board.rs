@@ -261,6 +261,7 @@ mod tests {
             started_at: SystemTime::now(),
             duration: Duration::from_secs(3),
             digits: String::new(),
+            digit_sources: Vec::new(),
             dip: None,
             report: None,
         }

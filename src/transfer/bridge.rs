@@ -27,6 +27,22 @@ use crate::sip::dialog::{CallEvent, CallHandle, EndReason};
 use crate::sip::endpoint::{Command, EndpointHandle};
 use crate::sip::message::Transport;
 
+/// Why a call on SRTP is not transferred by bridge.
+pub fn srtp_refused() -> TransferFailure {
+    TransferFailure::Error { message: "bridge transfer is not supported for SRTP calls".into() }
+}
+
+/// The relay forwards plain RTP: it would have to decrypt and re-encrypt every packet
+/// between two keys. The call's actions refuse an SRTP call before the agent is dialled;
+/// this check keeps the relay from ever sending SRTP media on in clear, or the reverse.
+fn refuse_srtp(caller: &Negotiated, agent: &Negotiated) -> Result<(), TransferFailure> {
+    if caller.srtp.is_some() || agent.srtp.is_some() {
+        warn!("SRTP media cannot be bridged");
+        return Err(srtp_refused());
+    }
+    Ok(())
+}
+
 /// What the agent leg reports to the driver.
 #[derive(Debug)]
 pub enum AgentEvent {
@@ -187,7 +203,8 @@ impl AgentLeg {
         }
     }
 
-    /// Relays between the caller (their detached media) and the answered agent.
+    /// Relays between the caller (their detached media) and the answered agent. Media on
+    /// SRTP on either leg is refused ([`refuse_srtp`]).
     pub fn bridge(
         &mut self,
         caller: DetachedMedia,
@@ -195,6 +212,7 @@ impl AgentLeg {
         agent_media: Negotiated,
         settings: RelaySettings,
     ) -> Result<(), TransferFailure> {
+        refuse_srtp(&caller_media, &agent_media)?;
         let shared = |caller: &RtpSockets, agent: &RtpSockets| -> io::Result<_> {
             Ok((
                 (share_socket(&caller.rtp)?, share_socket(&caller.rtcp)?),
@@ -291,4 +309,40 @@ fn share_socket(socket: &std::net::UdpSocket) -> io::Result<Arc<UdpSocket>> {
     let std_socket = socket.try_clone()?;
     std_socket.set_nonblocking(true)?;
     Ok(Arc::new(UdpSocket::from_std(std_socket)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CodecName;
+    use crate::sdp::{Codec, Direction};
+    use crate::srtp::{MASTER_LEN, MasterKey, SrtpKeys, Suite};
+
+    fn media(srtp: bool) -> Negotiated {
+        Negotiated {
+            codec: Codec { name: CodecName::Pcmu, payload_type: 0, clock_rate: 8000, channels: 1 },
+            telephone_event: Some(101),
+            remote_rtp: Some("192.0.2.1:4000".parse().unwrap()),
+            direction: Direction::SendRecv,
+            ptime_ms: 20,
+            srtp: srtp.then(|| SrtpKeys {
+                tag: 1,
+                suite: Suite::AesCm128HmacSha1_80,
+                send: MasterKey::new([1; MASTER_LEN]),
+                receive: MasterKey::new([2; MASTER_LEN]),
+            }),
+        }
+    }
+
+    #[test]
+    fn srtp_media_on_either_leg_is_not_bridged() {
+        assert!(refuse_srtp(&media(false), &media(false)).is_ok());
+        for (caller, agent) in [(true, false), (false, true), (true, true)] {
+            let refused = refuse_srtp(&media(caller), &media(agent));
+            assert!(
+                matches!(&refused, Err(TransferFailure::Error { message }) if message.contains("SRTP")),
+                "caller {caller}, agent {agent}: {refused:?}"
+            );
+        }
+    }
 }

@@ -390,7 +390,7 @@ impl Ua {
                 c.phase = Phase::Confirmed;
                 if c.awaiting_ack_answer {
                     c.awaiting_ack_answer = false;
-                    match self.answer_from_ack(&request) {
+                    match self.answer_from_ack(call, &request) {
                         Some(media) => {
                             if let Some(c) = self.calls.get_mut(&call) {
                                 c.media = Some(media);
@@ -420,7 +420,7 @@ impl Ua {
                 c.ack_guard = None;
                 self.by_txn.remove(&pending.txn);
                 if pending.awaiting_answer {
-                    match self.answer_from_ack(&request) {
+                    match self.answer_from_ack(call, &request) {
                         Some(media) => self.media_update(call, media),
                         None => {
                             self.send_bye(now, call);
@@ -433,10 +433,12 @@ impl Ua {
         }
     }
 
-    /// The SDP answer carried by an ACK to our offer.
-    fn answer_from_ack(&self, ack: &rsip::Request) -> Option<sdp::Negotiated> {
+    /// The SDP answer carried by an ACK to our offer (`RTP/SAVP` with the call's keys when
+    /// the call is on SRTP).
+    fn answer_from_ack(&self, call: CallHandle, ack: &rsip::Request) -> Option<sdp::Negotiated> {
         let answer = sdp_body(ack).ok()??;
-        sdp::accept_answer(&self.config.codecs, &answer).ok()
+        let offered = self.calls.get(&call)?.media.as_ref().and_then(|m| m.srtp.as_ref());
+        sdp::accept_answer(&self.config.codecs, &answer, offered).ok()
     }
 
     /// Record new media and report it if it changed.
@@ -540,13 +542,6 @@ impl Ua {
         let mut new_media = None;
         let fresh_key = MasterKey::random(&mut self.key_rng);
         let Some(c) = self.calls.get_mut(&call) else { return };
-        // Our offers are plain RTP/AVP, so a call on SRTP cannot take one (a re-INVITE
-        // without SDP): 488, and the session goes on unchanged.
-        let on_srtp = c.media.as_ref().is_some_and(|m| m.srtp.is_some());
-        if on_srtp && offer.is_none() && is_invite {
-            let extra = self.explain(488);
-            return self.respond_in_call(call, id, &request, 488, extra, Vec::new());
-        }
         if let Some(local_rtp) = c.local_rtp.filter(|_| wants_exchange) {
             match &offer {
                 Some(offer) => {
@@ -584,6 +579,8 @@ impl Ua {
                     }
                 }
                 None => {
+                    // A re-INVITE without SDP: our offer in the 200, on SRTP with the
+                    // call's keys when the call is on SRTP.
                     let direction =
                         c.media.as_ref().map_or(sdp::Direction::SendRecv, |m| m.direction);
                     body = sdp::offer(
@@ -592,6 +589,7 @@ impl Ua {
                         &mut c.sdp,
                         direction,
                         self.config.offer_telephone_event,
+                        c.media.as_ref().and_then(|m| m.srtp.as_ref()),
                     )
                     .into_bytes();
                 }

@@ -84,11 +84,19 @@ impl Ua {
     ) {
         if request.method == Method::Invite && (200..300).contains(&status) {
             self.send_ack(call, request.cseq, &request.branch);
-            let answer = response
-                .and_then(|r| sdp_in(&r.headers, &r.body).ok().flatten())
-                .and_then(|a| sdp::accept_answer(&self.config.codecs, &a).ok());
-            if let Some(media) = answer {
-                self.media_update(call, media);
+            let offered = self.calls.get(&call).and_then(|c| c.media.as_ref()?.srtp.clone());
+            let answer = response.and_then(|r| sdp_in(&r.headers, &r.body).ok().flatten());
+            match answer.map(|a| sdp::accept_answer(&self.config.codecs, &a, offered.as_ref())) {
+                Some(Ok(media)) => self.media_update(call, media),
+                Some(Err(err)) => {
+                    // The media we have cannot go on as the peer answered (another
+                    // profile, another key line, no codec of ours): end the call rather
+                    // than send what it cannot read.
+                    tracing::warn!(call = call.0, %err, "unusable answer to our re-INVITE");
+                    self.send_bye(now, call);
+                    return self.end_call(call, Some(EndReason::Error));
+                }
+                None => {}
             }
         }
         let Some(c) = self.calls.get_mut(&call) else { return };
@@ -207,7 +215,9 @@ impl Ua {
     }
 
     /// Refresh the session as its refresher: UPDATE without a body when the peer allows
-    /// it, else a re-INVITE with our current SDP (unchanged, so the same o= version).
+    /// it, else a re-INVITE offering what is in use (on SRTP: `RTP/SAVP` with the call's
+    /// tag, suite and our key). The o= version steps only if that body differs from the
+    /// last SDP we sent (RFC 3264 §8).
     fn send_refresh(&mut self, now: Instant, call: CallHandle) {
         let Some(c) = self.calls.get_mut(&call) else { return };
         if c.phase != Phase::Confirmed || c.has_refresh_pending() {
@@ -231,6 +241,7 @@ impl Ua {
                 &mut c.sdp,
                 direction,
                 self.config.offer_telephone_event,
+                c.media.as_ref().and_then(|m| m.srtp.as_ref()),
             )
             .into_bytes();
             self.send_tracked(

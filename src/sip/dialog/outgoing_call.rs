@@ -184,6 +184,7 @@ impl Ua {
             &mut session,
             Direction::SendRecv,
             self.config.offer_telephone_event,
+            None,
         );
         let branch = self.new_branch();
         let contact = self.contact(dest.transport);
@@ -358,7 +359,7 @@ impl Ua {
             return self.end_call(call, None);
         }
         let answer = sdp_in(&response.headers, &response.body).ok().flatten();
-        let media = answer.and_then(|a| sdp::accept_answer(&prefs, &a).ok());
+        let media = answer.and_then(|a| sdp::accept_answer(&prefs, &a, None).ok());
         let Some(media) = media else {
             tracing::info!(call = call.0, "2xx without a usable SDP answer; hanging up");
             self.send_bye(now, call);
