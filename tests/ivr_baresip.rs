@@ -7,27 +7,14 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::baresip::{Baresip, recording_path, sox_rms};
+use common::baresip::{Baresip, recording_path, sox_rms, tone_wav};
 use common::{next_summary, start, test_config};
 use zendesk_ivr::config::TransferMode;
 use zendesk_ivr::ivr::outcome::{CallOutcome, PathStep};
 
-/// A second of quiet tone for the phones to send (their "voice").
-fn source() -> tempfile::NamedTempFile {
-    let source = tempfile::NamedTempFile::with_suffix(".wav").expect("temp wav");
-    let status = std::process::Command::new("sox")
-        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
-        .arg(source.path())
-        .args(["synth", "1", "sine", "300", "vol", "0.05"])
-        .status()
-        .expect("sox runs");
-    assert!(status.success());
-    source
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn baresip_hears_its_status_presses_1_and_follows_the_refer_to_an_agent() {
-    let source = source();
+    let source = tone_wav(0.05);
     let mut agent = Baresip::start(source.path(), None).await;
     let mut config = test_config();
     // No welcome: what the caller hears first is the lookup's comfort line, then the

@@ -120,14 +120,7 @@ async fn baresip_hears_the_welcome_prompt_at_20ms_and_its_keys_reach_the_call() 
     let ports = config.media.rtp_ports.clone();
     let server = start(config).await;
     let mut ended = server.subscribe();
-    let source = tempfile::NamedTempFile::with_suffix(".wav").expect("temp wav");
-    let status = std::process::Command::new("sox")
-        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
-        .arg(source.path())
-        .args(["synth", "1", "sine", "300", "vol", "0.1"])
-        .status()
-        .expect("sox runs");
-    assert!(status.success());
+    let source = common::baresip::tone_wav(0.1);
 
     let pcap_dir = tempfile::tempdir().expect("temp dir");
     let pcap = pcap_dir.path().join("rtp.pcap");

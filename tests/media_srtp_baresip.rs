@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::baresip::{Baresip, recording_path, sox_rms};
+use common::baresip::{Baresip, recording_path, sox_rms, tone_wav};
 use common::tls::{Issued, TestCa};
 use common::{free_sip_port, next_summary, start, test_config};
 use zendesk_ivr::config::{Config, SrtpPolicy, TransferMode};
@@ -18,19 +18,6 @@ use zendesk_ivr::ivr::outcome::{CallOutcome, PathStep, TransferFailure};
 use zendesk_ivr::media::dtmf::DigitSource;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A second of quiet tone for the phone to send.
-fn source() -> tempfile::NamedTempFile {
-    let source = tempfile::NamedTempFile::with_suffix(".wav").expect("temp wav");
-    let status = std::process::Command::new("sox")
-        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
-        .arg(source.path())
-        .args(["synth", "1", "sine", "300", "vol", "0.05"])
-        .status()
-        .expect("sox runs");
-    assert!(status.success());
-    source
-}
 
 /// `test_config` with TLS on a free port and SRTP required.
 fn srtp_config(issued: &Issued) -> (Config, SocketAddr) {
@@ -55,7 +42,7 @@ async fn baresip_with_mandatory_srtp_hears_its_status_and_its_digit_reaches_the_
     let (config, tls) = srtp_config(&ca.issue("server", 4200));
     let server = start(config).await;
     let mut ended = server.subscribe();
-    let source = source();
+    let source = tone_wav(0.05);
     let uri = format!("sip:ivr@{tls};transport=tls");
     let mut phone =
         Baresip::start_account(source.path(), Some(&uri), &srtp_extra(&ca), ";mediaenc=srtp-mand")
@@ -91,7 +78,7 @@ async fn mandatory_srtp_over_udp_is_refused_with_488() {
     let ca = TestCa::new("zendesk-ivr test CA");
     let (config, _) = srtp_config(&ca.issue("server", 4201));
     let server = start(config).await;
-    let source = source();
+    let source = tone_wav(0.05);
     let uri = format!("sip:ivr@{}", server.sip_addr());
     let mut phone =
         Baresip::start_account(source.path(), Some(&uri), &srtp_extra(&ca), ";mediaenc=srtp-mand")
@@ -111,7 +98,7 @@ async fn an_srtp_call_is_not_transferred_by_bridge() {
     config.routing.default_queue = format!("sip:agent@127.0.0.1:{}", free_sip_port());
     let server = start(config).await;
     let mut ended = server.subscribe();
-    let source = source();
+    let source = tone_wav(0.05);
     let uri = format!("sip:ivr@{tls};transport=tls");
     let mut phone =
         Baresip::start_account(source.path(), Some(&uri), &srtp_extra(&ca), ";mediaenc=srtp-mand")

@@ -172,3 +172,17 @@ pub fn sox_rms(wav: &Path, start: f32, seconds: f32) -> f32 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no RMS from sox stat:\n{report}"))
 }
+
+/// A second of a quiet 300 Hz tone (8 kHz, 16-bit) for a phone to send as its voice,
+/// at `volume` (0–1).
+pub fn tone_wav(volume: f32) -> tempfile::NamedTempFile {
+    let source = tempfile::NamedTempFile::with_suffix(".wav").expect("temp wav");
+    let status = std::process::Command::new("sox")
+        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
+        .arg(source.path())
+        .args(["synth", "1", "sine", "300", "vol", &volume.to_string()])
+        .status()
+        .expect("sox runs");
+    assert!(status.success(), "sox made the tone");
+    source
+}
