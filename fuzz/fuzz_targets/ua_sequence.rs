@@ -67,6 +67,7 @@ impl Harness {
             session_expires: 90,
             min_se: 90,
             send_ringing: true,
+            srtp: zendesk_ivr::config::SrtpPolicy::Optional,
             max_calls: MAX_CALLS,
             timers,
         };
