@@ -36,18 +36,28 @@ fn srtp_extra(ca: &TestCa) -> String {
     format!("sip_cafile {}\nmodule srtp.so\n", ca.cert().display())
 }
 
+/// baresip, trusting `ca`, calls the IVR at `tls` with SRTP mandatory and sends a quiet
+/// tone; returns once the call is up (the tone file lives as long as the phone needs it).
+async fn call_with_mandatory_srtp(
+    ca: &TestCa,
+    tls: SocketAddr,
+) -> (Baresip, tempfile::NamedTempFile) {
+    let source = tone_wav(0.05);
+    let uri = format!("sip:ivr@{tls};transport=tls");
+    let mut phone =
+        Baresip::start_account(source.path(), Some(&uri), &srtp_extra(ca), ";mediaenc=srtp-mand")
+            .await;
+    phone.wait_for("Call established", WAIT).await;
+    (phone, source)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn baresip_with_mandatory_srtp_hears_its_status_and_its_digit_reaches_the_ivr() {
     let ca = TestCa::new("zendesk-ivr test CA");
     let (config, tls) = srtp_config(&ca.issue("server", 4200));
     let server = start(config).await;
     let mut ended = server.subscribe();
-    let source = tone_wav(0.05);
-    let uri = format!("sip:ivr@{tls};transport=tls");
-    let mut phone =
-        Baresip::start_account(source.path(), Some(&uri), &srtp_extra(&ca), ";mediaenc=srtp-mand")
-            .await;
-    phone.wait_for("Call established", WAIT).await;
+    let (mut phone, _source) = call_with_mandatory_srtp(&ca, tls).await;
     // (Plain RTP from us would fail baresip's authentication and play as silence; a
     // plain digit from it would fail ours.)
     // Listen to the status sentence and the menu, then press 2 (end the call).
@@ -98,12 +108,7 @@ async fn an_srtp_call_is_not_transferred_by_bridge() {
     config.routing.default_queue = format!("sip:agent@127.0.0.1:{}", free_sip_port());
     let server = start(config).await;
     let mut ended = server.subscribe();
-    let source = tone_wav(0.05);
-    let uri = format!("sip:ivr@{tls};transport=tls");
-    let mut phone =
-        Baresip::start_account(source.path(), Some(&uri), &srtp_extra(&ca), ";mediaenc=srtp-mand")
-            .await;
-    phone.wait_for("Call established", WAIT).await;
+    let (phone, _source) = call_with_mandatory_srtp(&ca, tls).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     phone.command("/sndcode 1").await;
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -57,6 +57,13 @@ fn call_ids(entries: &[EntryInfo]) -> Vec<String> {
     entries.iter().map(|e| e.call_id.clone()).collect()
 }
 
+/// Enqueues call `i`'s comment (ticket 7) in a task of its own.
+fn spawn_enqueue(outbox: &Outbox, i: usize) -> tokio::task::JoinHandle<Result<bool, OutboxError>> {
+    let outbox = outbox.clone();
+    let entry = entry(&format!("call-{i:03}"), 7);
+    tokio::spawn(async move { outbox.enqueue(entry).await })
+}
+
 #[tokio::test]
 async fn enqueues_that_wait_for_a_commit_share_the_next_transaction_in_arrival_order() {
     const N: usize = 50;
@@ -65,9 +72,7 @@ async fn enqueues_that_wait_for_a_commit_share_the_next_transaction_in_arrival_o
     let held = hold_store(&outbox);
     let mut tasks = Vec::new();
     for i in 0..N {
-        let enqueuing = outbox.clone();
-        let entry = entry(&format!("call-{i:03}"), 7);
-        tasks.push(tokio::spawn(async move { enqueuing.enqueue(entry).await }));
+        tasks.push(spawn_enqueue(&outbox, i));
         until("the enqueue to wait", || outbox.inner.enqueues.waiting() == i + 1).await;
     }
     assert!(
@@ -227,9 +232,7 @@ async fn a_group_holds_at_most_max_group_entries() {
     let held = hold_store(&outbox);
     let mut tasks = Vec::new();
     for i in 0..N {
-        let enqueuing = outbox.clone();
-        let entry = entry(&format!("call-{i:03}"), 7);
-        tasks.push(tokio::spawn(async move { enqueuing.enqueue(entry).await }));
+        tasks.push(spawn_enqueue(&outbox, i));
     }
     until("every enqueue to wait", || outbox.inner.enqueues.waiting() == N).await;
     held.release();
